@@ -1,0 +1,5 @@
+"""``python -m ganime``."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""Weight-free fills, written as models so they share the neural models' contract.
+
+``forward(image, mask) -> image``: image (N, 3, H, W) float RGB in [0, 1] with the
+pixels to generate zeroed, mask (N, 1, H, W) with 1 = generate. Both return a full
+prediction; the compositor pastes it in, so the known pixels are never altered here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def known_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) of the known pixels of one (1, H, W) mask."""
+    known = mask[0] < 0.5
+    rows = torch.nonzero(known.any(dim=1)).flatten()
+    cols = torch.nonzero(known.any(dim=0)).flatten()
+    if rows.numel() == 0:
+        raise ValueError("the mask leaves no known pixel to fill from")
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with reflected borders."""
+    if sigma <= 0:
+        return x
+    radius = max(1, int(3 * sigma))
+    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    if radius < 1:
+        return x
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    x = F.pad(x, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill unknown pixels from known ones by a coarse-to-fine weighted pyramid.
+
+    image (N, C, H, W), known (N, 1, H, W) in {0, 1}. Smooth and fast; used for holes
+    inside the picture, where side-strip tricks do not apply.
+    """
+    if known.min() > 0.5 or min(image.shape[-2:]) <= 2:
+        return image
+    small = F.avg_pool2d(image * known, 2, ceil_mode=True)
+    weight = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse = push_pull(small / weight.clamp_min(1e-6), (weight > 0).to(image.dtype))
+    up = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return image * known + up * (1 - known)
+
+
+@dataclass
+class BlurConfig:
+    """Blurred-background fill settings.
+
+    Args:
+        sigma: blur radius as a fraction of the picture height.
+        work_scale: the blur runs at this fraction of the canvas size (it is smooth anyway).
+    """
+
+    sigma: float = 1 / 24
+    work_scale: float = 0.25
+
+
+class BlurFill(nn.Module):
+    """The broadcast "blurred pillarbox": a blurred copy of the picture, scaled to cover the canvas."""
+
+    def __init__(self, config: BlurConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or BlurConfig()
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = image.shape
+        cfg = self.config
+        wh, ww = max(2, round(h * cfg.work_scale)), max(2, round(w * cfg.work_scale))
+        out = []
+        for i in range(n):
+            y0, y1, x0, x1 = known_box(mask[i])
+            pic = image[i : i + 1, :, y0:y1, x0:x1]
+            known = (mask[i : i + 1, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
+            pic = push_pull(pic, known)
+            # Scale the picture to cover the working canvas, keeping its shape, and centre it.
+            s = max(ww / pic.shape[-1], wh / pic.shape[-2])
+            sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
+            big = F.interpolate(pic, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+            top, left = (sh - wh) // 2, (sw - ww) // 2
+            big = big[:, :, top : top + wh, left : left + ww]
+            big = gaussian_blur(big, cfg.sigma * wh)
+            out.append(F.interpolate(big, size=(h, w), mode="bilinear", align_corners=False))
+        return torch.cat(out).clamp(0, 1)
+
+
+@dataclass
+class EdgeConfig:
+    """Edge-extension fill settings.
+
+    Args:
+        sigma: blur that the mirrored picture fades into, as a fraction of the height.
+        fade: distance from the seam (fraction of the generated width) over which it fades.
+    """
+
+    sigma: float = 1 / 40
+    fade: float = 0.8
+
+
+def _reflect_index(length: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
+    """Indices 0..length-1 mapped into [lo, hi) by mirroring at the edges of the known span."""
+    i = torch.arange(length, device=device) - lo
+    span = hi - lo
+    if span == 1:
+        return torch.full((length,), lo, device=device, dtype=torch.long)
+    period = 2 * span
+    i = torch.remainder(i, period)
+    i = torch.where(i >= span, period - 1 - i, i)
+    return i + lo
+
+
+class EdgeFill(nn.Module):
+    """Mirror the picture across its edges, fading into a blur away from the seam.
+
+    Next to the seam the strip continues the picture's lines and colours; further out
+    the mirrored detail dissolves, so the reflection does not read as a copy.
+    """
+
+    def __init__(self, config: EdgeConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or EdgeConfig()
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = image.shape
+        cfg = self.config
+        out = []
+        for i in range(n):
+            y0, y1, x0, x1 = known_box(mask[i])
+            known = (mask[i : i + 1] < 0.5).to(image.dtype)
+            img = image[i : i + 1]
+            inner = known[:, :, y0:y1, x0:x1]
+            if inner.min() < 0.5:  # holes inside the picture
+                img = img.clone()
+                img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
+            cols = _reflect_index(w, x0, x1, image.device)
+            rows = _reflect_index(h, y0, y1, image.device)
+            mirrored = img.index_select(3, cols).index_select(2, rows)
+            blurred = gaussian_blur(mirrored, cfg.sigma * h)
+            # Distance (px) from the known box, normalised by the widest generated span.
+            dx = torch.clamp(torch.maximum(x0 - torch.arange(w, device=image.device), torch.arange(w, device=image.device) - (x1 - 1)), min=0)
+            dy = torch.clamp(torch.maximum(y0 - torch.arange(h, device=image.device), torch.arange(h, device=image.device) - (y1 - 1)), min=0)
+            reach = max(x0, w - x1, y0, h - y1, 1) * cfg.fade
+            dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
+            t = (dist / reach).clamp(0, 1).view(1, 1, h, w)
+            out.append(mirrored * (1 - t) + blurred * t)
+        return torch.cat(out).clamp(0, 1)

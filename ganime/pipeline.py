@@ -1,0 +1,442 @@
+"""convert_file() and convert_many(): decode -> layout -> fill -> encode, streaming.
+
+Three stages run at once, joined by bounded queues: a reader thread demuxes and
+decodes, the calling thread runs the model in batches, a writer thread encodes and
+muxes. Memory is bounded by the queues, never by the episode's length. Progress is
+reported through a callback; this module never prints.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from . import geometry, video
+from .engine import Filler, configure_cpu_threads, select_device
+from .geometry import Layout
+from .models import build_model, default_model, get_spec
+
+
+class ConvertError(Exception):
+    """A file that could not be converted; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything a conversion can be told. The CLI builds one from its flags."""
+
+    model: str | None = None  # None: the best available (models.default_model())
+    aspect: Fraction = Fraction(16, 9)
+    encoder: video.EncoderSettings = field(default_factory=video.EncoderSettings)
+    device: str = "auto"
+    batch_size: int = 0  # 0: chosen from the frame size and device
+    start: float | None = None  # seconds
+    duration: float | None = None  # seconds
+    overwrite: bool = False
+    force: bool = False  # convert even when the source is already at the target aspect
+    detect_bars: bool = True
+    feather: int | None = None  # seam blend width in px; None: from the frame height
+
+    @property
+    def model_name(self) -> str:
+        return self.model or default_model()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What converting one file will do; also what --dry-run prints."""
+
+    input: Path
+    output: Path
+    info: video.VideoInfo
+    layout: Layout
+    model: str
+    encoder: str
+    pix_fmt: str
+    color: video.ColorSpec
+    skip_reason: str | None = None
+
+    @property
+    def kept_streams(self) -> tuple[video.StreamInfo, ...]:
+        return self.info.copied_streams
+
+    @property
+    def dropped_streams(self) -> tuple[video.StreamInfo, ...]:
+        """Other video streams (cover art, angles) are not carried over."""
+        return tuple(s for s in self.info.streams if s.type == "video" and s.index != self.info.video_index)
+
+
+@dataclass
+class Result:
+    """The outcome of one file."""
+
+    input: Path
+    output: Path | None
+    status: str  # converted | skipped | failed | planned
+    message: str = ""
+    frames: int = 0
+    seconds: float = 0.0
+    decode_errors: int = 0
+    warnings: list[str] = field(default_factory=list)
+    plan: Plan | None = None
+    error: BaseException | None = None  # the exception behind a failure, for -v
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress report: ``frames`` of about ``total`` done for file ``index`` of ``files``."""
+
+    path: Path
+    index: int
+    files: int
+    frames: int
+    total: int | None
+    elapsed: float
+    done: bool = False
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+# ----------------------------------------------------------------------- planning
+
+
+def output_name(path: Path, aspect: Fraction) -> str:
+    """``episode.mkv`` -> ``episode.16x9.mkv`` (always Matroska unless told otherwise)."""
+    return f"{path.stem}.{geometry.aspect_label(aspect)}.mkv"
+
+
+def is_own_output(path: Path) -> bool:
+    """True for files this tool writes, which a folder scan must not convert again."""
+    parts = path.name.split(".")
+    return "partial" in parts[1:] or any(p.count("x") == 1 and p.replace("x", "").isdigit() for p in parts[1:-1])
+
+
+def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Path | None]]:
+    """Expand files and folders into (video file, folder it was found under or None).
+
+    Folders are searched recursively for video extensions, in sorted order, leaving
+    out this tool's own outputs. A path that does not exist raises FileNotFoundError.
+    """
+    found: list[tuple[Path, Path | None]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in video.VIDEO_EXTENSIONS and not is_own_output(f):
+                    found.append((f, p))
+        elif p.exists():
+            found.append((p, None))
+        else:
+            raise FileNotFoundError(f"{p}: no such file or folder")
+    return found
+
+
+def output_for(src: Path, root: Path | None, output: Path | None, single: bool, aspect: Fraction) -> Path:
+    """Where ``src`` is written: beside it; or ``output`` (a file for one input, else a folder)."""
+    name = output_name(src, aspect)
+    if output is None:
+        return src.with_name(name)
+    if single and not output.is_dir() and output.suffix:
+        return output
+    if root is not None:
+        return output / src.relative_to(root).parent / name
+    return output / name
+
+
+def plan_file(src: str | Path, output: str | Path | None, options: ConvertOptions) -> Plan:
+    """Probe ``src`` and decide geometry, model and encoder. Reads, never writes."""
+    src = Path(src)
+    try:
+        info = video.probe(src)
+    except video.VideoError as e:
+        raise ConvertError(str(e)) from e
+    get_spec(options.model_name)  # unknown model: fail before any work
+    color = video.ColorSpec.for_video(info)
+    content = None
+    if options.detect_bars:
+        content = geometry.detect_bars(video.sample_frames(src, 12, color))
+    layout = geometry.compute_layout(info.width, info.height, info.sar, options.aspect, content)
+    out = Path(output) if output is not None else src.with_name(output_name(src, options.aspect))
+    if out.resolve() == src.resolve():
+        raise ConvertError(f"{src}: the output would overwrite the input")
+    skip = None
+    if layout.at_target and not options.force:
+        skip = (
+            f"already {layout.content_aspect:.2f}:1, at or wider than the target "
+            f"{float(options.aspect):.2f}:1 (use --force to convert anyway)"
+        )
+    enc = options.encoder
+    return Plan(
+        input=src,
+        output=out,
+        info=info,
+        layout=layout,
+        model=options.model_name,
+        encoder=enc.encoder_name(info.bit_depth),
+        pix_fmt=enc.pix_fmt(info.pix_fmt, info.bit_depth),
+        color=color,
+        skip_reason=skip,
+    )
+
+
+# ----------------------------------------------------------------------- running
+
+_END = object()
+
+
+class _Stage(threading.Thread):
+    """A worker thread whose exception is kept for the caller to re-raise."""
+
+    def __init__(self, target: Callable[[], None], name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.error = e
+
+
+def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
+    """Put without blocking forever when the other side has died."""
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return
+        except queue.Full:
+            continue
+
+
+def _get(q: queue.Queue, stop: threading.Event, others: list[_Stage]) -> object:
+    while True:
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            for s in others:
+                if s.error is not None:
+                    raise s.error
+            if stop.is_set():
+                return _END
+
+
+def convert_file(
+    src: str | Path,
+    output: str | Path | None = None,
+    options: ConvertOptions | None = None,
+    progress: ProgressCallback | None = None,
+    *,
+    plan: Plan | None = None,
+    index: int = 0,
+    files: int = 1,
+) -> Result:
+    """Convert one file. Raises ConvertError with a one-line reason on failure.
+
+    The output appears under its final name only when complete; an existing output
+    is skipped unless ``options.overwrite``.
+    """
+    options = options or ConvertOptions()
+    plan = plan or plan_file(src, output, options)
+    if plan.skip_reason:
+        return Result(plan.input, plan.output, "skipped", plan.skip_reason, plan=plan)
+    if plan.output.exists() and not options.overwrite:
+        return Result(plan.input, plan.output, "skipped", "output exists (use --overwrite to replace it)", plan=plan)
+    try:
+        device = select_device(options.device)
+    except ValueError as e:
+        raise ConvertError(str(e)) from e
+    if device.type == "cpu":
+        configure_cpu_threads()
+    started = time.perf_counter()
+    try:
+        frames, decode_errors, warnings = _run(plan, options, device, progress, index, files)
+    except video.VideoError as e:
+        raise ConvertError(str(e)) from e
+    except av.FFmpegError as e:
+        raise ConvertError(f"{plan.input}: {e}") from e
+    seconds = time.perf_counter() - started
+    msg = f"{decode_errors} damaged packet(s) skipped" if decode_errors else ""
+    return Result(
+        plan.input, plan.output, "converted", msg, frames, seconds, decode_errors, warnings=warnings, plan=plan
+    )
+
+
+def _run(
+    plan: Plan,
+    options: ConvertOptions,
+    device: object,
+    progress: ProgressCallback | None,
+    index: int,
+    files: int,
+) -> tuple[int, int, list[str]]:
+    lay = plan.layout
+    info = plan.info
+    copy = tuple(s.index for s in info.copied_streams)
+    filler = Filler(build_model(plan.model), lay, device, options.batch_size, options.feather)  # type: ignore[arg-type]
+    excerpt = options.start is not None or options.duration is not None
+    total = info.estimated_frames
+    if excerpt and info.frame_rate:
+        span = options.duration if options.duration is not None else (info.duration or 0) - (options.start or 0)
+        total = max(1, round(max(0.0, span) * float(info.frame_rate)))
+
+    reader = video.Reader(plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color)
+    try:
+        writer = video.Writer(
+            plan.output,
+            source=reader.container,
+            video_stream=reader.stream,
+            width=lay.canvas_width,
+            height=lay.canvas_height,
+            sar=lay.sar,
+            encoder=options.encoder,
+            bit_depth=info.bit_depth,
+            source_pix_fmt=info.pix_fmt,
+            color=plan.color,
+            copy=copy,
+            chapters=reader.excerpt_chapters() if excerpt else None,
+            excerpt=excerpt,
+            rotation=info.rotation,
+        )
+    except BaseException:
+        reader.close()
+        raise
+
+    batch = filler.batch_size
+    stop = threading.Event()
+    decoded: queue.Queue = queue.Queue(maxsize=max(8, 2 * batch))
+    to_write: queue.Queue = queue.Queue(maxsize=max(16, 4 * batch))
+
+    def read() -> None:
+        for item in reader:
+            if stop.is_set():
+                return
+            _put(decoded, item, stop)
+        _put(decoded, _END, stop)
+
+    def write() -> None:
+        while True:
+            item = _get(to_write, stop, [])
+            if item is _END:
+                return
+            if isinstance(item, video.Frame):
+                writer.write(item.image, item.pts, item.time_base)
+            else:
+                writer.copy_packet(item)  # type: ignore[arg-type]
+
+    reader_t, writer_t = _Stage(read, "ganime-read"), _Stage(write, "ganime-write")
+    started = time.perf_counter()
+    done = 0
+    ok = False
+    try:
+        reader_t.start()
+        writer_t.start()
+        pending: list[video.Frame] = []
+
+        def flush() -> None:
+            nonlocal done
+            if not pending:
+                return
+            canvases = filler.fill([f.image for f in pending])
+            for f, canvas in zip(pending, canvases, strict=True):
+                _put(to_write, video.Frame(canvas, f.pts, f.time_base), stop)
+            done += len(pending)
+            pending.clear()
+            if progress:
+                progress(Progress(plan.input, index, files, done, total, time.perf_counter() - started))
+
+        while True:
+            item = _get(decoded, stop, [reader_t, writer_t])
+            if item is _END:
+                break
+            if isinstance(item, video.Frame):
+                pending.append(item)
+                if len(pending) >= filler.batch_size:
+                    flush()
+            else:
+                _put(to_write, item, stop)
+            if writer_t.error is not None:
+                raise writer_t.error
+        flush()
+        _put(to_write, _END, stop)
+        writer_t.join()
+        reader_t.join()
+        for t in (reader_t, writer_t):
+            if t.error is not None:
+                raise t.error
+        if writer.frames_written != reader.frames_decoded:
+            raise video.VideoError(
+                f"{plan.input}: {reader.frames_decoded} frames decoded but {writer.frames_written} encoded"
+            )
+        writer.close()
+        ok = True
+    finally:
+        stop.set()
+        for t in (reader_t, writer_t):
+            if t.is_alive():
+                t.join(timeout=10)
+        if not ok:
+            writer.abort()
+        reader.close()
+    if progress:
+        progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
+    return done, reader.decode_errors, writer.warnings
+
+
+def convert_many(
+    inputs: Iterable[str | Path],
+    output: str | Path | None = None,
+    options: ConvertOptions | None = None,
+    progress: ProgressCallback | None = None,
+    on_result: Callable[[Result], None] | None = None,
+    dry_run: bool = False,
+) -> list[Result]:
+    """Convert files and folders; one failing file never stops the batch.
+
+    ``output`` names the output file when a single file is given, else a folder under
+    which each input folder's tree is mirrored. Existing outputs are skipped unless
+    ``options.overwrite``, so re-running a batch resumes it. With ``dry_run`` each
+    file is planned (status ``planned``) and nothing is written.
+    """
+    options = options or ConvertOptions()
+    found = find_inputs(inputs)
+    out = Path(output) if output is not None else None
+    single = len(found) == 1 and found[0][1] is None
+    results: list[Result] = []
+    for i, (src, root) in enumerate(found):
+        dst = output_for(src, root, out, single, options.aspect)
+        try:
+            plan = plan_file(src, dst, options)
+            if dry_run:
+                status = "skipped" if plan.skip_reason else "planned"
+                result = Result(src, dst, status, plan.skip_reason or "", plan=plan)
+            else:
+                result = convert_file(src, dst, options, progress, plan=plan, index=i, files=len(found))
+        except ConvertError as e:
+            result = Result(src, dst, "failed", str(e), error=e)
+        except Exception as e:  # noqa: BLE001 - one bad file must not stop a season
+            result = Result(src, dst, "failed", f"{src}: {type(e).__name__}: {e}", error=e)
+        results.append(result)
+        if on_result:
+            on_result(result)
+    return results
+
+
+def iter_frames(path: str | Path, color: video.ColorSpec | None = None) -> Iterator[np.ndarray]:
+    """Every frame of a file as an RGB array (handy for tests and evaluation)."""
+    with video.Reader(path, color=color) as r:
+        for item in r:
+            if isinstance(item, video.Frame):
+                yield item.image

@@ -1,0 +1,711 @@
+"""Video I/O with PyAV: probe, decode to RGB arrays, encode with the source timestamps.
+
+Imports nothing from ganime. Rules this module keeps (each one a bug class in the
+tools users run today):
+
+- every frame carries the ``pts`` and ``time_base`` it was decoded with, and the
+  encoder gets exactly those back; nothing is renumbered from a frame counter, so
+  variable frame rate and start offsets survive;
+- audio, subtitle, attachment and data streams are copied packet for packet, with
+  their language, title and disposition, plus chapters and container tags;
+- the output is written to ``NAME.partial.EXT`` and renamed only when complete; the
+  input is only ever opened for reading.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+VIDEO_EXTENSIONS = frozenset(
+    ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .flv .ogv .gif .3gp"
+    " .divx .rmvb .y4m".split()
+)
+# Tags that describe the old video bitstream (written by mkvmerge/ffmpeg); they
+# would be wrong after re-encoding, and the muxer writes fresh ones.
+_STALE_TAG = re.compile(r"^(DURATION|BPS|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|ENCODER|_STATISTICS_.*)(-\w+)?$", re.I)
+COPY_TYPES = ("audio", "subtitle", "attachment", "data")
+
+
+class VideoError(Exception):
+    """A video file that cannot be read or written; the message names the problem."""
+
+
+# --------------------------------------------------------------------------- probe
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """One stream of a container, as a user would want it listed."""
+
+    index: int
+    type: str
+    codec: str
+    language: str | None = None
+    title: str | None = None
+    default: bool = False
+    forced: bool = False
+
+    def describe(self) -> str:
+        bits = [f"#{self.index} {self.type} {self.codec}"]
+        if self.language:
+            bits.append(f"[{self.language}]")
+        if self.title:
+            bits.append(repr(self.title))
+        if self.default:
+            bits.append("default")
+        if self.forced:
+            bits.append("forced")
+        return " ".join(bits)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe`` learns about a file and its main video stream."""
+
+    path: Path
+    container: str
+    width: int
+    height: int
+    sar: Fraction
+    frame_rate: Fraction | None
+    time_base: Fraction
+    pix_fmt: str
+    bit_depth: int
+    codec: str
+    duration: float | None
+    start_time: float
+    frame_count: int | None
+    interlaced: bool
+    rotation: int
+    colorspace: int
+    color_range: int
+    color_primaries: int
+    color_trc: int
+    video_index: int
+    streams: tuple[StreamInfo, ...]
+    chapters: int
+
+    @property
+    def display_aspect(self) -> float:
+        return float(self.width * self.sar / self.height)
+
+    @property
+    def estimated_frames(self) -> int | None:
+        """Frame count from the container, else from duration x rate (progress bars only)."""
+        if self.frame_count:
+            return self.frame_count
+        if self.duration and self.frame_rate:
+            return max(1, round(self.duration * float(self.frame_rate)))
+        return None
+
+    @property
+    def copied_streams(self) -> tuple[StreamInfo, ...]:
+        """The streams that are carried over untouched."""
+        return tuple(s for s in self.streams if s.type in COPY_TYPES)
+
+
+def _fraction(value: object) -> Fraction | None:
+    """PyAV gives Fraction, None, or (v19) a falsy AVRational for unset rationals."""
+    if not value:
+        return None
+    f = Fraction(value.numerator, value.denominator)  # type: ignore[attr-defined]
+    return f if f > 0 else None
+
+
+def _open_input(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise VideoError(f"{path}: no such file")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video file")
+    try:
+        return av.open(str(path), mode="r")
+    except av.FFmpegError as e:
+        raise VideoError(f"{path}: not a readable video ({_reason(e)})") from e
+
+
+def _reason(e: Exception) -> str:
+    msg = getattr(e, "strerror", None) or str(e)
+    return str(msg).rstrip(".")
+
+
+def _video_stream(path: Path, c: av.container.InputContainer) -> av.video.stream.VideoStream:
+    # An attached picture (cover art) is a video stream too; the programme is the first real one.
+    for s in c.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    raise VideoError(f"{path}: has no video stream")
+
+
+def _stream_info(s: av.stream.Stream) -> StreamInfo:
+    cc = getattr(s, "codec_context", None)
+    codec = (cc.name if cc is not None else None) or s.metadata.get("mimetype") or s.type
+    disp = s.disposition
+    return StreamInfo(
+        index=s.index,
+        type=s.type,
+        codec=str(codec),
+        language=s.metadata.get("language") or None,
+        title=s.metadata.get("title") or None,
+        default=bool(disp & av.stream.Disposition.default),
+        forced=bool(disp & av.stream.Disposition.forced),
+    )
+
+
+def probe(path: str | os.PathLike[str]) -> VideoInfo:
+    """Read a file's geometry, timing, colour and streams (decodes one frame)."""
+    path = Path(path)
+    with _open_input(path) as c:
+        vs = _video_stream(path, c)
+        cc = vs.codec_context
+        first = None
+        try:
+            for first in c.decode(vs):
+                break
+        except av.FFmpegError as e:
+            raise VideoError(f"{path}: the video does not decode ({_reason(e)})") from e
+        if first is None:
+            raise VideoError(f"{path}: the video stream has no decodable frame")
+        fmt = first.format
+        depth = max(comp.bits for comp in fmt.components) if fmt.components else 8
+        tb = _fraction(vs.time_base) or Fraction(1, 1000)
+        duration = None
+        if vs.duration:
+            duration = float(vs.duration * tb)
+        elif c.duration:
+            duration = c.duration / av.time_base
+        start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+        return VideoInfo(
+            path=path,
+            container=c.format.name,
+            width=first.width,
+            height=first.height,
+            sar=_fraction(vs.sample_aspect_ratio) or _fraction(cc.sample_aspect_ratio) or Fraction(1),
+            frame_rate=_fraction(vs.average_rate) or _fraction(vs.guessed_rate),
+            time_base=tb,
+            pix_fmt=fmt.name,
+            bit_depth=depth,
+            codec=cc.name,
+            duration=duration,
+            start_time=start,
+            frame_count=vs.frames or None,
+            interlaced=bool(first.interlaced_frame),
+            rotation=int(first.rotation or 0),
+            colorspace=int(first.colorspace),
+            color_range=int(first.color_range),
+            color_primaries=int(first.color_primaries),
+            color_trc=int(first.color_trc),
+            video_index=vs.index,
+            streams=tuple(_stream_info(s) for s in c.streams),
+            chapters=len(c.chapters()),
+        )
+
+
+# ------------------------------------------------------------------------- colour
+
+
+@dataclass(frozen=True)
+class ColorSpec:
+    """How YUV maps to RGB for one file; used both ways so the centre round-trips."""
+
+    matrix: int  # av Colorspace value (ITU709=1, ITU601=5, ...)
+    full_range: bool
+
+    @classmethod
+    def for_video(cls, info: VideoInfo) -> ColorSpec:
+        # Unspecified matrix: HD is BT.709 and SD is BT.601, the guess players make too.
+        supported = {1, 4, 5, 6, 7, 9}
+        m = info.colorspace if info.colorspace in supported else (1 if info.height > 576 else 5)
+        if m == 6:  # SMPTE170M is BT.601 for swscale
+            m = 5
+        return cls(matrix=m, full_range=info.color_range == 2 or info.pix_fmt.startswith("yuvj"))
+
+    @property
+    def range_name(self) -> str:
+        return "JPEG" if self.full_range else "MPEG"
+
+
+def rgb_format(bit_depth: int) -> str:
+    """RGB array format for a source: 16-bit samples for anything above 8 bits."""
+    return "rgb48le" if bit_depth > 8 else "rgb24"
+
+
+def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
+    """Convert a decoded frame to an HWC RGB array with the file's own matrix and range."""
+    fmt = rgb_format(max(c.bits for c in f.format.components))
+    if color is None:
+        return f.to_ndarray(format=fmt)
+    rgb = f.reformat(
+        format=fmt,
+        src_colorspace=color.matrix,
+        src_color_range=color.range_name,
+        dst_color_range="JPEG",
+        threads=1,  # frame threading already keeps the cores busy
+    )
+    return rgb.to_ndarray()
+
+
+# ------------------------------------------------------------------------- decode
+
+
+@dataclass
+class Frame:
+    """A decoded picture: HWC RGB (uint8, or uint16 for >8-bit sources) with its own timestamp."""
+
+    image: np.ndarray
+    pts: int
+    time_base: Fraction
+
+    @property
+    def time(self) -> float:
+        return float(self.pts * self.time_base)
+
+
+class Reader:
+    """Demuxes a file once: yields decoded video ``Frame``s and the packets of copied streams.
+
+    Packets of streams in ``copy`` are yielded as ``av.Packet`` in file order, so the
+    caller can pass them to a ``Writer``. Decoding errors inside the file are counted
+    in ``decode_errors`` and skipped; it is an error only when no frame decodes.
+    With ``start``/``duration`` (seconds) only that excerpt is read, and every
+    timestamp is moved so the excerpt starts where the file started.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        copy: tuple[int, ...] = (),
+        start: float | None = None,
+        duration: float | None = None,
+        color: ColorSpec | None = None,
+        threads: int = 0,
+    ) -> None:
+        self.path = Path(path)
+        self.container = _open_input(self.path)
+        self.stream = _video_stream(self.path, self.container)
+        self.stream.thread_type = "AUTO"  # slice + frame threads: several times faster
+        self.stream.thread_count = threads
+        self.copy = tuple(copy)
+        self.start = start or 0.0
+        self.end = self.start + duration if duration is not None else None
+        self.color = color
+        self.decode_errors = 0
+        self.frames_decoded = 0
+        self.first_error: str | None = None
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _offset(self, tb: Fraction) -> int:
+        """The excerpt start in ticks of ``tb`` (0 for a whole file)."""
+        if not self.start:
+            return 0
+        origin = self.container.start_time or 0
+        return round((Fraction(self.start) + Fraction(origin, av.time_base)) / tb)
+
+    def __iter__(self) -> Iterator[Frame | av.Packet]:
+        c = self.container
+        vs = self.stream
+        vtb = _fraction(vs.time_base) or Fraction(1, 1000)
+        voff = self._offset(vtb)
+        streams = [vs] + [c.streams[i] for i in self.copy]
+        if self.start:
+            origin = c.start_time or 0
+            c.seek(origin + int(self.start * av.time_base), backward=True, any_frame=False)
+        last_pts: int | None = None
+        step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
+        try:
+            packets = c.demux(streams)
+            for packet in packets:
+                if packet.stream is not vs:
+                    if packet.size and self._keep_packet(packet):
+                        yield packet
+                    continue
+                try:
+                    decoded = packet.decode()
+                except av.FFmpegError as e:
+                    self._count_error(e)
+                    continue
+                for f in decoded:
+                    pts = f.pts if f.pts is not None else f.dts
+                    if pts is None:  # no timestamp at all: continue from the last one
+                        pts = 0 if last_pts is None else last_pts + step
+                    last_pts = pts
+                    if self.end is not None and (pts - voff) * vtb >= self.end - self.start:
+                        return
+                    if pts < voff:
+                        continue
+                    self.frames_decoded += 1
+                    yield Frame(to_rgb(f, self.color), pts - voff, vtb)
+        except av.FFmpegError as e:
+            # A damaged container stops demuxing; keep what decoded so far.
+            self._count_error(e)
+        if self.frames_decoded == 0:
+            why = f" ({self.first_error})" if self.first_error else ""
+            raise VideoError(f"{self.path}: no video frame could be decoded{why}")
+
+    def _count_error(self, e: Exception) -> None:
+        self.decode_errors += 1
+        if self.first_error is None:
+            self.first_error = _reason(e)
+
+    def _keep_packet(self, p: av.Packet) -> bool:
+        """Shift a copied packet into excerpt time; drop it when outside the excerpt."""
+        if not self.start and self.end is None:
+            return True
+        tb = _fraction(p.time_base) or Fraction(1, 1000)
+        off = self._offset(tb)
+        ts = p.pts if p.pts is not None else p.dts
+        if ts is None:
+            return True
+        rel = (ts - off) * tb
+        length = (p.duration or 0) * tb
+        if rel + length <= 0 and length > 0 or rel < 0 and length == 0:
+            return False
+        if self.end is not None and rel >= self.end - self.start:
+            return False
+        if p.pts is not None:
+            p.pts = max(0, p.pts - off)
+        if p.dts is not None:
+            p.dts = max(0, p.dts - off)
+        return True
+
+    def excerpt_chapters(self) -> list[dict]:
+        """The source chapters, clipped and shifted to the excerpt."""
+        out = []
+        for ch in self.container.chapters():
+            tb = ch["time_base"]
+            s, e = ch["start"] * tb, ch["end"] * tb
+            lo = Fraction(self.start)
+            hi = Fraction(self.end) if self.end is not None else None
+            if e <= lo or (hi is not None and s >= hi):
+                continue
+            s, e = max(s, lo) - lo, (min(e, hi) if hi is not None else e) - lo
+            out.append({**ch, "start": round(s / tb), "end": round(e / tb)})
+        return out
+
+
+def sample_frames(
+    path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None
+) -> list[np.ndarray]:
+    """Up to ``count`` frames spread over the file (by seeking), for bar detection."""
+    path = Path(path)
+    out: list[np.ndarray] = []
+    with _open_input(path) as c:
+        vs = _video_stream(path, c)
+        vs.thread_type = "AUTO"
+        duration = (c.duration or 0) / av.time_base
+        origin = c.start_time or 0
+        targets = [duration * (i + 0.5) / count for i in range(count)] if duration > 2 else [0.0]
+        for t in targets:
+            try:
+                if t:
+                    c.seek(origin + int(t * av.time_base), backward=True, any_frame=False)
+                for f in c.decode(vs):
+                    out.append(to_rgb(f, color))
+                    break
+            except av.FFmpegError:
+                continue
+        if len(out) < min(count, 3):
+            # Unseekable or very short: take the first frames instead.
+            try:
+                c.seek(origin, backward=True, any_frame=False)
+            except av.FFmpegError:
+                pass
+            try:
+                for i, f in enumerate(c.decode(vs)):
+                    if i % 5 == 0:
+                        out.append(to_rgb(f, color))
+                    if len(out) >= count:
+                        break
+            except av.FFmpegError:
+                pass
+    return out
+
+
+# ------------------------------------------------------------------------- encode
+
+# name -> (8-bit encoder, high bit depth encoder)
+ENCODERS: dict[str, tuple[str, str]] = {
+    "x264": ("libx264", "libx264"),
+    "x265": ("libx265", "libx265"),
+    "av1": ("libsvtav1", "libsvtav1"),
+    "nvenc": ("h264_nvenc", "hevc_nvenc"),
+}
+DEFAULT_CRF = {"x264": 18, "x265": 20, "av1": 28, "nvenc": 20}
+DEFAULT_PRESET = {"x264": "medium", "x265": "medium", "av1": "8", "nvenc": "p5"}
+# x264-style preset names translated for encoders that number their presets.
+_NAMED = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]
+_SVT = ["12", "11", "10", "9", "8", "7", "5", "4", "3"]
+_NVENC = ["p1", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p7"]
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """Which encoder and how hard it works. ``crf``/``preset`` None means the codec default."""
+
+    codec: str = "x264"
+    crf: float | None = None
+    preset: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.codec not in ENCODERS:
+            raise ValueError(f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
+
+    def encoder_name(self, bit_depth: int) -> str:
+        return ENCODERS[self.codec][1 if bit_depth > 8 else 0]
+
+    def options(self) -> dict[str, str]:
+        """FFmpeg encoder options for this codec."""
+        crf = self.crf if self.crf is not None else DEFAULT_CRF[self.codec]
+        preset = self.preset or DEFAULT_PRESET[self.codec]
+        crf_text = f"{crf:g}"
+        if self.codec in ("x264", "x265"):
+            return {"crf": crf_text, "preset": preset, "tune": "animation"}
+        if self.codec == "av1":
+            preset = _SVT[_NAMED.index(preset)] if preset in _NAMED else preset
+            return {"crf": crf_text, "preset": preset}
+        preset = _NVENC[_NAMED.index(preset)] if preset in _NAMED else preset
+        return {"rc": "vbr", "cq": crf_text, "preset": preset, "b": "0"}
+
+    def pix_fmt(self, source_fmt: str, bit_depth: int) -> str:
+        """Keep the source's chroma layout and bit depth where the encoder can."""
+        name = self.encoder_name(bit_depth)
+        supported = [f.name for f in av.codec.Codec(name, "w").video_formats or ()]
+        if self.codec == "nvenc":
+            return "p010le" if bit_depth > 8 else "yuv420p"
+        src = source_fmt.replace("yuvj", "yuv")
+        if src in supported and src.startswith("yuv"):
+            return src
+        if bit_depth > 8:
+            for cand in ("yuv420p10le",):
+                if cand in supported:
+                    return cand
+        return "yuv420p"
+
+
+def output_format(path: Path) -> str:
+    """Container for an output path (by extension); Matroska unless told otherwise."""
+    ext = path.suffix.lower()
+    return {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".webm": "webm"}.get(ext, "matroska")
+
+
+def partial_path(final: Path) -> Path:
+    """Where an output is written until it is complete."""
+    return final.with_name(f"{final.stem}.partial{final.suffix}")
+
+
+class Writer:
+    """Encodes frames into a new file next to copies of the source's other streams.
+
+    Frames are given with the pts/time_base they were decoded with. Copied packets
+    may arrive ahead of the video (the model delays frames); they are held back and
+    muxed once the video has caught up, so the file is interleaved no matter how
+    long the processing pipeline is. ``close()`` renames the partial file to the
+    final name; ``abort()`` removes it.
+    """
+
+    def __init__(
+        self,
+        final: str | os.PathLike[str],
+        *,
+        source: av.container.InputContainer,
+        video_stream: av.video.stream.VideoStream,
+        width: int,
+        height: int,
+        sar: Fraction,
+        encoder: EncoderSettings,
+        bit_depth: int,
+        source_pix_fmt: str,
+        color: ColorSpec,
+        copy: tuple[int, ...],
+        chapters: list[dict] | None = None,
+        excerpt: bool = False,
+        rotation: int = 0,
+    ) -> None:
+        self.final = Path(final)
+        self.partial = partial_path(self.final)
+        self.color = color
+        self.frames_written = 0
+        self.warnings: list[str] = []
+        self._pending: list[tuple[float, int, av.Packet]] = []
+        self._seq = 0
+        self._video_time = float("-inf")
+        self.partial.parent.mkdir(parents=True, exist_ok=True)
+        fmt = output_format(self.final)
+        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        try:
+            self.out = av.open(str(self.partial), mode="w", format=fmt, options=options)
+        except av.FFmpegError as e:
+            raise VideoError(f"{self.final}: cannot create output ({_reason(e)})") from e
+        try:
+            self._setup(
+                source,
+                video_stream,
+                width,
+                height,
+                sar,
+                encoder,
+                bit_depth,
+                source_pix_fmt,
+                copy,
+                chapters,
+                excerpt,
+                rotation,
+            )
+        except BaseException:
+            self.abort()
+            raise
+
+    def _setup(
+        self,
+        source: av.container.InputContainer,
+        vs: av.video.stream.VideoStream,
+        width: int,
+        height: int,
+        sar: Fraction,
+        encoder: EncoderSettings,
+        bit_depth: int,
+        source_pix_fmt: str,
+        copy: tuple[int, ...],
+        chapters: list[dict] | None,
+        excerpt: bool,
+        rotation: int,
+    ) -> None:
+        name = encoder.encoder_name(bit_depth)
+        rate = _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
+        try:
+            ov = self.out.add_stream(name, rate=rate, options=encoder.options())
+        except (av.FFmpegError, ValueError) as e:
+            raise VideoError(f"{self.final}: encoder {name} is not available ({_reason(e)})") from e
+        ov.width, ov.height = width, height
+        ov.pix_fmt = encoder.pix_fmt(source_pix_fmt, bit_depth)
+        cc = ov.codec_context
+        # The source's ticks, not 1/fps: every frame keeps its own timestamp (VFR-safe).
+        cc.time_base = _fraction(vs.time_base) or Fraction(1, 1000)
+        cc.sample_aspect_ratio = sar
+        cc.colorspace = self.color.matrix
+        cc.color_range = 2 if self.color.full_range else 1
+        src_cc = vs.codec_context
+        if src_cc.color_primaries not in (0, 2):
+            cc.color_primaries = src_cc.color_primaries
+        if src_cc.color_trc not in (0, 2):
+            cc.color_trc = src_cc.color_trc
+        cc.thread_count = 0
+        if rotation:
+            ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
+        self._copy_metadata(vs, ov, drop_stale=True)
+        self.video = ov
+        self.pix_fmt = ov.pix_fmt
+        self._out_streams: dict[int, av.stream.Stream] = {}
+        for idx in copy:
+            s = source.streams[idx]
+            try:
+                o = self.out.add_stream_from_template(s)
+            except (av.FFmpegError, ValueError) as e:
+                self.warnings.append(f"stream #{idx} ({s.type}) dropped: the output container cannot hold it ({e})")
+                continue
+            self._copy_metadata(s, o, drop_stale=excerpt)
+            self._out_streams[idx] = o
+        self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
+        chapters = source.chapters() if chapters is None else chapters
+        if chapters:
+            self.out.set_chapters(chapters)
+
+    @staticmethod
+    def _copy_metadata(src: av.stream.Stream, dst: av.stream.Stream, drop_stale: bool) -> None:
+        # add_stream_from_template copies codec parameters only: language, title and
+        # disposition (default/forced flags) would be lost without this.
+        for k, v in src.metadata.items():
+            if drop_stale and _STALE_TAG.match(k):
+                continue
+            if src.type == "attachment" and k in ("filename", "mimetype"):
+                continue  # the template copy already set them
+            dst.metadata[k] = v
+        dst.disposition = src.disposition
+
+    @property
+    def copied_streams(self) -> tuple[int, ...]:
+        return tuple(self._out_streams)
+
+    def write(self, image: np.ndarray, pts: int, time_base: Fraction) -> None:
+        """Encode one RGB frame at exactly the given timestamp."""
+        fmt = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+        frame = av.VideoFrame.from_ndarray(image, format=fmt)
+        frame = frame.reformat(
+            format=self.pix_fmt,
+            src_color_range="JPEG",
+            dst_colorspace=self.color.matrix,
+            dst_color_range=self.color.range_name,
+            threads=1,
+        )
+        frame.pts = pts
+        frame.time_base = time_base
+        self._mux_video(self.video.encode(frame))
+        self.frames_written += 1
+
+    def copy_packet(self, packet: av.Packet) -> None:
+        """Queue a packet of a copied stream; it is muxed once the video reaches its time."""
+        out = self._out_streams.get(packet.stream.index)
+        if out is None:
+            return
+        tb = packet.time_base
+        ts = packet.dts if packet.dts is not None else packet.pts
+        t = float(ts * tb) if ts is not None and tb else float("-inf")
+        packet.stream = out
+        self._seq += 1
+        self._pending.append((t, self._seq, packet))
+        self._flush_pending(self._video_time)
+
+    def _mux_video(self, packets: list[av.Packet]) -> None:
+        for p in packets:
+            self.out.mux(p)
+            ts = p.dts if p.dts is not None else p.pts
+            if ts is not None and p.time_base:
+                self._video_time = max(self._video_time, float(ts * p.time_base))
+        if packets:
+            self._flush_pending(self._video_time)
+
+    def _flush_pending(self, until: float) -> None:
+        if not self._pending:
+            return
+        ready = [x for x in self._pending if x[0] <= until]
+        if not ready:
+            return
+        self._pending = [x for x in self._pending if x[0] > until]
+        for _, _, p in sorted(ready, key=lambda x: (x[0], x[1])):
+            self.out.mux(p)
+
+    def close(self) -> Path:
+        """Flush the encoder, finish the file and move it to its final name."""
+        try:
+            self._mux_video(self.video.encode(None))
+            self._flush_pending(float("inf"))
+            self.out.close()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self.partial, self.final)
+        return self.final
+
+    def abort(self) -> None:
+        """Stop writing and remove the partial file."""
+        try:
+            self.out.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            pass
+        self.partial.unlink(missing_ok=True)
