@@ -164,7 +164,9 @@ def convert(
         typer.Option("--model", "-m", help=f"Fill model: {', '.join(REGISTRY)}. Default: the best available."),
     ] = None,
     aspect: Annotated[str, typer.Option(help="Target display aspect ratio.")] = "16:9",
-    codec: Annotated[str, typer.Option(help="Video encoder: x264, x265, av1 or nvenc.", rich_help_panel="Encoding")] = "x264",
+    codec: Annotated[
+        str, typer.Option(help="Video encoder: x264, x265, av1 or nvenc.", rich_help_panel="Encoding")
+    ] = "x264",
     crf: Annotated[
         Optional[float],  # noqa: UP045
         typer.Option(help="Quality (lower is better). Default: 18 x264, 20 x265, 28 av1.", rich_help_panel="Encoding"),
@@ -282,10 +284,13 @@ def probe(
     lay = geometry.compute_layout(info.width, info.height, info.sar, Fraction(16, 9), content)
     rate = f"{float(info.frame_rate):.3f}" if info.frame_rate else "unknown"
     out.print(f"[bold]{escape(str(file))}[/] ({info.container})")
-    out.print(f"  video      #{info.video_index} {info.codec} {info.width}x{info.height} {info.pix_fmt} ({info.bit_depth}-bit)")
+    size = f"{info.width}x{info.height}"
+    out.print(f"  video      #{info.video_index} {info.codec} {size} {info.pix_fmt} ({info.bit_depth}-bit)")
     out.print(f"  aspect     SAR {info.sar.numerator}:{info.sar.denominator}, display {info.display_aspect:.3f}:1")
-    out.print(f"  timing     {rate} fps, time base {info.time_base}, start {info.start_time:.3f} s, "
-              f"duration {info.duration or 0:.3f} s, frames {info.frame_count or 'unknown'}")
+    out.print(
+        f"  timing     {rate} fps, time base {info.time_base}, start {info.start_time:.3f} s, "
+        f"duration {info.duration or 0:.3f} s, frames {info.frame_count or 'unknown'}"
+    )
     out.print(f"  scan       {'interlaced' if info.interlaced else 'progressive'}, rotation {info.rotation}")
     bars_text = f"picture {content.width}x{content.height} at {content.x},{content.y}" if content else "none"
     out.print(f"  bars       {bars_text}")

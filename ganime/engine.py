@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .geometry import Layout
@@ -80,55 +79,83 @@ def column_bands(mask: np.ndarray, margin: int) -> list[tuple[int, int]]:
     return bands
 
 
+def nearest_known(mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each generated pixel within ``reach`` steps of the known area: its nearest known pixel.
+
+    Returns (source, steps): ``source`` holds the flat index of that known pixel (-1
+    beyond reach; its own index for a known pixel), ``steps`` the chessboard distance
+    (0 for known pixels, reach + 1 beyond reach). Computed once per layout.
+    """
+    h, w = mask.shape
+    source = np.where(mask, -1, np.arange(h * w).reshape(h, w))
+    steps = np.where(mask, reach + 1, 0)
+    for step in range(1, reach + 1):
+        grown = source.copy()
+        for dy, dx in ((0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)):
+            shifted = np.full_like(source, -1)
+            ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+            xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+            shifted[yd, xd] = source[ys, xs]
+            take = (grown < 0) & (shifted >= 0)
+            grown[take] = shifted[take]
+        steps[(source < 0) & (grown >= 0)] = step
+        source = grown
+    return source, steps
+
+
 @dataclass
 class Compositor:
     """Pastes predictions into the generated area with a feathered seam.
 
-    ``feather`` pixels inside the generated area, next to the known picture, blend
-    from the nearest known pixel (so the seam is continuous) to the prediction.
+    The ``feather`` generated pixels next to the known picture blend from the nearest
+    known pixel (so the seam is continuous) into the prediction.
     """
 
     mask: torch.Tensor  # (1, 1, H, W) 1 = generate
-    alpha: torch.Tensor  # (1, 1, H, W) weight of the prediction
-    bands: list[tuple[int, int]]
+    bands: list[tuple[int, int]]  # column ranges holding generated pixels
+    spans: list[tuple[int, int]]  # per band, the columns where the seam blend happens
+    gathers: list[tuple[torch.Tensor, torch.Tensor]]  # per span: nearest-known index, alpha
     feather: int
 
     @classmethod
     def for_mask(cls, mask: np.ndarray, device: torch.device, feather: int) -> Compositor:
+        gen = mask > 0
+        source, steps = nearest_known(gen, feather)
+        alpha = np.where(gen, np.clip((steps - 0.5) / max(feather, 1), 0, 1), 0).astype(np.float32)
+        bands = column_bands(gen, feather + 1)
+        blended = (gen & (alpha < 1)).any(axis=0)
+        spans: list[tuple[int, int]] = []
+        gathers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for x0, x1 in bands:
+            cols = np.flatnonzero(blended[x0:x1])
+            if cols.size == 0 or feather == 0:
+                spans.append((x0, x0))
+                gathers.append((torch.zeros(0, dtype=torch.long), torch.zeros(0)))
+                continue
+            f0, f1 = x0 + int(cols[0]), x0 + int(cols[-1]) + 1
+            idx = np.where(source[:, f0:f1] >= 0, source[:, f0:f1], 0)  # beyond reach alpha is 1
+            spans.append((f0, f1))
+            gathers.append(
+                (
+                    torch.from_numpy(idx.reshape(-1)).to(device),
+                    torch.from_numpy(alpha[:, f0:f1]).to(device).view(1, 1, -1, f1 - f0),
+                )
+            )
         m = torch.from_numpy(mask.astype(np.float32)).to(device).view(1, 1, *mask.shape)
-        # Distance (in px steps) of each generated pixel from the known area, up to feather.
-        dist = torch.full_like(m, float(feather + 1))
-        reached = 1 - m
-        for step in range(1, feather + 1):
-            grown = F.max_pool2d(reached, 3, stride=1, padding=1)
-            dist = torch.where((grown > 0) & (reached == 0), torch.full_like(dist, float(step)), dist)
-            reached = grown
-        alpha = torch.where(m > 0, ((dist - 0.5) / feather).clamp(0, 1), torch.zeros_like(m))
-        return cls(mask=m, alpha=alpha, bands=column_bands(mask > 0, feather + 1), feather=feather)
-
-    def seam_colour(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Each generated pixel near the seam takes the average of its nearest known pixels."""
-        known = 1 - mask
-        value = canvas * known
-        weight = known.expand(canvas.shape[0], 1, -1, -1).clone()
-        for _ in range(self.feather):
-            grown_v = F.avg_pool2d(value, 3, stride=1, padding=1, count_include_pad=False)
-            grown_w = F.avg_pool2d(weight, 3, stride=1, padding=1, count_include_pad=False)
-            fill = (weight == 0) & (grown_w > 0)
-            value = torch.where(fill, grown_v / grown_w.clamp_min(1e-8), value)
-            weight = torch.where(fill, torch.ones_like(weight), weight)
-        return value
+        return cls(m, bands, spans, gathers, feather)
 
     def blend(self, canvas: torch.Tensor, prediction: torch.Tensor) -> list[torch.Tensor]:
-        """The generated pixels, band by band, as float (N, 3, H, band width)."""
+        """The output pixels, band by band, as float (N, 3, H, band width)."""
+        n, c, h, _ = canvas.shape
+        flat = canvas.flatten(2)  # (N, 3, H*W)
         out = []
-        for x0, x1 in self.bands:
-            c = canvas[..., x0:x1]
-            p = prediction[..., x0:x1]
-            m = self.mask[..., x0:x1]
-            a = self.alpha[..., x0:x1]
-            edge = self.seam_colour(c, m) if self.feather else p
-            out.append(p * a + edge * (1 - a))
+        for (x0, x1), (f0, f1), (idx, alpha) in zip(self.bands, self.spans, self.gathers, strict=True):
+            band = prediction[..., x0:x1]
+            if f1 > f0:
+                band = band.clone()
+                edge = flat.index_select(2, idx).view(n, c, h, f1 - f0)
+                band[..., f0 - x0 : f1 - x0] = prediction[..., f0:f1] * alpha + edge * (1 - alpha)
+            out.append(band)
         return out
 
 
@@ -164,6 +191,7 @@ class Filler:
         self.compositor = Compositor.for_mask(mask, device, feather)
         self._mask_np = mask > 0
         self.stats = FillStats(batch_size=self.batch_size)
+        self._buffer: torch.Tensor | None = None
 
     def auto_batch_size(self) -> int:
         """Frames per model call: enough to amortise overheads, bounded by memory."""
@@ -173,6 +201,13 @@ class Filler:
             # A fill needs a few canvases of float32 per frame; keep well inside free memory.
             return int(max(1, min(32, free // (pixels * 3 * 4 * 16))))
         return int(max(1, min(8, 4_000_000 // pixels)))
+
+    def _canvas(self, n: int) -> torch.Tensor:
+        """A zeroed float canvas batch, reused: only the picture area is ever written."""
+        lay = self.layout
+        if self._buffer is None or self._buffer.shape[0] < n:
+            self._buffer = torch.zeros(n, 3, lay.canvas_height, lay.canvas_width, device=self.device)
+        return self._buffer[:n]
 
     def fill(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Canvases (H, W, 3) in the frames' dtype, known pixels exactly as in the source."""
@@ -202,8 +237,12 @@ class Filler:
         scale = 65535.0 if src.dtype == np.uint16 else 255.0
         canvas_np = np.zeros((len(frames), lay.canvas_height, lay.canvas_width, 3), src.dtype)
         canvas_np[:, :, lay.left : lay.left + c.width] = src
-        host = torch.from_numpy(canvas_np.astype(np.int32) if src.dtype == np.uint16 else canvas_np)
-        canvas = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(scale)
+        host = torch.from_numpy(src.astype(np.int32) if src.dtype == np.uint16 else src)
+        # A zero canvas with the picture converted straight into its place: the strips
+        # are never converted, and the model gets contiguous NCHW.
+        canvas = self._canvas(len(frames))
+        pic = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
+        canvas[..., lay.left : lay.left + c.width] = pic.float().div_(scale)
         mask = self.compositor.mask.expand(len(frames), -1, -1, -1)
         prediction = self.model(canvas, mask)
         for (x0, x1), band in zip(self.compositor.bands, self.compositor.blend(canvas, prediction), strict=True):

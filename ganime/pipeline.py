@@ -228,7 +228,7 @@ def _get(q: queue.Queue, stop: threading.Event, others: list[_Stage]) -> object:
         except queue.Empty:
             for s in others:
                 if s.error is not None:
-                    raise s.error
+                    raise s.error from None
             if stop.is_set():
                 return _END
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,8 +25,7 @@ import av
 import numpy as np
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .flv .ogv .gif .3gp"
-    " .divx .rmvb .y4m".split()
+    ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .flv .ogv .gif .3gp .divx .rmvb .y4m".split()
 )
 # Tags that describe the old video bitstream (written by mkvmerge/ffmpeg); they
 # would be wrong after re-encoding, and the muxer writes fresh ones.
@@ -165,10 +164,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
     with _open_input(path) as c:
         vs = _video_stream(path, c)
         cc = vs.codec_context
-        first = None
         try:
-            for first in c.decode(vs):
-                break
+            first = next(iter(c.decode(vs)), None)
         except av.FFmpegError as e:
             raise VideoError(f"{path}: the video does not decode ({_reason(e)})") from e
         if first is None:
@@ -374,7 +371,7 @@ class Reader:
             return True
         rel = (ts - off) * tb
         length = (p.duration or 0) * tb
-        if rel + length <= 0 and length > 0 or rel < 0 and length == 0:
+        if (rel + length <= 0) if length else (rel < 0):  # ends before the excerpt starts
             return False
         if self.end is not None and rel >= self.end - self.start:
             return False
@@ -399,9 +396,7 @@ class Reader:
         return out
 
 
-def sample_frames(
-    path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None
-) -> list[np.ndarray]:
+def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None) -> list[np.ndarray]:
     """Up to ``count`` frames spread over the file (by seeking), for bar detection."""
     path = Path(path)
     out: list[np.ndarray] = []

@@ -24,6 +24,14 @@ def known_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
+def same_mask_groups(mask: torch.Tensor) -> list[slice]:
+    """The batch split into runs that share one mask (a video batch is a single run)."""
+    n = mask.shape[0]
+    if n == 1 or bool((mask == mask[:1]).all()):
+        return [slice(0, n)]
+    return [slice(i, i + 1) for i in range(n)]
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with reflected borders."""
     if sigma <= 0:
@@ -78,24 +86,24 @@ class BlurFill(nn.Module):
         self.config = config or BlurConfig()
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = image.shape
+        _, _, h, w = image.shape
         cfg = self.config
         wh, ww = max(2, round(h * cfg.work_scale)), max(2, round(w * cfg.work_scale))
         out = []
-        for i in range(n):
-            y0, y1, x0, x1 = known_box(mask[i])
-            pic = image[i : i + 1, :, y0:y1, x0:x1]
-            known = (mask[i : i + 1, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
+        for idx in same_mask_groups(mask):
+            y0, y1, x0, x1 = known_box(mask[idx.start])
+            pic = image[idx, :, y0:y1, x0:x1]
+            known = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
             pic = push_pull(pic, known)
             # Scale the picture to cover the working canvas, keeping its shape, and centre it.
             s = max(ww / pic.shape[-1], wh / pic.shape[-2])
             sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
             big = F.interpolate(pic, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
             top, left = (sh - wh) // 2, (sw - ww) // 2
-            big = big[:, :, top : top + wh, left : left + ww]
-            big = gaussian_blur(big, cfg.sigma * wh)
+            big = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
+            # Bilinear upsampling of values in [0, 1] stays in [0, 1]: no clamp needed.
             out.append(F.interpolate(big, size=(h, w), mode="bilinear", align_corners=False))
-        return torch.cat(out).clamp(0, 1)
+        return out[0] if len(out) == 1 else torch.cat(out)
 
 
 @dataclass
@@ -135,26 +143,29 @@ class EdgeFill(nn.Module):
         self.config = config or EdgeConfig()
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        n, _, h, w = image.shape
+        _, _, h, w = image.shape
         cfg = self.config
+        dev = image.device
         out = []
-        for i in range(n):
-            y0, y1, x0, x1 = known_box(mask[i])
-            known = (mask[i : i + 1] < 0.5).to(image.dtype)
-            img = image[i : i + 1]
-            inner = known[:, :, y0:y1, x0:x1]
-            if inner.min() < 0.5:  # holes inside the picture
+        for idx in same_mask_groups(mask):
+            y0, y1, x0, x1 = known_box(mask[idx.start])
+            img = image[idx]
+            inner = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
+            if inner.min() < 0.5:  # holes inside the picture; never write into the caller's tensor
                 img = img.clone()
                 img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
-            cols = _reflect_index(w, x0, x1, image.device)
-            rows = _reflect_index(h, y0, y1, image.device)
+            cols = _reflect_index(w, x0, x1, dev)
+            rows = _reflect_index(h, y0, y1, dev)
             mirrored = img.index_select(3, cols).index_select(2, rows)
-            blurred = gaussian_blur(mirrored, cfg.sigma * h)
+            # The blur is smooth: compute it at quarter size and scale it back up.
+            small = F.interpolate(mirrored, scale_factor=0.25, mode="bilinear", antialias=True)
+            blurred = F.interpolate(gaussian_blur(small, cfg.sigma * h / 4), size=(h, w), mode="bilinear")
             # Distance (px) from the known box, normalised by the widest generated span.
-            dx = torch.clamp(torch.maximum(x0 - torch.arange(w, device=image.device), torch.arange(w, device=image.device) - (x1 - 1)), min=0)
-            dy = torch.clamp(torch.maximum(y0 - torch.arange(h, device=image.device), torch.arange(h, device=image.device) - (y1 - 1)), min=0)
+            xs, ys = torch.arange(w, device=dev), torch.arange(h, device=dev)
+            dx = torch.clamp(torch.maximum(x0 - xs, xs - (x1 - 1)), min=0)
+            dy = torch.clamp(torch.maximum(y0 - ys, ys - (y1 - 1)), min=0)
             reach = max(x0, w - x1, y0, h - y1, 1) * cfg.fade
             dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
             t = (dist / reach).clamp(0, 1).view(1, 1, h, w)
-            out.append(mirrored * (1 - t) + blurred * t)
-        return torch.cat(out).clamp(0, 1)
+            out.append(torch.lerp(mirrored, blurred, t))
+        return out[0] if len(out) == 1 else torch.cat(out)
