@@ -158,12 +158,12 @@ def _draw_character(frame: np.ndarray, cx: float, ground: float, size: float, st
 def render(scene: Scene) -> Iterator[np.ndarray]:
     """The scene's 16:9 frames (HWC uint8), the ground truth."""
     w, h = scene.width, scene.height
-    travel = round((scene.pan * w))
+    travel = round(scene.pan * w)
     world = paint_background(w + travel + 2, h, scene.seed)
     for i in range(scene.frames):
         t = i / max(1, scene.frames - 1)
         ease = 0.5 - 0.5 * math.cos(math.pi * t)  # camera accelerates and settles
-        x = round((ease * travel))
+        x = round(ease * travel)
         frame = world[:, x : x + w].copy()
         drawing = i // 2  # animated on twos: the character changes every second frame
         tt = 2 * drawing / max(1, scene.frames - 1)
@@ -175,7 +175,7 @@ def render(scene: Scene) -> Iterator[np.ndarray]:
 def centre_crop(frame: np.ndarray, aspect: Fraction = Fraction(4, 3)) -> np.ndarray:
     """The centre of a frame at ``aspect`` (even width), as a 4:3 broadcast would have shown it."""
     h, w = frame.shape[:2]
-    cw = min(w, round((h * aspect)) // 2 * 2)
+    cw = min(w, round(h * aspect) // 2 * 2)
     x0 = (w - cw) // 2
     return frame[:, x0 : x0 + cw]
 
@@ -256,7 +256,7 @@ def write_clip(
 def make_example(path: str | Path, seconds: float = 6.0, height: int = 480, truth: str | Path | None = None) -> Path:
     """The shipped example: a 4:3 panning cartoon with a tune; optionally its 16:9 ground truth."""
     fps = Fraction(24)
-    width = round((height * 16 / 9 / 4)) * 4
+    width = round(height * 16 / 9 / 4) * 4
     scene = Scene(width=width, height=height, frames=int(seconds * fps), fps=fps, pan=0.7, seed=7)
     frames = list(render(scene))
     audio = melody(seconds)
