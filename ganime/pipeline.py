@@ -292,7 +292,9 @@ def _run(
         span = options.duration if options.duration is not None else (info.duration or 0) - (options.start or 0)
         total = max(1, round(max(0.0, span) * float(info.frame_rate)))
 
-    reader = video.Reader(plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color)
+    reader = video.Reader(
+        plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color, keep_planes=True
+    )
     try:
         writer = video.Writer(
             plan.output,
@@ -309,6 +311,7 @@ def _run(
             chapters=reader.excerpt_chapters() if excerpt else None,
             excerpt=excerpt,
             rotation=info.rotation,
+            centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
         )
     except BaseException:
         reader.close()
@@ -332,7 +335,7 @@ def _run(
             if item is _END:
                 return
             if isinstance(item, video.Frame):
-                writer.write(item.image, item.pts, item.time_base)
+                writer.write(item)
             else:
                 writer.copy_packet(item)  # type: ignore[arg-type]
 
@@ -351,7 +354,7 @@ def _run(
                 return
             canvases = filler.fill([f.image for f in pending])
             for f, canvas in zip(pending, canvases, strict=True):
-                _put(to_write, video.Frame(canvas, f.pts, f.time_base), stop)
+                _put(to_write, video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt), stop)
             done += len(pending)
             pending.clear()
             if progress:

@@ -252,13 +252,30 @@ def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
 # ------------------------------------------------------------------------- decode
 
 
+def yuv_planes(f: av.VideoFrame) -> tuple[np.ndarray, ...] | None:
+    """Copies of a planar YUV frame's sample planes (None for RGB, packed or paletted formats)."""
+    fmt = f.format
+    if fmt.is_rgb or not fmt.is_planar or fmt.has_palette or not fmt.name.startswith(("yuv", "gray")):
+        return None
+    dtype = np.uint16 if max(c.bits for c in fmt.components) > 8 else np.uint8
+    size = np.dtype(dtype).itemsize
+    return tuple(np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy() for p in f.planes)
+
+
 @dataclass
 class Frame:
-    """A decoded picture: HWC RGB (uint8, or uint16 for >8-bit sources) with its own timestamp."""
+    """A decoded picture: HWC RGB (uint8, or uint16 for >8-bit sources) with its own timestamp.
+
+    ``planes`` optionally keeps the source's own YUV samples (format ``pix_fmt``), so
+    the writer can put the original picture back untouched instead of converting it
+    from RGB a second time.
+    """
 
     image: np.ndarray
     pts: int
     time_base: Fraction
+    planes: tuple[np.ndarray, ...] | None = None
+    pix_fmt: str | None = None
 
     @property
     def time(self) -> float:
@@ -284,8 +301,10 @@ class Reader:
         duration: float | None = None,
         color: ColorSpec | None = None,
         threads: int = 0,
+        keep_planes: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.keep_planes = keep_planes
         self.container = _open_input(self.path)
         self.stream = _video_stream(self.path, self.container)
         self.stream.thread_type = "AUTO"  # slice + frame threads: several times faster
@@ -347,7 +366,8 @@ class Reader:
                     if pts < voff:
                         continue
                     self.frames_decoded += 1
-                    yield Frame(to_rgb(f, self.color), pts - voff, vtb)
+                    planes = yuv_planes(f) if self.keep_planes else None
+                    yield Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
         except av.FFmpegError as e:
             # A damaged container stops demuxing; keep what decoded so far.
             self._count_error(e)
@@ -531,8 +551,11 @@ class Writer:
         chapters: list[dict] | None = None,
         excerpt: bool = False,
         rotation: int = 0,
+        centre: tuple[int, int, int, int, int] | None = None,
     ) -> None:
         self.final = Path(final)
+        # (x, y, width, height) of the picture in the source and its x on the canvas.
+        self.centre = centre
         self.partial = partial_path(self.final)
         self.color = color
         self.frames_written = 0
@@ -637,8 +660,14 @@ class Writer:
     def copied_streams(self) -> tuple[int, ...]:
         return tuple(self._out_streams)
 
-    def write(self, image: np.ndarray, pts: int, time_base: Fraction) -> None:
-        """Encode one RGB frame at exactly the given timestamp."""
+    def write(self, frame_in: Frame) -> None:
+        """Encode one RGB frame at exactly its own timestamp.
+
+        When the frame carries the source's YUV planes in the output format, the
+        picture area is copied from them sample for sample: the centre of the output
+        is then the source's own picture, not a YUV -> RGB -> YUV round trip.
+        """
+        image = frame_in.image
         fmt = "rgb48le" if image.dtype == np.uint16 else "rgb24"
         frame = av.VideoFrame.from_ndarray(image, format=fmt)
         frame = frame.reformat(
@@ -648,10 +677,23 @@ class Writer:
             dst_color_range=self.color.range_name,
             threads=1,
         )
+        if self.centre is not None and frame_in.planes is not None and frame_in.pix_fmt == self.pix_fmt:
+            self._paste_centre(frame, frame_in.planes)
+        pts, time_base = frame_in.pts, frame_in.time_base
         frame.pts = pts
         frame.time_base = time_base
         self._mux_video(self.video.encode(frame))
         self.frames_written += 1
+
+    def _paste_centre(self, frame: av.VideoFrame, planes: tuple[np.ndarray, ...]) -> None:
+        x, y, w, h, left = self.centre  # type: ignore[misc]
+        for plane, src in zip(frame.planes, planes, strict=True):
+            # Chroma planes are subsampled; the geometry keeps every offset even so
+            # the picture starts on a chroma sample.
+            sx, sy = frame.width // plane.width, frame.height // plane.height
+            size = src.dtype.itemsize
+            dst = np.frombuffer(plane, src.dtype).reshape(plane.height, plane.line_size // size)
+            dst[: h // sy, left // sx : (left + w) // sx] = src[y // sy : (y + h) // sy, x // sx : (x + w) // sx]
 
     def copy_packet(self, packet: av.Packet) -> None:
         """Queue a packet of a copied stream; it is muxed once the video reaches its time."""

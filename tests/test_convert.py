@@ -1,0 +1,154 @@
+"""End-to-end conversions of tiny clips made in code: timestamps, streams, centre, geometry."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from conftest import cartoon_frames, decoded_frames, make_rich_source, packets, psnr
+
+from ganime import EncoderSettings, synthetic
+from ganime.pipeline import ConvertOptions, convert_file, plan_file
+
+LOSSLESS = EncoderSettings(codec="x264", crf=0, preset="ultrafast")
+
+
+def run(src: Path, dst: Path, **kw: object) -> Path:
+    opts = ConvertOptions(encoder=kw.pop("encoder", LOSSLESS), device="cpu", **kw)  # type: ignore[arg-type]
+    result = convert_file(src, dst, opts)
+    assert result.status == "converted", result.message
+    assert dst.exists()
+    assert not list(dst.parent.glob("*.partial*"))
+    return dst
+
+
+def test_round_trip_keeps_every_stream(rich_source: Path, tmp_path: Path) -> None:
+    dst = run(rich_source, tmp_path / "out.mkv")
+    with av.open(str(rich_source)) as a, av.open(str(dst)) as b:
+        assert [s.type for s in b.streams] == [s.type for s in a.streams]
+        # Frame count and every pts.
+        va, vb = a.streams.video[0], b.streams.video[0]
+        assert (vb.width, vb.height) == (88, 48)
+        # Stream metadata, dispositions and container tags survive.
+        for sa, sb in zip(a.streams, b.streams, strict=True):
+            assert sb.metadata.get("language") == sa.metadata.get("language")
+            assert sb.metadata.get("title") == sa.metadata.get("title")
+            assert sb.disposition == sa.disposition
+        assert dict(b.metadata) == dict(a.metadata) and a.metadata["title"] == "Test Show"
+        assert a.metadata["COMMENT"] == "made by the tests"
+
+        # Chapters, with titles and times.
+        def chapters(c: av.container.InputContainer) -> list[tuple[float, float, str]]:
+            return [(float(x["start"] * x["time_base"]), float(x["end"] * x["time_base"]), x["metadata"]["title"])
+                    for x in c.chapters()]  # fmt: skip
+
+        assert chapters(b) == chapters(a) and len(chapters(a)) == 2
+        # The font attachment, byte for byte.
+        att_a = next(s for s in a.streams if s.type == "attachment")
+        att_b = next(s for s in b.streams if s.type == "attachment")
+        assert (att_b.name, att_b.mimetype, bytes(att_b.data)) == (att_a.name, att_a.mimetype, bytes(att_a.data))
+        duration_a = float(va.duration * va.time_base) if va.duration else a.duration / av.time_base
+        duration_b = float(vb.duration * vb.time_base) if vb.duration else b.duration / av.time_base
+        assert abs(duration_a - duration_b) < 0.05
+    pa, pb = packets(rich_source), packets(dst)
+    # Audio and subtitle packets: identical payloads and timestamps.
+    for idx in (1, 2, 3):
+        assert pb[idx] == pa[idx] and len(pa[idx]) > 0
+    fa, fb = decoded_frames(rich_source), decoded_frames(dst)
+    assert [p for p, _ in fb] == [p for p, _ in fa] and len(fa) == 12
+
+
+def test_centre_is_the_original_picture(rich_source: Path, tmp_path: Path) -> None:
+    dst = run(rich_source, tmp_path / "out.mkv")
+    fa, fb = decoded_frames(rich_source), decoded_frames(dst)
+    left = (fb[0][1].shape[1] - fa[0][1].shape[1]) // 2
+    for (_, a), (_, b) in zip(fa, fb, strict=True):
+        centre = b[:, left : left + a.shape[1]]
+        # The writer puts the source's own samples back: lossless encode, identical centre.
+        assert psnr(a, centre) > 45
+        # The sides are filled with picture, not left black.
+        assert b[:, :left].mean() > 20 and b[:, left + a.shape[1] :].mean() > 20
+
+
+def test_variable_frame_rate_survives(tmp_path: Path) -> None:
+    pts = [0, 42, 83, 125, 250, 292, 500, 542, 584, 1000]
+    src = make_rich_source(tmp_path / "vfr.mkv", cartoon_frames(len(pts)), pts=pts)
+    dst = run(src, tmp_path / "out.mkv")
+    assert [p for p, _ in decoded_frames(dst)] == pts
+
+
+def test_mp4_source_keeps_audio_and_sync(plain_source: Path, tmp_path: Path) -> None:
+    dst = run(plain_source, tmp_path / "out.mkv")
+
+    def times(path: Path) -> tuple[list[float], float]:
+        with av.open(str(path)) as c:
+            video = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        with av.open(str(path)) as c:
+            audio = next(p for p in c.demux(c.streams.audio[0]) if p.size)
+        return video, float(audio.pts * audio.time_base)
+
+    (va, aa), (vb, ab) = times(plain_source), times(dst)
+    assert len(va) == len(vb) == 8
+    # Matroska cannot store the AAC priming's negative start, so the muxer may move every
+    # stream by the same amount; what must hold is each frame's time against the audio.
+    shift = (vb[0] - ab) - (va[0] - aa)
+    assert abs(shift) <= 0.001
+    assert max(abs((x - aa) - (y - ab)) for x, y in zip(va, vb, strict=True)) <= 0.001
+    with av.open(str(dst)) as b:
+        assert b.streams.audio[0].metadata.get("language") == "eng"
+    assert [p[2] for p in packets(plain_source)[1]] == [p[2] for p in packets(dst)[1]]
+
+
+def test_ten_bit_stays_ten_bit(tmp_path: Path) -> None:
+    frames = [(f.astype(np.uint16) * 257) for f in cartoon_frames(4)]
+    src = synthetic.write_clip(tmp_path / "ten.mkv", frames, pix_fmt="yuv420p10le", crf=0)
+    dst = run(src, tmp_path / "out.mkv")
+    with av.open(str(src)) as a, av.open(str(dst)) as b:
+        assert b.streams.video[0].codec_context.pix_fmt == "yuv420p10le"
+        fa = [f.to_ndarray(format="rgb48le") for f in a.decode(video=0)]
+        fb = [f.to_ndarray(format="rgb48le") for f in b.decode(video=0)]
+    left = (fb[0].shape[1] - fa[0].shape[1]) // 2
+    assert psnr(fa[0], fb[0][:, left : left + fa[0].shape[1]], peak=65535.0) > 45
+
+
+def test_anamorphic_source_keeps_sar(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "dvd.mkv", cartoon_frames(4, 64, 48), sar=Fraction(8, 9))
+    dst = run(src, tmp_path / "out.mkv")
+    with av.open(str(dst)) as b:
+        v = b.streams.video[0]
+        assert (v.width, v.height) == (96, 48)
+        assert v.sample_aspect_ratio == Fraction(8, 9)
+        assert abs(float(v.display_aspect_ratio) - 16 / 9) < 0.01
+
+
+def test_burnt_in_bars_are_filled(tmp_path: Path) -> None:
+    pictures = cartoon_frames(6, 64, 48, seed=5)
+    boxed = []
+    for p in pictures:
+        f = np.zeros((48, 88, 3), np.uint8)
+        f[:, 12:76] = p
+        boxed.append(f)
+    src = synthetic.write_clip(tmp_path / "boxed.mkv", boxed, crf=0)
+    plan = plan_file(src, tmp_path / "out.mkv", ConvertOptions())
+    assert plan.layout.has_bars and plan.layout.content.width == 64
+    dst = run(src, tmp_path / "out.mkv")
+    fb = decoded_frames(dst)
+    assert fb[0][1].shape[:2] == (48, 88)
+    assert fb[0][1][:, :8].mean() > 20  # the bars were replaced by picture
+
+
+def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
+    dst = run(rich_source, tmp_path / "cut.mkv", start=0.2, duration=0.2)
+    times = [p / 1000 for p, _ in decoded_frames(dst)]
+    # Frames at 0.208, 0.25, 0.292, 0.333, 0.375 s of the source, moved to start at 0.
+    assert len(times) == 5
+    assert times[0] == pytest.approx(0.008, abs=0.002)
+    with av.open(str(dst)) as b:
+        ch = b.chapters()
+        assert [c["metadata"]["title"] for c in ch] == ["Part A", "B"]
+        assert float(ch[0]["start"] * ch[0]["time_base"]) == 0
+        audio = [p for p in b.demux(b.streams.audio[0]) if p.size]
+        assert audio and all(0 <= float(p.pts * p.time_base) < 0.2 for p in audio)
