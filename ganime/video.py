@@ -145,7 +145,10 @@ def _video_stream(path: Path, c: av.container.InputContainer) -> av.video.stream
 
 def _stream_info(s: av.stream.Stream) -> StreamInfo:
     cc = getattr(s, "codec_context", None)
-    codec = (cc.name if cc is not None else None) or s.metadata.get("mimetype") or s.type
+    if s.type == "attachment":
+        codec = f"{s.metadata.get('filename', '?')} ({s.metadata.get('mimetype', 'unknown type')})"
+    else:
+        codec = (cc.name if cc is not None else None) or s.type
     disp = s.disposition
     return StreamInfo(
         index=s.index,

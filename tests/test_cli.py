@@ -1,0 +1,172 @@
+"""The command line, in-process with typer's CliRunner (and one real process, killed midway)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from conftest import cartoon_frames
+from typer.testing import CliRunner
+
+import ganime
+from ganime import synthetic
+from ganime.cli import app
+
+runner = CliRunner()
+FAST = ["--preset", "ultrafast", "--device", "cpu", "--no-progress"]
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def season(tmp_path: Path, plain_source: Path) -> Path:
+    """A folder of episodes: two good ones (one in a sub-folder) and a corrupt one."""
+    root = tmp_path / "season"
+    (root / "disc2").mkdir(parents=True)
+    shutil.copy(plain_source, root / "ep01.mp4")
+    shutil.copy(plain_source, root / "disc2" / "ep02.mp4")
+    (root / "ep03.mkv").write_bytes(b"\x1a\x45\xdf\xa3 this is not really a video" * 50)
+    (root / "notes.txt").write_text("not a video")
+    return root
+
+
+def test_version() -> None:
+    r = invoke("--version")
+    assert r.exit_code == 0 and ganime.__version__ in r.stdout
+
+
+def test_convert_single_file_beside_input(tmp_path: Path, plain_source: Path) -> None:
+    src = tmp_path / "episode.mp4"
+    shutil.copy(plain_source, src)
+    before = src.read_bytes()
+    r = invoke("convert", src, *FAST)
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "episode.16x9.mkv").exists()
+    assert src.read_bytes() == before  # the input is never modified
+    assert "converted" in r.output
+
+
+def test_batch_with_a_corrupt_file(season: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = invoke("convert", season, "-o", out, *FAST)
+    assert r.exit_code == 1, r.output
+    assert (out / "ep01.16x9.mkv").exists()
+    assert (out / "disc2" / "ep02.16x9.mkv").exists()  # the tree is mirrored
+    assert not (out / "ep03.16x9.mkv").exists()
+    assert not list(out.rglob("*.partial*"))
+    assert "ep03.mkv" in r.output and "failed" in r.output
+    # One clear line for the failure, no traceback without -v.
+    assert "Traceback" not in r.output
+
+    # A rerun skips what is done and still reports the broken file.
+    mtime = (out / "ep01.16x9.mkv").stat().st_mtime_ns
+    r2 = invoke("convert", season, "-o", out, *FAST)
+    assert r2.exit_code == 1
+    assert r2.output.count("skipped") >= 2
+    assert (out / "ep01.16x9.mkv").stat().st_mtime_ns == mtime
+
+    # --overwrite converts again.
+    r3 = invoke("convert", season / "ep01.mp4", "-o", out / "ep01.16x9.mkv", "--overwrite", *FAST)
+    assert r3.exit_code == 0
+    assert (out / "ep01.16x9.mkv").stat().st_mtime_ns != mtime
+
+
+def test_outputs_beside_inputs_are_not_picked_up_again(season: Path) -> None:
+    (season / "ep03.mkv").unlink()
+    assert invoke("convert", season, *FAST).exit_code == 0
+    assert (season / "ep01.16x9.mkv").exists()
+    r = invoke("convert", season, "--dry-run")
+    assert r.exit_code == 0
+    assert "ep01.16x9.16x9" not in r.output
+
+
+def test_dry_run_writes_nothing(tmp_path: Path, rich_source: Path) -> None:
+    out = tmp_path / "out"
+    r = invoke("convert", rich_source, "-o", out / "x.mkv", "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert not out.exists()
+    text = " ".join(r.output.split())
+    assert "64x48 -> 88x48" in text
+    assert "[jpn]" in text and "[eng]" in text and "subtitle srt" in text and "2 chapter(s)" in text
+    assert "font.ttf" in text
+    assert "libx264" in text and "blur" in text
+
+
+def test_usage_errors_exit_2(tmp_path: Path, plain_source: Path) -> None:
+    r = invoke("convert", tmp_path / "missing.mkv")
+    assert r.exit_code == 2 and "missing.mkv" in r.output
+    assert invoke("convert", plain_source, "--model", "nope").exit_code == 2
+    assert invoke("convert", plain_source, "--aspect", "wide").exit_code == 2
+    assert invoke("convert", plain_source, "--codec", "mpeg1").exit_code == 2
+    assert invoke("convert", plain_source, "--start", "soon").exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert invoke("convert", empty).exit_code == 2
+
+
+def test_bad_device_fails_the_file_with_one_line(tmp_path: Path, plain_source: Path) -> None:
+    r = invoke("convert", plain_source, "-o", tmp_path / "o.mkv", "--device", "tpu", "--no-progress")
+    assert r.exit_code == 1
+    assert "tpu" in r.output and not (tmp_path / "o.mkv").exists()
+
+
+def test_already_wide_is_skipped_unless_forced(tmp_path: Path) -> None:
+    wide = synthetic.write_clip(tmp_path / "wide.mkv", cartoon_frames(4, 86, 48))
+    r = invoke("convert", wide, *FAST)
+    assert r.exit_code == 0 and "skipped" in r.output
+    assert not (tmp_path / "wide.16x9.mkv").exists()
+    r = invoke("convert", wide, "--force", *FAST)
+    assert r.exit_code == 0 and (tmp_path / "wide.16x9.mkv").exists()
+
+
+def test_python_api(tmp_path: Path, plain_source: Path) -> None:
+    seen = []
+    results = ganime.convert(plain_source, tmp_path / "api.mkv", model="edge", preset="ultrafast", progress=seen.append)
+    assert [r.status for r in results] == ["converted"]
+    assert results[0].frames == 8 and (tmp_path / "api.mkv").exists()
+    assert seen and seen[-1].done and seen[-1].frames == 8
+
+
+def test_interrupted_run_leaves_no_output(tmp_path: Path, plain_source: Path) -> None:
+    class Stop(Exception):
+        pass
+
+    def stop(p: ganime.Progress) -> None:
+        raise Stop
+
+    dst = tmp_path / "stopped.mkv"
+    with pytest.raises(Stop):
+        ganime.convert_file(plain_source, dst, ganime.ConvertOptions(batch_size=2, device="cpu"), progress=stop)
+    assert not dst.exists()
+    assert not list(tmp_path.glob("*.partial*"))
+
+
+def test_killed_process_leaves_no_file_under_the_final_name(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(240, 160, 120), Fraction(24))
+    dst = tmp_path / "long.16x9.mkv"
+    partial = tmp_path / "long.16x9.partial.mkv"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganime", "convert", str(src), "--no-progress", "--batch-size", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert partial.exists(), "the conversion never started writing"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert not dst.exists()

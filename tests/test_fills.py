@@ -1,0 +1,156 @@
+"""The fill models and the engine around them: contract, compositing, batching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import cartoon_frames
+from torch import nn
+
+from ganime.engine import Compositor, Filler, column_bands, nearest_known, select_device
+from ganime.geometry import compute_layout
+from ganime.models import REGISTRY, build_model, default_model, list_models
+
+
+def _canvas(n: int = 2, h: int = 24, w: int = 44, left: int = 6, right: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(n, 3, h, w, generator=g)
+    mask = torch.zeros(n, 1, h, w)
+    mask[..., :left] = 1
+    mask[..., w - right :] = 1
+    return image * (1 - mask), mask
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_contract(name: str) -> None:
+    model = build_model(name)
+    image, mask = _canvas()
+    before = image.clone()
+    with torch.inference_mode():
+        out = model(image, mask)
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(image, before)  # the model never writes into its input
+    # The fill is built from the picture: the strips are not left black.
+    assert out[..., :6].mean() > 0.2
+    # Same result one frame at a time as in a batch.
+    with torch.inference_mode():
+        single = torch.cat([model(image[i : i + 1], mask[i : i + 1]) for i in range(2)])
+    assert torch.allclose(single, out, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_fills_holes_inside_the_picture(name: str) -> None:
+    image, mask = _canvas(1)
+    mask[..., 10:14, 20:24] = 1
+    image = image * (1 - mask)
+    with torch.inference_mode():
+        out = build_model(name)(image, mask)
+    assert torch.isfinite(out).all()
+    assert out[..., 10:14, 20:24].mean() > 0.2
+
+
+def test_edge_fill_continues_the_picture_at_the_seam() -> None:
+    # A vertical stripe pattern: mirrored, the column next to the seam repeats the edge column.
+    x = torch.linspace(0, 1, 32).repeat(3, 16, 1)
+    image = torch.zeros(1, 3, 16, 44)
+    image[..., 6:38] = x
+    mask = torch.zeros(1, 1, 16, 44)
+    mask[..., :6] = 1
+    mask[..., 38:] = 1
+    with torch.inference_mode():
+        out = build_model("edge")(image * (1 - mask), mask)
+    assert torch.allclose(out[..., 5], image[..., 6], atol=0.05)
+    assert torch.allclose(out[..., 38], image[..., 37], atol=0.05)
+
+
+def test_default_model_is_registered() -> None:
+    assert default_model() in REGISTRY
+
+
+def test_nearest_known_and_bands() -> None:
+    mask = np.zeros((5, 12), bool)
+    mask[:, :3] = True
+    mask[:, 9:] = True
+    source, steps = nearest_known(mask, 2)
+    assert steps[0, 2] == 1 and steps[0, 1] == 2 and steps[0, 0] == 3  # beyond reach
+    assert source[0, 2] == 3 and source[0, 1] == 3 and source[0, 0] == -1
+    assert source[2, 10] == 2 * 12 + 8
+    assert column_bands(mask, 1) == [(0, 4), (8, 12)]
+
+
+def test_compositor_feathers_only_generated_pixels() -> None:
+    layout = compute_layout(32, 24)
+    comp = Compositor.for_mask(layout.mask(), torch.device("cpu"), feather=4)
+    canvas = torch.zeros(1, 3, 24, layout.canvas_width)
+    canvas[..., layout.left : layout.left + 32] = 0.5
+    prediction = torch.ones_like(canvas)
+    bands = comp.blend(canvas, prediction)
+    left = bands[0]
+    x0 = comp.bands[0][0]
+    seam = layout.left - x0
+    # Next to the seam the output starts near the known colour and reaches the prediction.
+    assert left[..., seam - 1].mean().item() < 0.6
+    assert left[..., seam - 5].mean().item() == pytest.approx(1.0)
+    values = left[0, 0, 0, :seam].numpy()
+    assert np.all(np.diff(values[::-1]) >= -1e-6)  # monotone from the seam outwards
+
+
+def test_filler_keeps_known_pixels_bit_exact_and_batch_invariant() -> None:
+    frames = cartoon_frames(5, 64, 48)
+    layout = compute_layout(64, 48)
+    outs = []
+    for batch in (1, 2, 5):
+        filler = Filler(build_model("blur"), layout, torch.device("cpu"), batch_size=batch)
+        outs.append(filler.fill(frames))
+    for a, b in zip(outs[0], outs[2], strict=True):
+        assert np.array_equal(a, b)
+    for f, out in zip(frames, outs[0], strict=True):
+        assert out.shape == (48, layout.canvas_width, 3)
+        assert np.array_equal(out[:, layout.left : layout.left + 64], f)
+
+
+def test_filler_sixteen_bit() -> None:
+    frames = [f.astype(np.uint16) * 257 for f in cartoon_frames(2, 64, 48)]
+    layout = compute_layout(64, 48)
+    out = Filler(build_model("edge"), layout, torch.device("cpu")).fill(frames)
+    assert out[0].dtype == np.uint16
+    assert np.array_equal(out[0][:, layout.left : layout.left + 64], frames[0])
+    assert out[0][:, : layout.left].max() > 255  # the strips use the full 16-bit range
+
+
+class _OutOfMemoryAbove(nn.Module):
+    """A real model with a memory limit: raises CUDA's OOM error for batches above ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.sizes: list[int] = []
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(image.shape[0])
+        if image.shape[0] > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (test limit)")
+        return image.flip(-1)
+
+
+def test_out_of_memory_halves_the_batch() -> None:
+    frames = cartoon_frames(7, 64, 48)
+    layout = compute_layout(64, 48)
+    model = _OutOfMemoryAbove(limit=2)
+    filler = Filler(model, layout, torch.device("cpu"), batch_size=8)
+    out = filler.fill(frames)
+    assert len(out) == 7
+    assert filler.batch_size == 2 and filler.stats.oom_retries == 2
+    assert model.sizes[:3] == [7, 4, 2]
+
+
+def test_select_device() -> None:
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            select_device("cuda:0")
