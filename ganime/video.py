@@ -667,36 +667,50 @@ class Writer:
         """Encode one RGB frame at exactly its own timestamp.
 
         When the frame carries the source's YUV planes in the output format, the
-        picture area is copied from them sample for sample: the centre of the output
-        is then the source's own picture, not a YUV -> RGB -> YUV round trip.
+        picture area is copied from them sample for sample (the centre of the output
+        is the source's own picture, not a YUV -> RGB -> YUV round trip) and only the
+        generated strips are converted from RGB.
         """
-        image = frame_in.image
+        if self.centre is not None and frame_in.planes is not None and frame_in.pix_fmt == self.pix_fmt:
+            frame = self._compose(frame_in.image, frame_in.planes)
+        else:
+            frame = self._to_yuv(frame_in.image)
+        frame.pts = frame_in.pts
+        frame.time_base = frame_in.time_base
+        self._mux_video(self.video.encode(frame))
+        self.frames_written += 1
+
+    def _to_yuv(self, image: np.ndarray) -> av.VideoFrame:
         fmt = "rgb48le" if image.dtype == np.uint16 else "rgb24"
-        frame = av.VideoFrame.from_ndarray(image, format=fmt)
-        frame = frame.reformat(
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt).reformat(
             format=self.pix_fmt,
             src_color_range="JPEG",
             dst_colorspace=self.color.matrix,
             dst_color_range=self.color.range_name,
             threads=1,
         )
-        if self.centre is not None and frame_in.planes is not None and frame_in.pix_fmt == self.pix_fmt:
-            self._paste_centre(frame, frame_in.planes)
-        pts, time_base = frame_in.pts, frame_in.time_base
-        frame.pts = pts
-        frame.time_base = time_base
-        self._mux_video(self.video.encode(frame))
-        self.frames_written += 1
 
-    def _paste_centre(self, frame: av.VideoFrame, planes: tuple[np.ndarray, ...]) -> None:
+    def _compose(self, image: np.ndarray, planes: tuple[np.ndarray, ...]) -> av.VideoFrame:
+        """Output frame = converted strips + the source's own samples in the picture area."""
         x, y, w, h, left = self.centre  # type: ignore[misc]
-        for plane, src in zip(frame.planes, planes, strict=True):
-            # Chroma planes are subsampled; the geometry keeps every offset even so
-            # the picture starts on a chroma sample.
-            sx, sy = frame.width // plane.width, frame.height // plane.height
-            size = src.dtype.itemsize
-            dst = np.frombuffer(plane, src.dtype).reshape(plane.height, plane.line_size // size)
-            dst[: h // sy, left // sx : (left + w) // sx] = src[y // sy : (y + h) // sy, x // sx : (x + w) // sx]
+        height, width = image.shape[:2]
+        frame = av.VideoFrame(width, height, self.pix_fmt)
+        dtype = planes[0].dtype
+        size = dtype.itemsize
+        outs = [np.frombuffer(p, dtype).reshape(p.height, p.line_size // size) for p in frame.planes]
+        subsampling = [(width // p.width, height // p.height) for p in frame.planes]
+        # Chroma planes are subsampled; the geometry keeps every offset even, so the
+        # picture and the strips each start on a chroma sample.
+        for x0, x1 in ((0, left), (left + w, width)):
+            if x1 <= x0:
+                continue
+            strip = self._to_yuv(image[:, x0:x1])
+            for out, (sx, sy), p in zip(outs, subsampling, strip.planes, strict=True):
+                src = np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)
+                out[: height // sy, x0 // sx : x1 // sx] = src[:, : (x1 - x0) // sx]
+        for out, (sx, sy), src in zip(outs, subsampling, planes, strict=True):
+            out[: h // sy, left // sx : (left + w) // sx] = src[y // sy : (y + h) // sy, x // sx : (x + w) // sx]
+        return frame
 
     def copy_packet(self, packet: av.Packet) -> None:
         """Queue a packet of a copied stream; it is muxed once the video reaches its time."""

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 import ganime
 from ganime import synthetic
 from ganime.cli import app
+from ganime.models import default_model
 
 runner = CliRunner()
 FAST = ["--preset", "ultrafast", "--device", "cpu", "--no-progress"]
@@ -98,7 +99,7 @@ def test_dry_run_writes_nothing(tmp_path: Path, rich_source: Path) -> None:
     assert "64x48 -> 88x48" in text
     assert "[jpn]" in text and "[eng]" in text and "subtitle srt" in text and "2 chapter(s)" in text
     assert "font.ttf" in text
-    assert "libx264" in text and "blur" in text
+    assert "libx264" in text and f"fill {default_model()}" in text
 
 
 def test_usage_errors_exit_2(tmp_path: Path, plain_source: Path) -> None:

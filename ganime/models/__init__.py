@@ -41,7 +41,7 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 # Best first: the default is the first of these that can run here.
-PREFERENCE: tuple[str, ...] = ("blur", "edge")
+PREFERENCE: tuple[str, ...] = ("edge", "blur")
 
 
 def list_models() -> list[str]:

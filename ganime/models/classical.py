@@ -65,6 +65,35 @@ def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return image * known + up * (1 - known)
 
 
+def resize_matrix(out_size: int, in_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(out, in) weights of bilinear resizing (half-pixel centres, as F.interpolate's default)."""
+    pos = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * in_size / out_size - 0.5).clamp(0, in_size - 1)
+    i0 = pos.floor().long()
+    i1 = (i0 + 1).clamp(max=in_size - 1)
+    w1 = pos - i0
+    m = torch.zeros(out_size, in_size, dtype=torch.float64)
+    rows = torch.arange(out_size)
+    m.index_put_((rows, i0), 1 - w1, accumulate=True)
+    m.index_put_((rows, i1), w1, accumulate=True)
+    return m.to(device=device, dtype=dtype)
+
+
+def upsample_columns(small: torch.Tensor, h: int, w: int, cols: torch.Tensor) -> torch.Tensor:
+    """Columns ``cols`` of ``small`` bilinearly resized to (h, w): (N, C, h, len(cols)).
+
+    Two small matrix products instead of resizing the whole canvas and throwing most
+    of it away: the fills only need the generated columns at full resolution.
+    """
+    ry = resize_matrix(h, small.shape[-2], small.device, small.dtype)  # (h, sh)
+    rx = resize_matrix(w, small.shape[-1], small.device, small.dtype)[cols]  # (k, sw)
+    return torch.matmul(ry, torch.matmul(small, rx.T))
+
+
+def generated_columns(mask: torch.Tensor) -> torch.Tensor:
+    """Indices of the columns of one (1, H, W) mask that hold any pixel to generate."""
+    return torch.nonzero((mask[0] > 0.5).any(dim=0)).flatten()
+
+
 @dataclass
 class BlurConfig:
     """Blurred-background fill settings.
@@ -79,7 +108,11 @@ class BlurConfig:
 
 
 class BlurFill(nn.Module):
-    """The broadcast "blurred pillarbox": a blurred copy of the picture, scaled to cover the canvas."""
+    """The broadcast "blurred pillarbox": a blurred copy of the picture, scaled to cover the canvas.
+
+    For known pixels the prediction is the input itself; only the generated columns are
+    computed at full resolution.
+    """
 
     def __init__(self, config: BlurConfig | None = None) -> None:
         super().__init__()
@@ -89,9 +122,12 @@ class BlurFill(nn.Module):
         _, _, h, w = image.shape
         cfg = self.config
         wh, ww = max(2, round(h * cfg.work_scale)), max(2, round(w * cfg.work_scale))
-        out = []
+        out = image.clone()
         for idx in same_mask_groups(mask):
             y0, y1, x0, x1 = known_box(mask[idx.start])
+            cols = generated_columns(mask[idx.start])
+            if cols.numel() == 0:
+                continue
             pic = image[idx, :, y0:y1, x0:x1]
             known = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
             pic = push_pull(pic, known)
@@ -100,10 +136,9 @@ class BlurFill(nn.Module):
             sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
             big = F.interpolate(pic, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
             top, left = (sh - wh) // 2, (sw - ww) // 2
-            big = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
-            # Bilinear upsampling of values in [0, 1] stays in [0, 1]: no clamp needed.
-            out.append(F.interpolate(big, size=(h, w), mode="bilinear", align_corners=False))
-        return out[0] if len(out) == 1 else torch.cat(out)
+            small = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
+            out[idx].index_copy_(3, cols, upsample_columns(small, h, w, cols))
+        return out
 
 
 @dataclass
@@ -135,7 +170,8 @@ class EdgeFill(nn.Module):
     """Mirror the picture across its edges, fading into a blur away from the seam.
 
     Next to the seam the strip continues the picture's lines and colours; further out
-    the mirrored detail dissolves, so the reflection does not read as a copy.
+    the mirrored detail dissolves, so the reflection does not read as a copy. For
+    known pixels the prediction is the input itself.
     """
 
     def __init__(self, config: EdgeConfig | None = None) -> None:
@@ -146,9 +182,12 @@ class EdgeFill(nn.Module):
         _, _, h, w = image.shape
         cfg = self.config
         dev = image.device
-        out = []
+        out = image.clone()
         for idx in same_mask_groups(mask):
             y0, y1, x0, x1 = known_box(mask[idx.start])
+            gen = generated_columns(mask[idx.start])
+            if gen.numel() == 0:
+                continue
             img = image[idx]
             inner = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
             if inner.min() < 0.5:  # holes inside the picture; never write into the caller's tensor
@@ -156,16 +195,23 @@ class EdgeFill(nn.Module):
                 img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
             cols = _reflect_index(w, x0, x1, dev)
             rows = _reflect_index(h, y0, y1, dev)
-            mirrored = img.index_select(3, cols).index_select(2, rows)
-            # The blur is smooth: compute it at quarter size and scale it back up.
-            small = F.interpolate(mirrored, scale_factor=0.25, mode="bilinear", antialias=True)
-            blurred = F.interpolate(gaussian_blur(small, cfg.sigma * h / 4), size=(h, w), mode="bilinear")
+            # Sharp mirror at full resolution, for the generated columns only.
+            sharp = img.index_select(3, cols[gen]).index_select(2, rows)
+            # The blur it fades into is smooth: mirror a quarter-size picture and blur that.
+            pic = img[:, :, y0:y1, x0:x1]
+            sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
+            ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
+            small_pic = F.interpolate(pic, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
+            oy, ox = round(y0 * sh / h), round(x0 * sw / w)
+            small = small_pic.index_select(3, _reflect_index(sw, ox, ox + pw, dev) - ox)
+            small = small.index_select(2, _reflect_index(sh, oy, oy + ph, dev) - oy)
+            blurred = upsample_columns(gaussian_blur(small, cfg.sigma * sh), h, w, gen)
             # Distance (px) from the known box, normalised by the widest generated span.
-            xs, ys = torch.arange(w, device=dev), torch.arange(h, device=dev)
+            xs, ys = gen, torch.arange(h, device=dev)
             dx = torch.clamp(torch.maximum(x0 - xs, xs - (x1 - 1)), min=0)
             dy = torch.clamp(torch.maximum(y0 - ys, ys - (y1 - 1)), min=0)
             reach = max(x0, w - x1, y0, h - y1, 1) * cfg.fade
             dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
-            t = (dist / reach).clamp(0, 1).view(1, 1, h, w)
-            out.append(torch.lerp(mirrored, blurred, t))
-        return out[0] if len(out) == 1 else torch.cat(out)
+            t = (dist / reach).clamp(0, 1).view(1, 1, h, -1)
+            out[idx].index_copy_(3, gen, torch.lerp(sharp, blurred, t))
+        return out

@@ -1,0 +1,122 @@
+"""Speed of ``ganime convert`` against ``ffmpeg -vf pad`` with the same encoder settings.
+
+    python benchmarks/bench_convert.py                    # 640x480, 20 s synthetic cartoon
+    python benchmarks/bench_convert.py --clip my4x3.mkv   # any 4:3 clip
+
+Every run is a fresh process, timed wall-clock, with its peak resident memory read
+from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
+down midway affects both alike; speeds are reported as ratios to ffmpeg in the same
+run. ffmpeg (the CLI) is only the reference here: ganime itself never calls it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# Run in a child process: a parent that has imported torch would make every forked
+# child's peak RSS start at the parent's size.
+HELPER = """
+import json, sys
+from fractions import Fraction
+from pathlib import Path
+import av
+from ganime import synthetic
+from ganime.geometry import compute_layout
+clip, seconds = Path(sys.argv[1]), float(sys.argv[2])
+if not clip.exists():
+    fps = Fraction(24)
+    scene = synthetic.Scene(width=852, height=480, frames=int(seconds * fps), fps=fps, pan=1.5, seed=11)
+    frames = (synthetic.centre_crop(f) for f in synthetic.render(scene))
+    synthetic.write_clip(clip, frames, fps, synthetic.melody(seconds), crf=18)
+with av.open(str(clip)) as c:
+    v = c.streams.video[0]
+    w, h = v.codec_context.width, v.codec_context.height
+    n = sum(1 for _ in c.decode(video=0))
+lay = compute_layout(w, h, v.sample_aspect_ratio)
+canvas = [lay.canvas_width, lay.canvas_height]
+print(json.dumps({"width": w, "height": h, "frames": n, "canvas": canvas, "left": lay.left}))
+"""
+
+
+def describe(clip: Path, seconds: float) -> dict:
+    """Make the synthetic clip if needed; return its size, frame count and 16:9 canvas."""
+    out = subprocess.run([sys.executable, "-c", HELPER, str(clip), str(seconds)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(out.stderr)
+    return json.loads(out.stdout)
+
+
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clip", type=Path, help="a 4:3 clip (default: a synthetic 640x480 cartoon)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic clip")
+    parser.add_argument("--models", default="edge,blur")
+    parser.add_argument("--crf", default="18")
+    parser.add_argument("--preset", default="medium")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("ffmpeg is needed as the reference (apt-get install ffmpeg)")
+
+    work = Path(tempfile.mkdtemp(prefix="ganime-bench-"))
+    clip = args.clip or work / "clip_640x480.mkv"
+    info = describe(clip, args.seconds)
+    width, height, frames = info["width"], info["height"], info["frames"]
+    (canvas_w, canvas_h), left = info["canvas"], info["left"]
+    pad = f"pad={canvas_w}:{canvas_h}:{left}:0"
+    ffmpeg = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(clip), "-vf", pad, "-c:v", "libx264",
+              "-crf", args.crf, "-preset", args.preset, "-tune", "animation", "-c:a", "copy",
+              str(work / "ffmpeg.mkv")]  # fmt: skip
+    runs: dict[str, list[tuple[float, float]]] = {"ffmpeg pad": []}
+    commands = {"ffmpeg pad": ffmpeg}
+    for model in args.models.split(","):
+        commands[f"ganime {model}"] = [
+            sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{model}.mkv"),
+            "--model", model, "--crf", args.crf, "--preset", args.preset, "--device", "cpu",
+            "--overwrite", "--no-progress",
+        ]  # fmt: skip
+        runs[f"ganime {model}"] = []
+    for _ in range(args.repeat):
+        for name, cmd in commands.items():
+            runs[name].append(timed(cmd))
+
+    base = statistics.median(s for s, _ in runs["ffmpeg pad"])
+    print(f"clip: {clip} ({width}x{height}, {frames} frames) -> {canvas_w}x{canvas_h}")
+    print(f"encoder: libx264 crf {args.crf} preset {args.preset} tune animation; {args.repeat} run(s) each, median")
+    print(f"{'tool':<16}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
+    table = []
+    for name, rs in runs.items():
+        sec = statistics.median(s for s, _ in rs)
+        rss = max(m for _, m in rs)
+        table.append({"tool": name, "seconds": sec, "fps": frames / sec, "ratio": base / sec, "peak_rss_mb": rss})
+        print(f"{name:<16}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
+    if args.json:
+        args.json.write_text(json.dumps({"clip": str(clip), "frames": frames, "results": table}, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
