@@ -633,8 +633,18 @@ class Writer:
         self.video = ov
         self.pix_fmt = ov.pix_fmt
         self._out_streams: dict[int, av.stream.Stream] = {}
+        fmt = self.out.format.name
+        # Matroska holds practically every codec (and its codec list is incomplete);
+        # other containers are asked, so an unsupported stream is dropped with a warning
+        # instead of failing the file at the header.
+        allowed = None if "matroska" in fmt else self.out.supported_codecs
         for idx in copy:
             s = source.streams[idx]
+            codec = s.codec_context.name if s.type != "attachment" and s.codec_context else None
+            if allowed is not None and (s.type == "attachment" or codec not in allowed):
+                what = s.metadata.get("filename", "attachment") if s.type == "attachment" else codec
+                self.warnings.append(f"stream #{idx} ({s.type} {what}) dropped: {fmt} cannot hold it (use .mkv)")
+                continue
             try:
                 o = self.out.add_stream_from_template(s)
             except (av.FFmpegError, ValueError) as e:

@@ -152,3 +152,32 @@ def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
         assert float(ch[0]["start"] * ch[0]["time_base"]) == 0
         audio = [p for p in b.demux(b.streams.audio[0]) if p.size]
         assert audio and all(0 <= float(p.pts * p.time_base) < 0.2 for p in audio)
+
+
+def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out.mp4"
+    result = convert_file(rich_source, dst, ConvertOptions(encoder=LOSSLESS, device="cpu"))
+    assert result.status == "converted" and dst.exists()
+    assert any("subtitle" in w for w in result.warnings) and any("attachment" in w for w in result.warnings)
+    with av.open(str(dst)) as b:
+        assert [s.type for s in b.streams if s.type in ("video", "audio")] == ["video", "audio", "audio"]
+    pa, pb = packets(rich_source), packets(dst)
+    assert [x[2] for x in pb[1]] == [x[2] for x in pa[1]]
+
+
+def test_strips_are_the_engine_output(rich_source: Path, tmp_path: Path) -> None:
+    """The writer converts only the strips from RGB; they must match what the fill made."""
+    import torch
+
+    from ganime.engine import Filler
+    from ganime.models import build_model
+
+    dst = run(rich_source, tmp_path / "out.mkv")
+    plan = plan_file(rich_source, dst, ConvertOptions())
+    source = [f for _, f in decoded_frames(rich_source)]
+    filled = Filler(build_model(plan.model), plan.layout, torch.device("cpu")).fill(source)
+    out = [f for _, f in decoded_frames(dst)]
+    left = plan.layout.left
+    for a, b in zip(filled, out, strict=True):
+        assert psnr(a[:, :left], b[:, :left]) > 30
+        assert psnr(a[:, -left:], b[:, -left:]) > 30
