@@ -395,7 +395,12 @@ def _run(
         reader.close()
     if progress:
         progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
-    return done, reader.decode_errors, writer.warnings
+    warnings = list(writer.warnings)
+    expected = info.estimated_frames
+    if not excerpt and expected and done < 0.9 * expected:
+        # Demuxers stop quietly at a broken container: say so rather than report success.
+        warnings.append(f"only {done} of about {expected} frames could be read: the file looks damaged or truncated")
+    return done, reader.decode_errors, warnings
 
 
 def convert_many(

@@ -14,6 +14,7 @@ tools users run today):
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -516,6 +517,22 @@ class EncoderSettings:
         return "yuv420p"
 
 
+def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
+    """Why container ``fmt`` cannot hold a copy of ``stream`` (None when it can).
+
+    Asked by writing a header with that one stream into memory: the muxer itself
+    decides, so a stream it would reject (mov_text in Matroska, fonts in MP4, an MP4
+    timecode track) is dropped with a warning instead of failing the whole file.
+    """
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as trial:
+            trial.add_stream_from_template(stream)
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError) as e:
+        return f"{fmt} cannot hold it ({_reason(e)})"
+    return None
+
+
 def output_format(path: Path) -> str:
     """Container for an output path (by extension); Matroska unless told otherwise."""
     ext = path.suffix.lower()
@@ -634,16 +651,11 @@ class Writer:
         self.pix_fmt = ov.pix_fmt
         self._out_streams: dict[int, av.stream.Stream] = {}
         fmt = self.out.format.name
-        # Matroska holds practically every codec (and its codec list is incomplete);
-        # other containers are asked, so an unsupported stream is dropped with a warning
-        # instead of failing the file at the header.
-        allowed = None if "matroska" in fmt else self.out.supported_codecs
         for idx in copy:
             s = source.streams[idx]
-            codec = s.codec_context.name if s.type != "attachment" and s.codec_context else None
-            if allowed is not None and (s.type == "attachment" or codec not in allowed):
-                what = s.metadata.get("filename", "attachment") if s.type == "attachment" else codec
-                self.warnings.append(f"stream #{idx} ({s.type} {what}) dropped: {fmt} cannot hold it (use .mkv)")
+            refused = refusal(fmt, s)
+            if refused:
+                self.warnings.append(f"stream #{idx} ({_stream_info(s).describe()}) dropped: {refused}")
                 continue
             try:
                 o = self.out.add_stream_from_template(s)

@@ -171,3 +171,15 @@ def test_killed_process_leaves_no_file_under_the_final_name(tmp_path: Path) -> N
     finally:
         proc.wait()
     assert not dst.exists()
+
+
+def test_damaged_file_converts_what_decodes_and_says_so(tmp_path: Path) -> None:
+    good = synthetic.write_clip(tmp_path / "good.mkv", cartoon_frames(48, 64, 48, pan=2.0), crf=30)
+    data = good.read_bytes()
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(data[: len(data) // 2])  # a download that stopped halfway
+    results = ganime.convert(damaged, tmp_path / "out.mkv", preset="ultrafast", device="cpu")
+    r = results[0]
+    assert r.status == "converted" and 0 < r.frames < 48
+    assert any("damaged or truncated" in w for w in r.warnings)
+    assert (tmp_path / "out.mkv").exists()

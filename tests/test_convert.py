@@ -181,3 +181,16 @@ def test_strips_are_the_engine_output(rich_source: Path, tmp_path: Path) -> None
     for a, b in zip(filled, out, strict=True):
         assert psnr(a[:, :left], b[:, :left]) > 30
         assert psnr(a[:, -left:], b[:, -left:]) > 30
+
+
+def test_refusal_asks_the_muxer(rich_source: Path) -> None:
+    from ganime.video import refusal
+
+    with av.open(str(rich_source)) as c:
+        audio, sub, font = c.streams[1], c.streams[3], c.streams[4]
+        assert refusal("matroska", audio) is None
+        assert refusal("matroska", sub) is None
+        assert refusal("matroska", font) is None
+        assert refusal("mp4", audio) is None
+        assert "mp4 cannot hold it" in (refusal("mp4", sub) or "")
+        assert refusal("mp4", font) is not None
