@@ -231,8 +231,12 @@ def convert(
         err.print(f"[red]error:[/] {escape(str(output))}: several inputs need an output folder, not a file")
         raise typer.Exit(2)
     if not dry_run:
+        try:
+            where = pipeline.describe_device(device)
+        except ValueError as e:
+            where = f"{device} [red]({escape(str(e))})[/]"
         name = options.model_name
-        err.print(f"ganime {__version__}: model [bold]{name}[/], device {device}, {encoder.encoder_name(8)}")
+        err.print(f"ganime {__version__}: model [bold]{name}[/] on {where}, encoder {encoder.encoder_name(8)}")
 
     bars_ui = _Bars(progress and not dry_run)
 

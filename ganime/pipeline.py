@@ -9,6 +9,7 @@ reported through a callback; this module never prints.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -118,10 +119,13 @@ def output_name(path: Path, aspect: Fraction) -> str:
     return f"{path.stem}.{geometry.aspect_label(aspect)}.mkv"
 
 
+_OWN_LABEL = re.compile(r"^\d{1,2}x\d{1,2}$")  # 16x9, 21x9: not 1920x1080
+
+
 def is_own_output(path: Path) -> bool:
     """True for files this tool writes, which a folder scan must not convert again."""
     parts = path.name.split(".")
-    return "partial" in parts[1:] or any(p.count("x") == 1 and p.replace("x", "").isdigit() for p in parts[1:-1])
+    return "partial" in parts[1:-1] or any(_OWN_LABEL.match(p) for p in parts[1:-1])
 
 
 def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Path | None]]:
@@ -231,6 +235,16 @@ def _get(q: queue.Queue, stop: threading.Event, others: list[_Stage]) -> object:
                     raise s.error from None
             if stop.is_set():
                 return _END
+
+
+def describe_device(spec: str) -> str:
+    """What ``--device`` resolves to here, for the user to read (raises ValueError)."""
+    device = select_device(spec)
+    if device.type == "cuda":
+        import torch
+
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return "cpu" if spec != "auto" else "cpu (no CUDA GPU found)"
 
 
 def convert_file(
@@ -396,6 +410,8 @@ def _run(
     if progress:
         progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
     warnings = list(writer.warnings)
+    if info.interlaced:
+        warnings.append("the source is interlaced: both fields were filled as one picture (deinterlace it first)")
     expected = info.estimated_frames
     if not excerpt and expected and done < 0.9 * expected:
         # Demuxers stop quietly at a broken container: say so rather than report success.

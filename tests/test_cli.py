@@ -183,3 +183,13 @@ def test_damaged_file_converts_what_decodes_and_says_so(tmp_path: Path) -> None:
     assert r.status == "converted" and 0 < r.frames < 48
     assert any("damaged or truncated" in w for w in r.warnings)
     assert (tmp_path / "out.mkv").exists()
+
+
+def test_folder_scan_skips_own_outputs_only() -> None:
+    from ganime.pipeline import is_own_output
+
+    assert is_own_output(Path("ep01.16x9.mkv"))
+    assert is_own_output(Path("ep01.16x9.partial.mkv"))
+    assert not is_own_output(Path("show.1920x1080.mkv"))
+    assert not is_own_output(Path("partial.mkv"))
+    assert not is_own_output(Path("ep01.mkv"))
