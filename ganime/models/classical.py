@@ -27,7 +27,8 @@ def known_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
 def same_mask_groups(mask: torch.Tensor) -> list[slice]:
     """The batch split into runs that share one mask (a video batch is a single run)."""
     n = mask.shape[0]
-    if n == 1 or bool((mask == mask[:1]).all()):
+    # An expanded mask (stride 0 over the batch) is one mask by construction.
+    if n == 1 or mask.stride(0) == 0 or bool((mask == mask[:1]).all()):
         return [slice(0, n)]
     return [slice(i, i + 1) for i in range(n)]
 
@@ -63,6 +64,13 @@ def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     coarse = push_pull(small / weight.clamp_min(1e-6), (weight > 0).to(image.dtype))
     up = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return image * known + up * (1 - known)
+
+
+def shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize (N, C, H, W) to ``size``: area averaging when shrinking (fast, alias-free)."""
+    if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
 def resize_matrix(out_size: int, in_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -134,7 +142,7 @@ class BlurFill(nn.Module):
             # Scale the picture to cover the working canvas, keeping its shape, and centre it.
             s = max(ww / pic.shape[-1], wh / pic.shape[-2])
             sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
-            big = F.interpolate(pic, size=(sh, sw), mode="bilinear", antialias=True, align_corners=False)
+            big = shrink(pic, (sh, sw))
             top, left = (sh - wh) // 2, (sw - ww) // 2
             small = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
             out[idx].index_copy_(3, cols, upsample_columns(small, h, w, cols))
@@ -196,12 +204,14 @@ class EdgeFill(nn.Module):
             cols = _reflect_index(w, x0, x1, dev)
             rows = _reflect_index(h, y0, y1, dev)
             # Sharp mirror at full resolution, for the generated columns only.
-            sharp = img.index_select(3, cols[gen]).index_select(2, rows)
+            sharp = img.index_select(3, cols[gen])
+            if y0 > 0 or y1 < h:
+                sharp = sharp.index_select(2, rows)
             # The blur it fades into is smooth: mirror a quarter-size picture and blur that.
             pic = img[:, :, y0:y1, x0:x1]
             sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
             ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
-            small_pic = F.interpolate(pic, size=(ph, pw), mode="bilinear", antialias=True, align_corners=False)
+            small_pic = shrink(pic, (ph, pw))
             oy, ox = round(y0 * sh / h), round(x0 * sw / w)
             small = small_pic.index_select(3, _reflect_index(sw, ox, ox + pw, dev) - ox)
             small = small.index_select(2, _reflect_index(sh, oy, oy + ph, dev) - oy)
