@@ -320,4 +320,9 @@ def models_cmd() -> None:
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except KeyboardInterrupt:
+        # The file being written was removed by its writer; finished files stay.
+        err.print("[yellow]interrupted[/]: finished outputs are kept, the unfinished one was removed")
+        raise SystemExit(130) from None
