@@ -10,6 +10,7 @@ join shows no step.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,6 +168,7 @@ class FillStats:
     frames: int = 0
     oom_retries: int = 0
     batch_size: int = 0
+    seconds: float = 0.0  # wall time inside fill()
 
 
 class Filler:
@@ -212,6 +214,7 @@ class Filler:
     def fill(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Canvases (H, W, 3) in the frames' dtype, known pixels exactly as in the source."""
         out: list[np.ndarray] = []
+        started = time.perf_counter()
         i = 0
         while i < len(frames):
             chunk = frames[i : i + self.batch_size]
@@ -227,6 +230,7 @@ class Filler:
                 self.stats.batch_size = self.batch_size
                 continue
             i += len(chunk)
+        self.stats.seconds += time.perf_counter() - started
         return out
 
     @torch.inference_mode()

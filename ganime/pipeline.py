@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 from . import geometry, video
 from .engine import Filler, configure_cpu_threads, select_device
@@ -89,6 +90,11 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     plan: Plan | None = None
     error: BaseException | None = None  # the exception behind a failure, for -v
+    fill_seconds: float = 0.0  # time spent in the model and compositor
+
+    @property
+    def fill_fps(self) -> float:
+        return self.frames / self.fill_seconds if self.fill_seconds > 0 else 0.0
 
     @property
     def fps(self) -> float:
@@ -247,6 +253,38 @@ def describe_device(spec: str) -> str:
     return "cpu" if spec != "auto" else "cpu (no CUDA GPU found)"
 
 
+def make_filler(plan: Plan, options: ConvertOptions, device: torch.device) -> Filler:
+    """The engine for one planned file: its model on its device, laid out by its plan."""
+    return Filler(build_model(plan.model), plan.layout, device, options.batch_size, options.feather)
+
+
+def fill_stream(
+    frames: Iterable[video.Frame], filler: Filler, on_batch: Callable[[int], None] | None = None
+) -> Iterator[video.Frame]:
+    """Source frames in, filled canvases out, in order, batch by batch.
+
+    The stage between decoding and encoding, shared by ``convert`` and ``eval`` so
+    that what is measured is what users run. Each output keeps its frame's pts,
+    time base and source planes.
+    """
+    pending: list[video.Frame] = []
+
+    def flush() -> Iterator[video.Frame]:
+        canvases = filler.fill([f.image for f in pending])
+        for f, canvas in zip(pending, canvases, strict=True):
+            yield video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt)
+        if on_batch:
+            on_batch(len(pending))
+        pending.clear()
+
+    for frame in frames:
+        pending.append(frame)
+        if len(pending) >= filler.batch_size:
+            yield from flush()
+    if pending:
+        yield from flush()
+
+
 def convert_file(
     src: str | Path,
     output: str | Path | None = None,
@@ -276,7 +314,7 @@ def convert_file(
         configure_cpu_threads()
     started = time.perf_counter()
     try:
-        frames, decode_errors, warnings = _run(plan, options, device, progress, index, files)
+        frames, decode_errors, warnings, fill_seconds = _run(plan, options, device, progress, index, files)
     except video.VideoError as e:
         raise ConvertError(str(e)) from e
     except av.FFmpegError as e:
@@ -284,7 +322,16 @@ def convert_file(
     seconds = time.perf_counter() - started
     msg = f"{decode_errors} damaged packet(s) skipped" if decode_errors else ""
     return Result(
-        plan.input, plan.output, "converted", msg, frames, seconds, decode_errors, warnings=warnings, plan=plan
+        plan.input,
+        plan.output,
+        "converted",
+        msg,
+        frames,
+        seconds,
+        decode_errors,
+        warnings=warnings,
+        plan=plan,
+        fill_seconds=fill_seconds,
     )
 
 
@@ -295,11 +342,11 @@ def _run(
     progress: ProgressCallback | None,
     index: int,
     files: int,
-) -> tuple[int, int, list[str]]:
+) -> tuple[int, int, list[str], float]:
     lay = plan.layout
     info = plan.info
     copy = tuple(s.index for s in info.copied_streams)
-    filler = Filler(build_model(plan.model), lay, device, options.batch_size, options.feather)  # type: ignore[arg-type]
+    filler = make_filler(plan, options, device)
     excerpt = options.start is not None or options.duration is not None
     total = info.estimated_frames
     if excerpt and info.frame_rate:
@@ -357,36 +404,31 @@ def _run(
     started = time.perf_counter()
     done = 0
     ok = False
-    try:
-        reader_t.start()
-        writer_t.start()
-        pending: list[video.Frame] = []
 
-        def flush() -> None:
-            nonlocal done
-            if not pending:
-                return
-            canvases = filler.fill([f.image for f in pending])
-            for f, canvas in zip(pending, canvases, strict=True):
-                _put(to_write, video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt), stop)
-            done += len(pending)
-            pending.clear()
-            if progress:
-                progress(Progress(plan.input, index, files, done, total, time.perf_counter() - started))
-
+    def frames() -> Iterator[video.Frame]:
+        """Decoded frames; packets of copied streams go straight on to the writer."""
         while True:
             item = _get(decoded, stop, [reader_t, writer_t])
             if item is _END:
-                break
+                return
             if isinstance(item, video.Frame):
-                pending.append(item)
-                if len(pending) >= filler.batch_size:
-                    flush()
+                yield item
             else:
                 _put(to_write, item, stop)
+
+    def on_batch(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(Progress(plan.input, index, files, done, total, time.perf_counter() - started))
+
+    try:
+        reader_t.start()
+        writer_t.start()
+        for frame in fill_stream(frames(), filler, on_batch):
+            _put(to_write, frame, stop)
             if writer_t.error is not None:
                 raise writer_t.error
-        flush()
         _put(to_write, _END, stop)
         writer_t.join()
         reader_t.join()
@@ -416,7 +458,7 @@ def _run(
     if not excerpt and expected and done < 0.9 * expected:
         # Demuxers stop quietly at a broken container: say so rather than report success.
         warnings.append(f"only {done} of about {expected} frames could be read: the file looks damaged or truncated")
-    return done, reader.decode_errors, warnings
+    return done, reader.decode_errors, warnings, filler.stats.seconds
 
 
 def convert_many(
