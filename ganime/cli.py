@@ -304,6 +304,106 @@ def probe(
     out.print(f"  chapters   {info.chapters}")
 
 
+def _model_list(text: str | None) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in (text or ",".join(REGISTRY)).split(",") if n.strip())
+    for n in names:
+        if n not in REGISTRY:
+            raise typer.BadParameter(f"unknown model {n!r} (choose from {', '.join(REGISTRY)})", param_hint="--model")
+    return names
+
+
+@app.command("eval")
+def eval_cmd(
+    clips: Annotated[list[Path], typer.Argument(help="16:9 (or wider) clips, images or folders: the ground truth.")],
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", "-m", help="Comma-separated models to score. Default: all."),
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for eval.json, eval.md, sheets.")] = Path(
+        "ganime-eval"
+    ),
+    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 48,
+    stride: Annotated[int, typer.Option(min=1, help="Take every N-th frame.")] = 1,
+    start: Annotated[str, typer.Option(help="Where to start in each clip (seconds or HH:MM:SS).")] = "0",
+    height: Annotated[int, typer.Option(min=0, help="Shrink taller ground truth to this height; 0 keeps it.")] = 480,
+    source_aspect: Annotated[str, typer.Option(help="Aspect of the kept centre.")] = "4:3",
+    sheet_frames: Annotated[int, typer.Option(min=1, help="Frames per clip on the contact sheets.")] = 3,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
+    batch_size: Annotated[int, typer.Option(min=0, help="Frames per model call; 0 picks one.")] = 0,
+) -> None:
+    """Score models on native 16:9 footage: PSNR, SSIM, flicker and seam of the generated sides."""
+    from . import evaluate
+
+    try:
+        aspect = geometry.parse_aspect(source_aspect)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--source-aspect") from None
+    options = evaluate.EvalOptions(
+        models=_model_list(model),
+        source_aspect=aspect,
+        frames=frames,
+        stride=stride,
+        start=parse_time(start, "--start") or 0.0,
+        height=height or None,
+        device=device,
+        batch_size=batch_size,
+        sheet_frames=sheet_frames,
+    )
+    try:
+        with err.status("evaluating") as status:
+            report = evaluate.evaluate(clips, options, output, progress=lambda m: status.update(escape(m)))
+    except FileNotFoundError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    except (ValueError, video.VideoError, pipeline.ConvertError) as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)", title_justify="left")
+    for col in ("model", "PSNR dB", "SSIM", "temporal", "seam", "fill fps", "total fps"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for m in report.models():
+        r = report.mean(m)
+        table.add_row(
+            m,
+            f"{r['psnr']:.2f}",
+            f"{r['ssim']:.4f}",
+            f"{r['temporal']:.2f}",
+            f"{r['seam']:.2f}",
+            f"{r['fill_fps']:.1f}",
+            f"{r['total_fps']:.1f}",
+        )
+    out.print(table)
+    for kind, path in report.files.items():
+        out.print(f"{kind:<9} {escape(str(path))}")
+
+
+@app.command()
+def preview(
+    file: Annotated[Path, typer.Argument(help="A video file (or image).")],
+    at: Annotated[str, typer.Option(help="Time of the frame (seconds or HH:MM:SS).")] = "0",
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", "-m", help="Comma-separated models. Default: all."),
+    ] = None,
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("-o", "--output", help="PNG to write. Default: NAME.preview.png beside the input."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
+) -> None:
+    """One frame converted by each model, side by side, to choose before a long encode."""
+    from . import evaluate
+
+    models = _model_list(model)
+    dst = output or file.with_name(f"{file.stem}.preview.png")
+    try:
+        path = evaluate.preview(file, parse_time(at, "--at") or 0.0, models, dst, device)
+    except (ValueError, video.VideoError, pipeline.ConvertError) as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    out.print(f"wrote {escape(str(path))}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List the fill models."""

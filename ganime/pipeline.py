@@ -134,17 +134,19 @@ def is_own_output(path: Path) -> bool:
     return "partial" in parts[1:-1] or any(_OWN_LABEL.match(p) for p in parts[1:-1])
 
 
-def find_inputs(paths: Iterable[str | Path]) -> list[tuple[Path, Path | None]]:
+def find_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset()) -> list[tuple[Path, Path | None]]:
     """Expand files and folders into (video file, folder it was found under or None).
 
-    Folders are searched recursively for video extensions, in sorted order, leaving
-    out this tool's own outputs. A path that does not exist raises FileNotFoundError.
+    Folders are searched recursively for video extensions (plus ``also``), in sorted
+    order, leaving out this tool's own outputs. A path that does not exist raises
+    FileNotFoundError.
     """
+    wanted = video.VIDEO_EXTENSIONS | also
     found: list[tuple[Path, Path | None]] = []
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in video.VIDEO_EXTENSIONS and not is_own_output(f):
+                if f.is_file() and f.suffix.lower() in wanted and not is_own_output(f):
                     found.append((f, p))
         elif p.exists():
             found.append((p, None))

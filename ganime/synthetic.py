@@ -223,6 +223,9 @@ def write_clip(
         vs.height, vs.width = first.shape[:2]
         vs.pix_fmt = pix_fmt
         vs.codec_context.time_base = tb
+        # from_ndarray frames are converted with BT.601 limited range: say so in the file.
+        vs.codec_context.colorspace = 5
+        vs.codec_context.color_range = 1
         if sar:
             vs.codec_context.sample_aspect_ratio = sar
         stream_a = None

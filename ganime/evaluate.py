@@ -1,0 +1,407 @@
+"""``ganime eval`` and ``ganime preview``: measure and show outpainting quality.
+
+Native 16:9 animation is the ground truth. Its centre at the source aspect (4:3 by
+default) is cut out and written as a lossless clip, that clip is converted by the
+same ``convert_file`` users run (one conversion per model, lossless encode), and the
+output is compared with the real sides, on the generated pixels only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import geometry, metrics, synthetic, video
+from .engine import Filler, select_device
+from .geometry import Layout
+from .models import build_model, get_spec
+from .pipeline import ConvertError, ConvertOptions, convert_file, fill_stream, find_inputs, plan_file
+
+IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .webp .bmp .tif .tiff".split())
+TARGET = Fraction(16, 9)
+LOSSLESS = video.EncoderSettings(codec="x264", crf=0, preset="ultrafast")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How ground truth is sampled and which models are scored.
+
+    Args:
+        models: model names, scored in this order.
+        source_aspect: aspect of the kept centre (what a 4:3 broadcast showed).
+        frames: frames per clip, taken ``stride`` apart from ``start`` seconds.
+        height: ground truth taller than this is shrunk to it (None keeps it).
+        sheet_frames: frames per clip on the contact sheet.
+    """
+
+    models: tuple[str, ...] = ("edge", "blur")
+    source_aspect: Fraction = Fraction(4, 3)
+    frames: int = 48
+    stride: int = 1
+    start: float = 0.0
+    height: int | None = 480
+    device: str = "auto"
+    batch_size: int = 0
+    sheet_frames: int = 3
+
+
+@dataclass
+class Score:
+    """One model on one clip."""
+
+    clip: str
+    model: str
+    frames: int
+    width: int
+    height: int
+    psnr: float
+    ssim: float
+    temporal: float
+    seam: float
+    fill_fps: float
+    total_fps: float
+
+
+@dataclass
+class Report:
+    """Every score, plus where the files went."""
+
+    scores: list[Score]
+    options: EvalOptions
+    seconds: float = 0.0
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def models(self) -> list[str]:
+        return list(dict.fromkeys(s.model for s in self.scores))
+
+    def clips(self) -> list[str]:
+        return list(dict.fromkeys(s.clip for s in self.scores))
+
+    def mean(self, model: str) -> dict[str, float]:
+        """Mean of each figure over the clips (PSNR: mean of the per-clip dB)."""
+        rows = [s for s in self.scores if s.model == model]
+        keys = ("psnr", "ssim", "temporal", "seam", "fill_fps", "total_fps")
+        out = {}
+        for k in keys:
+            vals = [getattr(s, k) for s in rows if math.isfinite(getattr(s, k))]
+            out[k] = float(np.mean(vals)) if vals else math.inf
+        return out
+
+    def to_json(self) -> str:
+        opts = asdict(self.options)
+        opts["source_aspect"] = str(self.options.source_aspect)
+        return json.dumps(
+            {
+                "options": opts,
+                "seconds": self.seconds,
+                "mean": {m: self.mean(m) for m in self.models()},
+                "clips": [asdict(s) for s in self.scores],
+            },
+            indent=2,
+        )
+
+    def to_markdown(self) -> str:
+        head = (
+            "| model | PSNR dB ↑ | SSIM ↑ | temporal ↓ | seam ↓ | fill fps | total fps |\n|---|---|---|---|---|---|---|"
+        )
+        lines = [f"Mean over {len(self.clips())} clip(s):", "", head]
+        for m in self.models():
+            r = self.mean(m)
+            lines.append(
+                f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['temporal']:.2f} | {r['seam']:.2f} "
+                f"| {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
+            )
+        lines += [
+            "",
+            "Per clip:",
+            "",
+            "| clip | size | frames | " + head.split("\n")[0][2:],
+            "|---|---|---|" + "---|" * 7,
+        ]
+        for s in self.scores:
+            lines.append(
+                f"| {s.clip} | {s.width}x{s.height} | {s.frames} | {s.model} | {s.psnr:.2f} | {s.ssim:.4f} "
+                f"| {s.temporal:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ ground truth
+
+
+def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames with antialiasing."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
+    y = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def read_frames(
+    path: Path, count: int, stride: int = 1, start: float = 0.0
+) -> tuple[list[np.ndarray], video.VideoInfo]:
+    """Up to ``count`` frames, ``stride`` apart from ``start`` seconds, as 8-bit RGB."""
+    info = video.probe(path)
+    color = video.ColorSpec.for_video(info)
+    out: list[np.ndarray] = []
+    with video.Reader(path, start=start or None, color=color) as r:
+        i = 0
+        for item in r:
+            if not isinstance(item, video.Frame):
+                continue
+            if i % stride == 0:
+                img = item.image
+                out.append((img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img)
+                if len(out) >= count:
+                    break
+            i += 1
+    return out, info
+
+
+def square_pixels(frames: np.ndarray, sar: Fraction) -> np.ndarray:
+    """Anamorphic frames resampled to square pixels (display shape)."""
+    if sar == 1:
+        return frames
+    h, w = frames.shape[1:3]
+    return resize(frames, h, max(2, round(w * sar)))
+
+
+def fit(width: int, height: int, source_aspect: Fraction) -> tuple[int, Layout]:
+    """The largest even height whose conversion canvas fits in ``width``, and that layout.
+
+    The canvas of a converted centre is rounded up to even side widths, so it can be
+    a few pixels wider than an exact 16:9 frame; the ground truth is then cut a
+    couple of lines shorter so the generated sides line up with real pixels.
+    """
+    h = height - height % 2
+    while h >= 2:
+        w43 = max(2, round(h * source_aspect) // 2 * 2)
+        lay = geometry.compute_layout(w43, h, Fraction(1), TARGET)
+        if lay.canvas_width <= width:
+            return h, lay
+        h -= 2
+    raise ValueError(f"a {width}x{height} frame is too small to evaluate")
+
+
+def prepare_truth(frames: list[np.ndarray], sar: Fraction, options: EvalOptions) -> tuple[np.ndarray, Layout]:
+    """Ground truth (T, H, W, 3) cut to the canvas a conversion of its centre produces."""
+    arr = square_pixels(np.stack(frames), sar)
+    bars = geometry.detect_bars(list(arr[:: max(1, len(arr) // 8)]))
+    if bars is not None:  # letterboxed ground truth: only the picture counts
+        arr = arr[:, bars.y : bars.bottom, bars.x : bars.right]
+    h, w = arr.shape[1:3]
+    if w / h < float(TARGET) * 0.99:
+        raise ValueError(f"{w}x{h} is narrower than 16:9: not ground truth for 16:9")
+    wide = min(w, math.ceil(h * TARGET) + 1)  # wider than 16:9: the 16:9 centre
+    x0 = (w - wide) // 2
+    arr = arr[:, :, x0 : x0 + wide]
+    if options.height and h > options.height:
+        arr = resize(np.ascontiguousarray(arr), options.height, round(wide * options.height / h))
+    h, w = arr.shape[1:3]
+    fh, lay = fit(w, h, options.source_aspect)
+    y0, x0 = (h - fh) // 2, (w - lay.canvas_width) // 2
+    return np.ascontiguousarray(arr[:, y0 : y0 + fh, x0 : x0 + lay.canvas_width]), lay
+
+
+def centre(truth: np.ndarray, lay: Layout) -> np.ndarray:
+    """The kept centre of ground-truth canvases: what a 4:3 broadcast showed."""
+    return np.ascontiguousarray(truth[:, :, lay.left : lay.left + lay.content.width])
+
+
+# ------------------------------------------------------------------------- eval
+
+
+def evaluate(
+    inputs: Iterable[str | Path],
+    options: EvalOptions,
+    out_dir: str | Path,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Score every model on every clip; writes eval.json, eval.md and contact sheets to ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for m in options.models:
+        get_spec(m)
+    clips = [p for p, _ in find_inputs(inputs, IMAGE_EXTENSIONS)]
+    if not clips:
+        raise ValueError("no clips or images to evaluate")
+    report = Report([], options)
+    started = time.perf_counter()
+    sheets: list[np.ndarray] = []
+    with tempfile.TemporaryDirectory(prefix="ganime-eval-") as tmp:
+        for clip in clips:
+            if progress:
+                progress(f"{clip.name}: reading ground truth")
+            frames, info = read_frames(clip, options.frames, options.stride, options.start)
+            if not frames:
+                raise ValueError(f"{clip}: no frames at {options.start} s")
+            truth, lay = prepare_truth(frames, info.sar, options)
+            mask = lay.mask() > 0
+            src = synthetic.write_clip(
+                Path(tmp) / f"{clip.stem}.4x3.mkv", list(centre(truth, lay)), crf=0, pix_fmt="yuv444p"
+            )
+            outputs = {}
+            for model in options.models:
+                if progress:
+                    progress(f"{clip.name}: {model}")
+                dst = Path(tmp) / f"{clip.stem}.{model}.mkv"
+                opts = ConvertOptions(
+                    model=model,
+                    encoder=LOSSLESS,
+                    device=options.device,
+                    batch_size=options.batch_size,
+                    overwrite=True,
+                    detect_bars=False,
+                )
+                result = convert_file(src, dst, opts)
+                out = np.stack(read_frames(dst, len(truth))[0])
+                if out.shape != truth.shape:
+                    raise ConvertError(f"{clip}: {model} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
+                m = metrics.all_metrics(out, truth, mask)
+                report.scores.append(
+                    Score(
+                        clip.name,
+                        model,
+                        len(truth),
+                        truth.shape[2],
+                        truth.shape[1],
+                        **m,
+                        fill_fps=result.fill_fps,
+                        total_fps=result.fps,
+                    )
+                )
+                outputs[model] = out
+            sheet = contact_sheet(truth, lay, outputs, options.sheet_frames)
+            save_png(sheet, out_dir / f"sheet_{clip.stem}.png")
+            sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))
+    report.seconds = time.perf_counter() - started
+    (out_dir / "eval.json").write_text(report.to_json())
+    (out_dir / "eval.md").write_text(report.to_markdown())
+    save_png(stack_rows(sheets), out_dir / "contact.png")
+    report.files = {"json": out_dir / "eval.json", "markdown": out_dir / "eval.md", "sheet": out_dir / "contact.png"}
+    return report
+
+
+# ---------------------------------------------------------------------- pictures
+
+
+def masked_view(frame: np.ndarray, lay: Layout) -> np.ndarray:
+    """What the model is given: the picture with the sides blanked."""
+    out = np.zeros_like(frame)
+    out[:, lay.left : lay.left + lay.content.width] = frame[:, lay.left : lay.left + lay.content.width]
+    return out
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    """The image with a caption bar above it."""
+    from PIL import Image, ImageDraw
+
+    bar = Image.new("RGB", (img.shape[1], 18), (24, 24, 28))
+    ImageDraw.Draw(bar).text((4, 3), text, fill=(240, 240, 240))
+    return np.concatenate([np.asarray(bar), img])
+
+
+def _cell(img: np.ndarray, width: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    return resize(img[None], max(2, round(h * width / w)), width)[0] if w > width else img
+
+
+def grid(images: list[tuple[str, np.ndarray]], columns: int, cell_width: int = 384) -> np.ndarray:
+    """Labelled images in a grid, white gutters."""
+    cells = [_label(_cell(img, cell_width), text) for text, img in images]
+    h = max(c.shape[0] for c in cells)
+    w = max(c.shape[1] for c in cells)
+    gap = 6
+    rows = math.ceil(len(cells) / columns)
+    sheet = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap, 3), 255, np.uint8)
+    for i, c in enumerate(cells):
+        r, k = divmod(i, columns)
+        y, x = gap + r * (h + gap), gap + k * (w + gap)
+        sheet[y : y + c.shape[0], x : x + c.shape[1]] = c
+    return sheet
+
+
+def contact_sheet(
+    truth: np.ndarray, lay: Layout, outputs: dict[str, np.ndarray], count: int, title: str | None = None
+) -> np.ndarray:
+    """Rows of frames; columns: ground truth, masked input, each model."""
+    picks = np.linspace(0, len(truth) - 1, num=min(count, len(truth))).round().astype(int)
+    images = []
+    for t in picks:
+        name = f"{title} " if title else ""
+        images.append((f"{name}ground truth (frame {t})", truth[t]))
+        images.append(("input (sides blanked)", masked_view(truth[t], lay)))
+        images += [(model, out[t]) for model, out in outputs.items()]
+    return grid(images, columns=2 + len(outputs), cell_width=320)
+
+
+def stack_rows(sheets: list[np.ndarray]) -> np.ndarray:
+    w = max(s.shape[1] for s in sheets)
+    padded = [np.pad(s, ((0, 0), (0, w - s.shape[1]), (0, 0)), constant_values=255) for s in sheets]
+    return np.concatenate(padded)
+
+
+def save_png(image: np.ndarray, path: str | Path) -> Path:
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, optimize=True)
+    return path
+
+
+# ---------------------------------------------------------------------- preview
+
+
+def preview(
+    path: str | Path,
+    at: float,
+    models: tuple[str, ...],
+    output: str | Path,
+    device: str = "auto",
+    source_aspect: Fraction = Fraction(4, 3),
+) -> Path:
+    """One frame converted by each model, side by side in one labelled PNG.
+
+    A 4:3 source is laid out as ``convert`` would (bars detected, SAR kept); a 16:9
+    (or wider) source is treated like ``eval``: its centre is filled and the real
+    sides are shown too.
+    """
+    path = Path(path)
+    for m in models:
+        get_spec(m)
+    info = video.probe(path)
+    frames, _ = read_frames(path, 1, start=at)
+    if not frames:
+        raise ValueError(f"{path}: no frame at {at} s")
+    dev = select_device(device)
+    shown: list[tuple[str, np.ndarray]] = []
+    stamp = f"{path.name} @ {at:.2f} s"
+    plan = plan_file(path, None, ConvertOptions(model=models[0] if models else None))
+    if plan.layout.at_target:
+        truth, lay = prepare_truth(frames, info.sar, EvalOptions(source_aspect=source_aspect, height=None))
+        source = centre(truth, lay)[0]
+        shown += [(f"ground truth - {stamp}", truth[0]), ("input (sides blanked)", masked_view(truth[0], lay))]
+    else:
+        lay = plan.layout
+        source = frames[0]
+        boxed = np.zeros((lay.canvas_height, lay.canvas_width, 3), np.uint8)
+        c = lay.content
+        boxed[:, lay.left : lay.left + c.width] = source[c.y : c.bottom, c.x : c.right]
+        shown.append((f"source - {stamp}", boxed))
+    for model in models:
+        filler = Filler(build_model(model), lay, dev)
+        (out,) = fill_stream([video.Frame(source, 0, Fraction(1))], filler)
+        shown.append((model, out.image))
+    return save_png(grid(shown, columns=2, cell_width=640), output)

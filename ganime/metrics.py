@@ -1,0 +1,142 @@
+"""Quality of generated pixels against ground truth; imports nothing from ganime.
+
+Every metric takes ``out`` and ``truth`` as (T, H, W, 3) arrays (uint8, or uint16
+read on a 16-bit scale) and a (H, W) boolean ``mask`` of the generated pixels; the
+kept centre never counts. Differences are reported in 8-bit levels (0-255) whatever
+the input depth, so figures from different sources compare.
+
+- ``psnr``: over the generated pixels of all frames (inf when identical).
+- ``ssim``: mean SSIM (Gaussian window 11, sigma 1.5, RGB averaged) over generated pixels,
+  each strip taken on its own so that no window reaches into the kept centre.
+- ``temporal_error``: mean |(out[t+1] - out[t]) - (truth[t+1] - truth[t])| over generated
+  pixels: the change between frames that the ground truth does not have, i.e. flicker
+  or frozen sides where the scene moves.
+- ``seam_error``: mean |jump_out - jump_truth| over horizontally or vertically adjacent
+  pairs with one kept and one generated pixel: a visible edge at the join is error,
+  an edge the ground truth also has there is not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def _levels(x: np.ndarray) -> np.ndarray:
+    """float64 in 8-bit levels."""
+    a = x.astype(np.float64)
+    return a / 257.0 if x.dtype == np.uint16 else a
+
+
+def _check(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> None:
+    if out.shape != truth.shape:
+        raise ValueError(f"shapes differ: {out.shape} vs {truth.shape}")
+    if out.ndim != 4 or mask.shape != out.shape[1:3]:
+        raise ValueError(f"expected (T, H, W, 3) frames and an (H, W) mask, got {out.shape} and {mask.shape}")
+    if not mask.any():
+        raise ValueError("the mask selects no generated pixel")
+
+
+def psnr(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB over the generated pixels (peak 255)."""
+    _check(out, truth, mask)
+    diff = _levels(out)[:, mask] - _levels(truth)[:, mask]
+    mse = float(np.mean(diff**2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    t = torch.arange(size, dtype=torch.float64) - size // 2
+    g = torch.exp(-(t**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return g
+
+
+def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(T, H, W) SSIM per pixel (mean over RGB), window centred on each pixel."""
+    x = torch.from_numpy(_levels(out)).permute(0, 3, 1, 2)  # (T, 3, H, W)
+    y = torch.from_numpy(_levels(truth)).permute(0, 3, 1, 2)
+    g = _gaussian_window()
+    c = x.shape[1]
+    pad = len(g) // 2
+
+    def blur(z: torch.Tensor) -> torch.Tensor:
+        z = F.pad(z, (pad, pad, pad, pad), mode="replicate")
+        z = F.conv2d(z, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+        return F.conv2d(z, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return s.mean(dim=1).numpy()
+
+
+def _column_runs(cols: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], cols.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def ssim(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean SSIM over the generated pixels.
+
+    Computed on each run of generated columns cut out on its own, so no window
+    reaches into the kept picture: for side strips the centre has no influence.
+    """
+    _check(out, truth, mask)
+    values = []
+    for x0, x1 in _column_runs(mask.any(axis=0)):
+        local = ssim_map(out[:, :, x0:x1], truth[:, :, x0:x1])
+        values.append(local[:, mask[:, x0:x1]].reshape(-1))
+    return float(np.concatenate(values).mean())
+
+
+def temporal_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Frame-to-frame change of the output that the ground truth does not have (8-bit levels)."""
+    _check(out, truth, mask)
+    if out.shape[0] < 2:
+        return 0.0
+    o, t = _levels(out)[:, mask], _levels(truth)[:, mask]  # (T, P, 3)
+    return float(np.mean(np.abs(np.diff(o, axis=0) - np.diff(t, axis=0))))
+
+
+def _seam_pairs(mask: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice], np.ndarray]]:
+    """(first, second, where) for horizontal and vertical neighbours that straddle the mask edge."""
+    h = mask[:, 1:] != mask[:, :-1]
+    v = mask[1:, :] != mask[:-1, :]
+    return [
+        ((slice(None), slice(1, None)), (slice(None), slice(None, -1)), h),
+        ((slice(1, None), slice(None)), (slice(None, -1), slice(None)), v),
+    ]
+
+
+def seam_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """How much the jump across the kept/generated boundary differs from the ground truth's (8-bit levels)."""
+    _check(out, truth, mask)
+    o, t = _levels(out), _levels(truth)
+    errors = []
+    for a, b, where in _seam_pairs(mask):
+        if not where.any():
+            continue
+        jump_o = o[:, a[0], a[1]] - o[:, b[0], b[1]]
+        jump_t = t[:, a[0], a[1]] - t[:, b[0], b[1]]
+        errors.append(np.abs(jump_o - jump_t)[:, where].reshape(-1))
+    if not errors:
+        raise ValueError("the mask has no boundary")
+    return float(np.mean(np.concatenate(errors)))
+
+
+def all_metrics(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """PSNR, SSIM, temporal and seam error in one dict."""
+    return {
+        "psnr": psnr(out, truth, mask),
+        "ssim": ssim(out, truth, mask),
+        "temporal": temporal_error(out, truth, mask),
+        "seam": seam_error(out, truth, mask),
+    }

@@ -1,0 +1,99 @@
+"""ganime eval and preview on tiny ground truth made in code."""
+
+from __future__ import annotations
+
+import json
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import cartoon_frames
+from PIL import Image
+from typer.testing import CliRunner
+
+from ganime import evaluate, synthetic
+from ganime.cli import app
+
+runner = CliRunner()
+
+
+def gradient(n: int, h: int = 48, w: int = 86) -> list[np.ndarray]:
+    """Rows of constant colour, 5 levels apart: mirroring across a vertical seam is exact.
+
+    A ground truth whose sides a correct harness must score near-perfectly for ``edge``;
+    an output one line off would cost 5 levels everywhere.
+    """
+    col = np.stack([np.arange(h) * 5, 255 - np.arange(h) * 5, np.full(h, 128)], axis=1).astype(np.uint8)
+    return [np.repeat(col[:, None], w, axis=1) for _ in range(n)]
+
+
+def test_fit_lines_the_canvas_up_with_real_pixels() -> None:
+    h, lay = evaluate.fit(852, 480, Fraction(4, 3))
+    assert lay.canvas_width <= 852 and lay.canvas_height == h
+    assert h >= 470
+    assert lay.canvas_width - 2 * lay.left == lay.content.width
+
+
+def test_eval_scores_and_files(tmp_path: Path) -> None:
+    gt = synthetic.write_clip(tmp_path / "rows.mkv", gradient(6), crf=0, pix_fmt="yuv444p")
+    pan = synthetic.write_clip(tmp_path / "pan.mkv", cartoon_frames(6, 86, 48), crf=0, pix_fmt="yuv444p")
+    options = evaluate.EvalOptions(models=("edge", "blur"), frames=6, device="cpu", sheet_frames=2)
+    report = evaluate.evaluate([gt, pan], options, tmp_path / "out")
+    assert {(s.clip, s.model) for s in report.scores} == {
+        (c, m) for c in ("rows.mkv", "pan.mkv") for m in ("edge", "blur")
+    }
+    by = {(s.clip, s.model): s for s in report.scores}
+    # Rows are constant: the mirror reproduces the true sides; the blur, scaled up, shifts them.
+    assert by["rows.mkv", "edge"].psnr > 40
+    assert by["rows.mkv", "edge"].psnr > by["rows.mkv", "blur"].psnr + 3
+    assert by["rows.mkv", "edge"].temporal < 1
+    for s in report.scores:
+        assert s.frames == 6 and 0 < s.ssim <= 1 and s.temporal >= 0 and s.seam >= 0
+        assert s.fill_fps > 0 and s.total_fps > 0
+    data = json.loads((tmp_path / "out" / "eval.json").read_text())
+    assert set(data["mean"]) == {"edge", "blur"} and len(data["clips"]) == 4
+    md = (tmp_path / "out" / "eval.md").read_text()
+    assert "| edge |" in md and "pan.mkv" in md
+    sheet = Image.open(tmp_path / "out" / "contact.png")
+    assert sheet.size[0] > 4 * 60 and sheet.size[1] > 2 * 40
+    assert (tmp_path / "out" / "sheet_pan.png").exists()
+
+
+def test_still_image_is_a_one_frame_clip(tmp_path: Path) -> None:
+    img = tmp_path / "still.png"
+    Image.fromarray(cartoon_frames(1, 86, 48)[0]).save(img)
+    report = evaluate.evaluate([tmp_path], evaluate.EvalOptions(models=("edge",), device="cpu"), tmp_path / "o")
+    (s,) = report.scores
+    assert s.clip == "still.png" and s.frames == 1 and math.isfinite(s.psnr) and s.temporal == 0.0
+
+
+def test_narrow_ground_truth_is_refused(tmp_path: Path) -> None:
+    clip = synthetic.write_clip(tmp_path / "narrow.mkv", cartoon_frames(2, 64, 48))
+    with pytest.raises(ValueError, match="narrower than 16:9"):
+        evaluate.evaluate([clip], evaluate.EvalOptions(models=("edge",), device="cpu"), tmp_path / "o")
+
+
+def test_eval_cli(tmp_path: Path) -> None:
+    gt = synthetic.write_clip(tmp_path / "gt.mkv", cartoon_frames(4, 86, 48), crf=0)
+    r = runner.invoke(app, ["eval", str(gt), "-m", "edge", "-o", str(tmp_path / "e"), "--frames", "4"])
+    assert r.exit_code == 0, r.output
+    assert "edge" in r.output and (tmp_path / "e" / "eval.md").exists()
+    assert runner.invoke(app, ["eval", str(gt), "-m", "nope"]).exit_code == 2
+
+
+def test_preview_of_a_4x3_source(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(12, 64, 48))
+    r = runner.invoke(app, ["preview", str(src), "--at", "0.2", "-m", "edge,blur", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    png = tmp_path / "ep.preview.png"
+    w, h = Image.open(png).size
+    assert w > 2 * 88 and h > 2 * 48  # source + two models, two columns
+
+
+def test_preview_of_16x9_shows_the_truth(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "wide.mkv", cartoon_frames(4, 86, 48))
+    out = evaluate.preview(src, 0.0, ("edge",), tmp_path / "p.png", device="cpu")
+    w, h = Image.open(out).size
+    assert h > 2 * 48  # truth, masked input, edge: two rows

@@ -1,0 +1,87 @@
+import math
+
+import numpy as np
+import pytest
+
+from ganime import metrics
+
+
+def _clip(t: int = 4, h: int = 24, w: int = 40, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(40, 200, (t, h, w, 3), dtype=np.uint8)
+
+
+def _sides(h: int = 24, w: int = 40, side: int = 6) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[:, :side] = True
+    m[:, w - side :] = True
+    return m
+
+
+def test_identical_is_perfect() -> None:
+    a, m = _clip(), _sides()
+    got = metrics.all_metrics(a, a.copy(), m)
+    assert got["psnr"] == math.inf
+    assert got["ssim"] == pytest.approx(1.0)
+    assert got["temporal"] == 0.0 and got["seam"] == 0.0
+
+
+def test_the_centre_is_excluded() -> None:
+    a, m = _clip(), _sides()
+    b = a.copy()
+    b[:, :, 6:34] = 0  # wreck everything that was kept
+    got = metrics.all_metrics(b, a, m)
+    assert got["psnr"] == math.inf and got["ssim"] == pytest.approx(1.0) and got["temporal"] == 0.0
+    # ...except the seam, which looks at the pixel on each side of the join.
+    assert got["seam"] > 0
+
+
+def test_known_offset() -> None:
+    a, m = _clip(), _sides()
+    b = a.copy()
+    b[:, m] += 16
+    assert metrics.psnr(b, a, m) == pytest.approx(10 * math.log10(255**2 / 16**2))
+    # A constant offset of the strips is a step of 16 at every seam pixel.
+    assert metrics.seam_error(b, a, m) == pytest.approx(16.0)
+    # The same offset in every frame does not flicker.
+    assert metrics.temporal_error(b, a, m) == pytest.approx(0.0)
+    assert metrics.ssim(b, a, m) < 1.0
+
+
+def test_noise_psnr() -> None:
+    a, m = _clip(t=8, h=64, w=96), _sides(64, 96, 16)
+    rng = np.random.default_rng(1)
+    noisy = a.astype(np.float64) + rng.normal(0, 8, a.shape)
+    b = np.clip(np.round(noisy), 0, 255).astype(np.uint8)
+    assert metrics.psnr(b, a, m) == pytest.approx(20 * math.log10(255 / 8), abs=0.3)
+
+
+def test_flicker_and_frozen_sides() -> None:
+    a, m = _clip(t=6), _sides()
+    flicker = a.astype(np.int16)
+    flicker[1::2][:, m] += 10  # every other frame 10 levels brighter
+    assert metrics.temporal_error(flicker.astype(np.uint8), a, m) == pytest.approx(10.0)
+    # Sides frozen while the ground truth brightens by 5 a frame.
+    moving = a.copy().astype(np.int16)
+    for t in range(6):
+        moving[t][m] = 100 + 5 * t
+    frozen = moving.copy()
+    frozen[:, m] = 100
+    assert metrics.temporal_error(frozen.astype(np.uint8), moving.astype(np.uint8), m) == pytest.approx(5.0)
+
+
+def test_sixteen_bit_is_read_in_eight_bit_levels() -> None:
+    a, m = _clip(), _sides()
+    b = a.copy()
+    b[:, m] += 16
+    wide_a, wide_b = a.astype(np.uint16) * 257, b.astype(np.uint16) * 257
+    assert metrics.psnr(wide_b, wide_a, m) == pytest.approx(metrics.psnr(b, a, m))
+    assert metrics.seam_error(wide_b, wide_a, m) == pytest.approx(16.0)
+
+
+def test_bad_arguments() -> None:
+    a = _clip()
+    with pytest.raises(ValueError):
+        metrics.psnr(a, a[:, :, :-1], _sides())
+    with pytest.raises(ValueError):
+        metrics.psnr(a, a, np.zeros((24, 40), bool))
