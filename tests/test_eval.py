@@ -96,4 +96,4 @@ def test_preview_of_16x9_shows_the_truth(tmp_path: Path) -> None:
     src = synthetic.write_clip(tmp_path / "wide.mkv", cartoon_frames(4, 86, 48))
     out = evaluate.preview(src, 0.0, ("edge",), tmp_path / "p.png", device="cpu")
     w, h = Image.open(out).size
-    assert h > 2 * 48  # truth, masked input, edge: two rows
+    assert w > 2 * 84 and h > 2 * 46  # truth, masked input, edge: two columns, two rows
