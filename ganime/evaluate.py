@@ -336,7 +336,9 @@ def contact_sheet(
     truth: np.ndarray, lay: Layout, outputs: dict[str, np.ndarray], count: int, title: str | None = None
 ) -> np.ndarray:
     """Rows of frames; columns: ground truth, masked input, each model."""
-    picks = np.linspace(0, len(truth) - 1, num=min(count, len(truth))).round().astype(int)
+    # Evenly inside the clip, never its first frame (often a fade from black).
+    n = min(count, len(truth))
+    picks = np.linspace(0, len(truth) - 1, num=n + 2)[1:-1].round().astype(int) if len(truth) > 2 else [0]
     images = []
     for t in picks:
         name = f"{title} " if title else ""
