@@ -348,6 +348,7 @@ class Reader:
             c.seek(origin + int(self.start * av.time_base), backward=True, any_frame=False)
         last_pts: int | None = None
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
+        past_end = False
         try:
             packets = c.demux(streams)
             for packet in packets:
@@ -366,12 +367,15 @@ class Reader:
                         pts = 0 if last_pts is None else last_pts + step
                     last_pts = pts
                     if self.end is not None and (pts - voff) * vtb >= self.end - self.start:
-                        return
+                        past_end = True
+                        break
                     if pts < voff:
                         continue
                     self.frames_decoded += 1
                     planes = yuv_planes(f) if self.keep_planes else None
                     yield Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
+                if past_end:
+                    break
         except av.FFmpegError as e:
             # A damaged container stops demuxing; keep what decoded so far.
             self._count_error(e)

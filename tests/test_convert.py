@@ -194,3 +194,11 @@ def test_refusal_asks_the_muxer(rich_source: Path) -> None:
         assert refusal("mp4", audio) is None
         assert "mp4 cannot hold it" in (refusal("mp4", sub) or "")
         assert refusal("mp4", font) is not None
+
+
+def test_empty_excerpt_is_an_error(rich_source: Path, tmp_path: Path) -> None:
+    from ganime.pipeline import ConvertError
+
+    with pytest.raises(ConvertError, match="no video frame"):
+        convert_file(rich_source, tmp_path / "x.mkv", ConvertOptions(start=5.0, duration=1.0, device="cpu"))
+    assert not (tmp_path / "x.mkv").exists()
