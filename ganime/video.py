@@ -595,27 +595,19 @@ class Writer:
         except av.FFmpegError as e:
             raise VideoError(f"{self.final}: cannot create output ({_reason(e)})") from e
         try:
-            self._setup(
-                source,
-                video_stream,
-                width,
-                height,
-                sar,
-                encoder,
-                bit_depth,
-                source_pix_fmt,
-                copy,
-                chapters,
-                excerpt,
-                rotation,
-            )
+            self.video = self._add_video(video_stream, width, height, sar, encoder, bit_depth, source_pix_fmt, rotation)
+            self.pix_fmt = self.video.pix_fmt
+            self._out_streams = self._add_copies(source, copy, excerpt)
+            self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
+            chapters = source.chapters() if chapters is None else chapters
+            if chapters:
+                self.out.set_chapters(chapters)
         except BaseException:
             self.abort()
             raise
 
-    def _setup(
+    def _add_video(
         self,
-        source: av.container.InputContainer,
         vs: av.video.stream.VideoStream,
         width: int,
         height: int,
@@ -623,11 +615,9 @@ class Writer:
         encoder: EncoderSettings,
         bit_depth: int,
         source_pix_fmt: str,
-        copy: tuple[int, ...],
-        chapters: list[dict] | None,
-        excerpt: bool,
         rotation: int,
-    ) -> None:
+    ) -> av.video.stream.VideoStream:
+        """The encoded video stream, timed and tagged like the source's."""
         name = encoder.encoder_name(bit_depth)
         rate = _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
         try:
@@ -651,9 +641,13 @@ class Writer:
         if rotation:
             ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
         self._copy_metadata(vs, ov, drop_stale=True)
-        self.video = ov
-        self.pix_fmt = ov.pix_fmt
-        self._out_streams: dict[int, av.stream.Stream] = {}
+        return ov
+
+    def _add_copies(
+        self, source: av.container.InputContainer, copy: tuple[int, ...], excerpt: bool
+    ) -> dict[int, av.stream.Stream]:
+        """Output streams for the copied ones, by source index; what the container refuses is dropped."""
+        streams: dict[int, av.stream.Stream] = {}
         fmt = self.out.format.name
         for idx in copy:
             s = source.streams[idx]
@@ -667,11 +661,8 @@ class Writer:
                 self.warnings.append(f"stream #{idx} ({s.type}) dropped: the output container cannot hold it ({e})")
                 continue
             self._copy_metadata(s, o, drop_stale=excerpt)
-            self._out_streams[idx] = o
-        self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
-        chapters = source.chapters() if chapters is None else chapters
-        if chapters:
-            self.out.set_chapters(chapters)
+            streams[idx] = o
+        return streams
 
     @staticmethod
     def _copy_metadata(src: av.stream.Stream, dst: av.stream.Stream, drop_stale: bool) -> None:
