@@ -102,6 +102,34 @@ def generated_columns(mask: torch.Tensor) -> torch.Tensor:
     return torch.nonzero((mask[0] > 0.5).any(dim=0)).flatten()
 
 
+class PictureFill(nn.Module):
+    """A fill computed from the known picture, for the generated columns only.
+
+    For known pixels the prediction is the input itself. Holes inside the picture are
+    first closed with ``push_pull`` so the side fills see a whole picture; subclasses
+    compute the generated columns from it.
+    """
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = image.clone()
+        for idx in same_mask_groups(mask):
+            gen = generated_columns(mask[idx.start])
+            if gen.numel() == 0:
+                continue
+            y0, y1, x0, x1 = box = known_box(mask[idx.start])
+            img = image[idx]
+            inner = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
+            if inner.min() < 0.5:  # never write into the caller's tensor
+                img = img.clone()
+                img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
+            out[idx].index_copy_(3, gen, self.fill_columns(img, box, gen))
+        return out
+
+    def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, len(cols)): the fill for columns ``cols``, given the picture in ``box``."""
+        raise NotImplementedError
+
+
 @dataclass
 class BlurConfig:
     """Blurred-background fill settings.
@@ -115,38 +143,26 @@ class BlurConfig:
     work_scale: float = 0.25
 
 
-class BlurFill(nn.Module):
-    """The broadcast "blurred pillarbox": a blurred copy of the picture, scaled to cover the canvas.
-
-    For known pixels the prediction is the input itself; only the generated columns are
-    computed at full resolution.
-    """
+class BlurFill(PictureFill):
+    """The broadcast "blurred pillarbox": a blurred copy of the picture, scaled to cover the canvas."""
 
     def __init__(self, config: BlurConfig | None = None) -> None:
         super().__init__()
         self.config = config or BlurConfig()
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
         _, _, h, w = image.shape
+        y0, y1, x0, x1 = box
         cfg = self.config
         wh, ww = max(2, round(h * cfg.work_scale)), max(2, round(w * cfg.work_scale))
-        out = image.clone()
-        for idx in same_mask_groups(mask):
-            y0, y1, x0, x1 = known_box(mask[idx.start])
-            cols = generated_columns(mask[idx.start])
-            if cols.numel() == 0:
-                continue
-            pic = image[idx, :, y0:y1, x0:x1]
-            known = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
-            pic = push_pull(pic, known)
-            # Scale the picture to cover the working canvas, keeping its shape, and centre it.
-            s = max(ww / pic.shape[-1], wh / pic.shape[-2])
-            sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
-            big = shrink(pic, (sh, sw))
-            top, left = (sh - wh) // 2, (sw - ww) // 2
-            small = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
-            out[idx].index_copy_(3, cols, upsample_columns(small, h, w, cols))
-        return out
+        pic = image[:, :, y0:y1, x0:x1]
+        # Scale the picture to cover the working canvas, keeping its shape, and centre it.
+        s = max(ww / pic.shape[-1], wh / pic.shape[-2])
+        sh, sw = max(wh, round(pic.shape[-2] * s)), max(ww, round(pic.shape[-1] * s))
+        big = shrink(pic, (sh, sw))
+        top, left = (sh - wh) // 2, (sw - ww) // 2
+        small = gaussian_blur(big[:, :, top : top + wh, left : left + ww], cfg.sigma * wh)
+        return upsample_columns(small, h, w, cols)
 
 
 @dataclass
@@ -174,54 +190,38 @@ def _reflect_index(length: int, lo: int, hi: int, device: torch.device) -> torch
     return i + lo
 
 
-class EdgeFill(nn.Module):
+class EdgeFill(PictureFill):
     """Mirror the picture across its edges, fading into a blur away from the seam.
 
     Next to the seam the strip continues the picture's lines and colours; further out
-    the mirrored detail dissolves, so the reflection does not read as a copy. For
-    known pixels the prediction is the input itself.
+    the mirrored detail dissolves, so the reflection does not read as a copy.
     """
 
     def __init__(self, config: EdgeConfig | None = None) -> None:
         super().__init__()
         self.config = config or EdgeConfig()
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
         _, _, h, w = image.shape
-        cfg = self.config
+        y0, y1, x0, x1 = box
         dev = image.device
-        out = image.clone()
-        for idx in same_mask_groups(mask):
-            y0, y1, x0, x1 = known_box(mask[idx.start])
-            gen = generated_columns(mask[idx.start])
-            if gen.numel() == 0:
-                continue
-            img = image[idx]
-            inner = (mask[idx, :, y0:y1, x0:x1] < 0.5).to(image.dtype)
-            if inner.min() < 0.5:  # holes inside the picture; never write into the caller's tensor
-                img = img.clone()
-                img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
-            cols = _reflect_index(w, x0, x1, dev)
-            rows = _reflect_index(h, y0, y1, dev)
-            # Sharp mirror at full resolution, for the generated columns only.
-            sharp = img.index_select(3, cols[gen])
-            if y0 > 0 or y1 < h:
-                sharp = sharp.index_select(2, rows)
-            # The blur it fades into is smooth: mirror a quarter-size picture and blur that.
-            pic = img[:, :, y0:y1, x0:x1]
-            sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
-            ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
-            small_pic = shrink(pic, (ph, pw))
-            oy, ox = round(y0 * sh / h), round(x0 * sw / w)
-            small = small_pic.index_select(3, _reflect_index(sw, ox, ox + pw, dev) - ox)
-            small = small.index_select(2, _reflect_index(sh, oy, oy + ph, dev) - oy)
-            blurred = upsample_columns(gaussian_blur(small, cfg.sigma * sh), h, w, gen)
-            # Distance (px) from the known box, normalised by the widest generated span.
-            xs, ys = gen, torch.arange(h, device=dev)
-            dx = torch.clamp(torch.maximum(x0 - xs, xs - (x1 - 1)), min=0)
-            dy = torch.clamp(torch.maximum(y0 - ys, ys - (y1 - 1)), min=0)
-            reach = max(x0, w - x1, y0, h - y1, 1) * cfg.fade
-            dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
-            t = (dist / reach).clamp(0, 1).view(1, 1, h, -1)
-            out[idx].index_copy_(3, gen, torch.lerp(sharp, blurred, t))
-        return out
+        # Sharp mirror at full resolution, for the generated columns only.
+        sharp = image.index_select(3, _reflect_index(w, x0, x1, dev)[cols])
+        if y0 > 0 or y1 < h:
+            sharp = sharp.index_select(2, _reflect_index(h, y0, y1, dev))
+        # The blur it fades into is smooth: mirror a quarter-size picture and blur that.
+        sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
+        ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
+        small = shrink(image[:, :, y0:y1, x0:x1], (ph, pw))
+        oy, ox = round(y0 * sh / h), round(x0 * sw / w)
+        small = small.index_select(3, _reflect_index(sw, ox, ox + pw, dev) - ox)
+        small = small.index_select(2, _reflect_index(sh, oy, oy + ph, dev) - oy)
+        blurred = upsample_columns(gaussian_blur(small, self.config.sigma * sh), h, w, cols)
+        # Distance (px) from the known box, normalised by the widest generated span.
+        ys = torch.arange(h, device=dev)
+        dx = torch.clamp(torch.maximum(x0 - cols, cols - (x1 - 1)), min=0)
+        dy = torch.clamp(torch.maximum(y0 - ys, ys - (y1 - 1)), min=0)
+        reach = max(x0, w - x1, y0, h - y1, 1) * self.config.fade
+        dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
+        t = (dist / reach).clamp(0, 1).view(1, 1, h, -1)
+        return torch.lerp(sharp, blurred, t)
