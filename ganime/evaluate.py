@@ -139,13 +139,16 @@ class Report:
 # ------------------------------------------------------------------ ground truth
 
 
-def resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize (T, H, W, 3) uint8 frames with antialiasing."""
+def resize(frames: np.ndarray, height: int, width: int, chunk: int = 8) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames with antialiasing, a few at a time (bounded memory)."""
     if frames.shape[1:3] == (height, width):
         return frames
-    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    y = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-    return y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for i in range(0, len(frames), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + chunk])).permute(0, 3, 1, 2).float()
+        y = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
 
 
 def read_frames(
@@ -169,14 +172,6 @@ def read_frames(
     return out, info
 
 
-def square_pixels(frames: np.ndarray, sar: Fraction) -> np.ndarray:
-    """Anamorphic frames resampled to square pixels (display shape)."""
-    if sar == 1:
-        return frames
-    h, w = frames.shape[1:3]
-    return resize(frames, h, max(2, round(w * sar)))
-
-
 def fit(width: int, height: int, source_aspect: Fraction) -> tuple[int, Layout]:
     """The largest even height whose conversion canvas fits in ``width``, and that layout.
 
@@ -196,18 +191,21 @@ def fit(width: int, height: int, source_aspect: Fraction) -> tuple[int, Layout]:
 
 def prepare_truth(frames: list[np.ndarray], sar: Fraction, options: EvalOptions) -> tuple[np.ndarray, Layout]:
     """Ground truth (T, H, W, 3) cut to the canvas a conversion of its centre produces."""
-    arr = square_pixels(np.stack(frames), sar)
+    arr = np.stack(frames)
     bars = geometry.detect_bars(list(arr[:: max(1, len(arr) // 8)]))
     if bars is not None:  # letterboxed ground truth: only the picture counts
         arr = arr[:, bars.y : bars.bottom, bars.x : bars.right]
     h, w = arr.shape[1:3]
-    if w / h < float(TARGET) * 0.99:
-        raise ValueError(f"{w}x{h} is narrower than 16:9: not ground truth for 16:9")
-    wide = min(w, math.ceil(h * TARGET) + 1)  # wider than 16:9: the 16:9 centre
-    x0 = (w - wide) // 2
-    arr = arr[:, :, x0 : x0 + wide]
-    if options.height and h > options.height:
-        arr = resize(np.ascontiguousarray(arr), options.height, round(wide * options.height / h))
+    shown = w * sar  # display width: anamorphic pixels are resampled to square ones
+    if shown / h < float(TARGET) * 0.99:
+        raise ValueError(f"{round(shown)}x{h} is narrower than 16:9: not ground truth for 16:9")
+    # Wider than 16:9: keep the 16:9 centre, cut in storage pixels before any resampling.
+    wide = min(shown, Fraction(math.ceil(h * TARGET) + 1))
+    keep = min(w, math.ceil(wide / sar))
+    x0 = (w - keep) // 2
+    arr = arr[:, :, x0 : x0 + keep]
+    out_h = min(h, options.height) if options.height else h
+    arr = resize(arr, out_h, max(2, round(keep * sar * out_h / h)))
     h, w = arr.shape[1:3]
     fh, lay = fit(w, h, options.source_aspect)
     y0, x0 = (h - fh) // 2, (w - lay.canvas_width) // 2

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 
 def _levels(x: np.ndarray) -> np.ndarray:
-    """float64 in 8-bit levels."""
-    a = x.astype(np.float64)
-    return a / 257.0 if x.dtype == np.uint16 else a
+    """float32 in 8-bit levels (callers pass the few pixels they need, never whole clips)."""
+    a = x.astype(np.float32)
+    return a / np.float32(257.0) if x.dtype == np.uint16 else a
 
 
 def _check(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> None:
@@ -43,13 +43,13 @@ def _check(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> None:
 def psnr(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """PSNR in dB over the generated pixels (peak 255)."""
     _check(out, truth, mask)
-    diff = _levels(out)[:, mask] - _levels(truth)[:, mask]
+    diff = (_levels(out[:, mask]) - _levels(truth[:, mask])).astype(np.float64)
     mse = float(np.mean(diff**2))
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    t = torch.arange(size, dtype=torch.float64) - size // 2
+    t = torch.arange(size, dtype=torch.float64) - size // 2  # weights summed in double, used as float
     g = torch.exp(-(t**2) / (2 * sigma**2))
     g = g / g.sum()
     return g
@@ -59,7 +59,7 @@ def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
     """(T, H, W) SSIM per pixel (mean over RGB), window centred on each pixel."""
     x = torch.from_numpy(_levels(out)).permute(0, 3, 1, 2)  # (T, 3, H, W)
     y = torch.from_numpy(_levels(truth)).permute(0, 3, 1, 2)
-    g = _gaussian_window()
+    g = _gaussian_window().float()
     c = x.shape[1]
     pad = len(g) // 2
 
@@ -102,34 +102,33 @@ def temporal_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     _check(out, truth, mask)
     if out.shape[0] < 2:
         return 0.0
-    o, t = _levels(out)[:, mask], _levels(truth)[:, mask]  # (T, P, 3)
-    return float(np.mean(np.abs(np.diff(o, axis=0) - np.diff(t, axis=0))))
+    o, t = _levels(out[:, mask]), _levels(truth[:, mask])  # (T, P, 3)
+    return float(np.mean(np.abs(np.diff(o, axis=0) - np.diff(t, axis=0)), dtype=np.float64))
 
 
-def _seam_pairs(mask: np.ndarray) -> list[tuple[tuple[slice, slice], tuple[slice, slice], np.ndarray]]:
-    """(first, second, where) for horizontal and vertical neighbours that straddle the mask edge."""
-    h = mask[:, 1:] != mask[:, :-1]
-    v = mask[1:, :] != mask[:-1, :]
-    return [
-        ((slice(None), slice(1, None)), (slice(None), slice(None, -1)), h),
-        ((slice(1, None), slice(None)), (slice(None, -1), slice(None)), v),
-    ]
+def _seam_pairs(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """(y0, x0, y1, x1) index arrays of neighbour pairs that straddle the kept/generated edge."""
+    pairs = []
+    ys, xs = np.nonzero(mask[:, 1:] != mask[:, :-1])  # horizontal neighbours
+    if ys.size:
+        pairs.append((ys, xs, ys, xs + 1))
+    ys, xs = np.nonzero(mask[1:, :] != mask[:-1, :])  # vertical neighbours
+    if ys.size:
+        pairs.append((ys, xs, ys + 1, xs))
+    return pairs
 
 
 def seam_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """How much the jump across the kept/generated boundary differs from the ground truth's (8-bit levels)."""
     _check(out, truth, mask)
-    o, t = _levels(out), _levels(truth)
     errors = []
-    for a, b, where in _seam_pairs(mask):
-        if not where.any():
-            continue
-        jump_o = o[:, a[0], a[1]] - o[:, b[0], b[1]]
-        jump_t = t[:, a[0], a[1]] - t[:, b[0], b[1]]
-        errors.append(np.abs(jump_o - jump_t)[:, where].reshape(-1))
+    for y0, x0, y1, x1 in _seam_pairs(mask):
+        jump_o = _levels(out[:, y1, x1]) - _levels(out[:, y0, x0])  # (T, K, 3)
+        jump_t = _levels(truth[:, y1, x1]) - _levels(truth[:, y0, x0])
+        errors.append(np.abs(jump_o - jump_t).reshape(-1))
     if not errors:
         raise ValueError("the mask has no boundary")
-    return float(np.mean(np.concatenate(errors)))
+    return float(np.mean(np.concatenate(errors), dtype=np.float64))
 
 
 def all_metrics(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
