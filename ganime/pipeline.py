@@ -223,14 +223,15 @@ class _Stage(threading.Thread):
             self.error = e
 
 
-def _put(q: queue.Queue, item: object, stop: threading.Event) -> None:
-    """Put without blocking forever when the other side has died."""
+def _put(q: queue.Queue, item: object, stop: threading.Event, consumer: _Stage | None = None) -> None:
+    """Put without blocking forever when the other side has stopped or died."""
     while not stop.is_set():
         try:
             q.put(item, timeout=0.1)
             return
         except queue.Full:
-            continue
+            if consumer is not None and consumer.error is not None:
+                raise consumer.error from None
 
 
 def _get(q: queue.Queue, stop: threading.Event, others: list[_Stage]) -> object:
@@ -416,7 +417,7 @@ def _run(
             if isinstance(item, video.Frame):
                 yield item
             else:
-                _put(to_write, item, stop)
+                _put(to_write, item, stop, writer_t)
 
     def on_batch(n: int) -> None:
         nonlocal done
@@ -428,10 +429,10 @@ def _run(
         reader_t.start()
         writer_t.start()
         for frame in fill_stream(frames(), filler, on_batch):
-            _put(to_write, frame, stop)
+            _put(to_write, frame, stop, writer_t)
             if writer_t.error is not None:
                 raise writer_t.error
-        _put(to_write, _END, stop)
+        _put(to_write, _END, stop, writer_t)
         writer_t.join()
         reader_t.join()
         for t in (reader_t, writer_t):

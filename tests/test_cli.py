@@ -193,3 +193,35 @@ def test_folder_scan_skips_own_outputs_only() -> None:
     assert not is_own_output(Path("show.1920x1080.mkv"))
     assert not is_own_output(Path("partial.mkv"))
     assert not is_own_output(Path("ep01.mkv"))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="NVENC may work where there is a GPU")
+def test_unavailable_encoder_fails_cleanly(tmp_path: Path) -> None:
+    # NVENC is in the PyAV wheel but cannot open without an NVIDIA GPU.
+    src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(60, 64, 48))
+    started = time.monotonic()
+    r = invoke("convert", src, "--codec", "nvenc", "--batch-size", "1", "--device", "cpu", "--no-progress")
+    assert r.exit_code == 1
+    assert time.monotonic() - started < 60
+    assert "long.mkv" in r.output and "Traceback" not in r.output
+    assert not list(tmp_path.glob("long.16x9*"))
+
+
+def test_a_dead_writer_never_blocks_the_pipeline() -> None:
+    import queue
+    import threading
+
+    from ganime.pipeline import _put, _Stage
+
+    def die() -> None:
+        raise OSError("disk full")
+
+    writer = _Stage(die, "writer")
+    writer.start()
+    writer.join()
+    full: queue.Queue = queue.Queue(maxsize=1)
+    full.put("frame")
+    started = time.monotonic()
+    with pytest.raises(OSError, match="disk full"):
+        _put(full, "next frame", threading.Event(), writer)
+    assert time.monotonic() - started < 5
