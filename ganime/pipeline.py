@@ -24,7 +24,8 @@ import torch
 from . import geometry, video
 from .engine import Filler, configure_cpu_threads, select_device
 from .geometry import Layout
-from .models import build_model, default_model, get_spec
+from .models import default_model, load_model, resolve_weights
+from .weights import WeightsError
 
 
 class ConvertError(Exception):
@@ -46,6 +47,7 @@ class ConvertOptions:
     force: bool = False  # convert even when the source is already at the target aspect
     detect_bars: bool = True
     feather: int | None = None  # seam blend width in px; None: from the frame height
+    weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
 
     @property
     def model_name(self) -> str:
@@ -65,6 +67,7 @@ class Plan:
     pix_fmt: str
     color: video.ColorSpec
     skip_reason: str | None = None
+    weights: Path | None = None
 
     @property
     def kept_streams(self) -> tuple[video.StreamInfo, ...]:
@@ -174,7 +177,10 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         info = video.probe(src)
     except video.VideoError as e:
         raise ConvertError(str(e)) from e
-    get_spec(options.model_name)  # unknown model: fail before any work
+    try:  # an unknown model or missing weights fail before any work
+        weight_file = resolve_weights(options.model_name, options.weights)
+    except (ValueError, WeightsError) as e:
+        raise ConvertError(f"{src}: {e}") from e
     color = video.ColorSpec.for_video(info)
     content = None
     if options.detect_bars:
@@ -200,6 +206,7 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         pix_fmt=enc.pix_fmt(info.pix_fmt, info.bit_depth),
         color=color,
         skip_reason=skip,
+        weights=weight_file,
     )
 
 
@@ -258,7 +265,11 @@ def describe_device(spec: str) -> str:
 
 def make_filler(plan: Plan, options: ConvertOptions, device: torch.device) -> Filler:
     """The engine for one planned file: its model on its device, laid out by its plan."""
-    return Filler(build_model(plan.model), plan.layout, device, options.batch_size, options.feather)
+    try:
+        model = load_model(plan.model, plan.weights, device)
+    except WeightsError as e:
+        raise ConvertError(f"{plan.input}: {e}") from e
+    return Filler(model, plan.layout, device, options.batch_size, options.feather)
 
 
 def fill_stream(

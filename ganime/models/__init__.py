@@ -2,28 +2,41 @@
 
 Every entry follows the model contract ``forward(image, mask) -> image``. Weight-free
 fills live here beside the neural models, so ``--model`` selects either the same way.
+Where weights come from is data (``HubFile``), kept apart from the architectures.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import torch
 from torch import nn
 
-from .classical import BlurFill, EdgeFill
+from .. import weights as W
+from .classical import BlurConfig, BlurFill, EdgeConfig, EdgeFill
+from .lama import Lama, LamaConfig
+
+# Architecture name -> builder from a config dict (the dict stored in weight files).
+ARCHS: dict[str, Callable[[dict], nn.Module]] = {
+    "blur": lambda c: BlurFill(BlurConfig(**c)),
+    "edge": lambda c: EdgeFill(EdgeConfig(**c)),
+    "lama": lambda c: Lama(LamaConfig(**c)),
+}
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """How to build one selectable model and what a user should know about it."""
+    """One selectable model: its architecture, default config and where its weights come from."""
 
     name: str
     summary: str
-    build: Callable[[], nn.Module]
+    arch: str
+    config: dict = field(default_factory=dict)
     needs_weights: bool = False
-    # Models whose output does not depend on neighbouring frames' randomness are
-    # deterministic; every fill here is.
+    source: W.HubFile | None = None
+    how_to_get: str = ""  # for models without a download: how a user obtains the weights
     license: str = "Apache-2.0 (ganime)"
 
 
@@ -31,12 +44,49 @@ REGISTRY: dict[str, ModelSpec] = {
     "blur": ModelSpec(
         name="blur",
         summary="blurred, scaled copy of the picture behind it (the broadcast look); no weights",
-        build=BlurFill,
+        arch="blur",
     ),
     "edge": ModelSpec(
         name="edge",
         summary="picture mirrored across its edges, fading into a blur; no weights",
-        build=EdgeFill,
+        arch="edge",
+    ),
+    "big-lama": ModelSpec(
+        name="big-lama",
+        summary="LaMa, Fourier-convolution ResNet, 18 blocks (Suvorov et al. 2022), official Places2 weights",
+        arch="lama",
+        config=LamaConfig(n_blocks=18).to_dict(),
+        needs_weights=True,
+        # The official release as linked from advimman/lama; no revision or hash could be
+        # established offline, so the download is checked by loading every tensor.
+        source=W.HubFile("smartywu/big-lama", "big-lama.zip", "main", "lama-zip", license="Apache-2.0"),
+    ),
+    "lama-fourier": ModelSpec(
+        name="lama-fourier",
+        summary="LaMa, Fourier-convolution ResNet, 9 blocks (Suvorov et al. 2022)",
+        arch="lama",
+        config=LamaConfig(n_blocks=9).to_dict(),
+        needs_weights=True,
+        how_to_get=(
+            "download lama-models.zip from the official LaMa README, then "
+            "`ganime models import-lama lama-fourier/models/best.ckpt --name lama-fourier`"
+        ),
+        license="Apache-2.0",
+    ),
+    "anime-lama": ModelSpec(
+        name="anime-lama",
+        summary="big-lama fine-tuned on 300k anime and manga images (dreMaz)",
+        arch="lama",
+        config=LamaConfig(n_blocks=18).to_dict(),
+        needs_weights=True,
+        source=W.HubFile(
+            "dreMaz/AnimeMangaInpainting",
+            "lama_large_512px.ckpt",
+            "2953a4e935bf01ad1471f6cbfd26ab81abeeb92d",
+            "lama-ckpt",
+            license="MIT",
+        ),
+        license="MIT",
     ),
 }
 
@@ -52,7 +102,7 @@ def list_models() -> list[str]:
 def default_model() -> str:
     """The best model that can run without anything more to download."""
     for name in PREFERENCE:
-        if not REGISTRY[name].needs_weights:
+        if not REGISTRY[name].needs_weights or find_weights(name) is not None:
             return name
     return PREFERENCE[-1]
 
@@ -65,6 +115,118 @@ def get_spec(name: str) -> ModelSpec:
         raise ValueError(f"unknown model {name!r} (choose from {', '.join(REGISTRY)})") from None
 
 
+def find_weights(name: str) -> Path | None:
+    """The local weight file of a registered model: pulled/imported first, then shipped."""
+    for folder in (W.store_dir(), W.shipped_dir()):
+        path = folder / f"{name}.safetensors"
+        if path.is_file():
+            return path
+    return None
+
+
+def missing_weights_message(name: str) -> str:
+    spec = get_spec(name)
+    ways = []
+    if spec.source is not None:
+        ways.append(f"`ganime models pull {name}`")
+    if spec.how_to_get:
+        ways.append(spec.how_to_get)
+    if spec.arch == "lama":
+        ways.append(f"`ganime models import-lama CHECKPOINT --name {name}` for a LaMa checkpoint you have")
+    ways.append("`--weights FILE` with a ganime weight file (e.g. made by `ganime train`)")
+    return f"model {name!r} needs weights and none are installed: get them with " + ", or ".join(ways)
+
+
+def resolve_weights(name: str, weights: str | Path | None = None) -> Path | None:
+    """The weight file ``name`` will run with (None for weight-free fills); raises WeightsError."""
+    spec = get_spec(name)
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise W.WeightsError(f"{path}: no such weight file")
+        return path
+    if not spec.needs_weights:
+        return None
+    path = find_weights(name)
+    if path is None:
+        raise W.WeightsError(missing_weights_message(name))
+    return path
+
+
 def build_model(name: str) -> nn.Module:
-    """A ready-to-run model in eval mode."""
-    return get_spec(name).build().eval()
+    """A weight-free model (or an untrained one, for training and tests) in eval mode."""
+    spec = get_spec(name)
+    return ARCHS[spec.arch](dict(spec.config)).eval()
+
+
+def load_file(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model a ganime weight file describes and load every tensor into it."""
+    arch, config, state, _ = W.read(path)
+    if arch not in ARCHS:
+        raise W.WeightsError(f"{path}: unknown architecture {arch!r}")
+    model = ARCHS[arch](config)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}  # half storage is fine
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise W.WeightsError(f"{path}: tensors do not fit the {arch} model ({first})") from e
+    return model.to(device).eval()
+
+
+def load_model(name: str, weights: str | Path | None = None, device: str | torch.device = "cpu") -> nn.Module:
+    """A registered model, with its weights, in eval mode on ``device``.
+
+    A model that needs weights is never run with random ones: without a file this
+    raises WeightsError saying how to get them.
+    """
+    path = resolve_weights(name, weights)
+    if path is None:
+        return build_model(name).to(device)
+    return load_file(path, device)
+
+
+def import_lama(checkpoint: str | Path, out: str | Path, meta: dict | None = None, half: bool = False) -> Path:
+    """Convert a LaMa checkpoint (official Lightning ckpt, its zip, or a generator-only
+    conversion) into a ganime weight file, checking that every generator tensor fits."""
+    config, state = W.read_lama(checkpoint)
+    model = Lama(LamaConfig(**config))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise W.WeightsError(f"{checkpoint}: not the LaMa generator this tool builds ({first})") from e
+    info = {"source": Path(checkpoint).name, "source_sha256": W.sha256(checkpoint), **(meta or {})}
+    return W.save(model, out, "lama", LamaConfig(**config).to_dict(), info, half=half)
+
+
+def pull(name: str) -> Path:
+    """Download a model's weights from the Hugging Face Hub (standard cache) and install them.
+
+    The file is pinned by repo, name and revision, and by sha256 where one is known;
+    the installed ganime weight file goes to the local store.
+    """
+    spec = get_spec(name)
+    src = spec.source
+    if src is None:
+        raise W.WeightsError(f"model {name!r} has no download" + (f": {spec.how_to_get}" if spec.how_to_get else ""))
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        local = hf_hub_download(src.repo, src.filename, revision=src.revision)
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
+        raise W.WeightsError(f"cannot download {src.repo}/{src.filename}@{src.revision}: {e}") from e
+    digest = W.sha256(local)
+    if src.sha256 and digest != src.sha256:
+        raise W.WeightsError(f"{src.repo}/{src.filename}: sha256 {digest} does not match the pinned {src.sha256}")
+    dest = W.store_dir() / f"{name}.safetensors"
+    meta = {"hub": f"{src.repo}/{src.filename}@{src.revision}", "license": src.license or spec.license}
+    if src.layout in ("lama-ckpt", "lama-zip"):
+        return import_lama(local, dest, meta)
+    if src.layout == "ganime":
+        load_file(local)  # every tensor must fit before it is installed
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(Path(local).read_bytes())
+        return dest
+    raise W.WeightsError(f"unknown layout {src.layout!r} for {name}")

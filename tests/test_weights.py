@@ -1,0 +1,198 @@
+"""Weight files, LaMa checkpoint import, and the Hub download path against a local cache."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import cartoon_frames
+from typer.testing import CliRunner
+
+from ganime import synthetic, weights
+from ganime.cli import app
+from ganime.models import ARCHS, REGISTRY, import_lama, load_file, load_model
+from ganime.models.lama import Lama, LamaConfig
+
+runner = CliRunner()
+TINY = {"n_blocks": 2, "ngf": 8, "n_downsampling": 3}
+
+
+def tiny_lama(seed: int = 0) -> Lama:
+    torch.manual_seed(seed)
+    model = Lama(LamaConfig(**TINY))
+    # Non-trivial BatchNorm statistics, so a model that ignored them would differ.
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+def sample() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    image = torch.rand(1, 3, 40, 72, generator=g)
+    mask = torch.zeros(1, 1, 40, 72)
+    mask[..., :12] = 1
+    mask[..., -12:] = 1
+    return image, mask
+
+
+class HyperParameters:
+    """Stands for the config objects (OmegaConf) a Lightning checkpoint pickles."""
+
+    def __init__(self) -> None:
+        self.generator = {"kind": "ffc_resnet"}
+
+
+class Trap:
+    """Unpickling this would create a file: a restricted loader must never run it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def official_checkpoint(path: Path, model: Lama, trap: Path) -> Path:
+    """A checkpoint laid out like LaMa's Lightning best.ckpt: generator, discriminator, losses, config objects."""
+    state = {k: v for k, v in model.state_dict().items()}  # generator.model.N...
+    state["discriminator.model0.0.weight"] = torch.randn(8, 3, 4, 4)
+    state["loss_resnet_pl.impl.conv1.weight"] = torch.randn(8, 3, 3, 3)
+    torch.save(
+        {
+            "state_dict": state,
+            "hyper_parameters": HyperParameters(),
+            "callbacks": Trap(trap),
+            "pytorch-lightning_version": "1.2.9",
+            "epoch": 40,
+        },
+        path,
+    )
+    return path
+
+
+def test_lama_matches_the_published_sizes() -> None:
+    big, fourier = Lama(LamaConfig(n_blocks=18)), Lama(LamaConfig(n_blocks=9))
+    assert len(big.state_dict()) == 989 and sum(p.numel() for p in big.parameters()) == 50_975_875
+    assert len(fourier.state_dict()) == 521
+    assert "generator.model.5.conv1.ffc.convg2g.fu.conv_layer.weight" in big.state_dict()
+    assert big.state_dict()["generator.model.24.weight"].shape == (512, 256, 3, 3)
+
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    model = tiny_lama()
+    path = weights.save(model, tmp_path / "m.safetensors", "lama", model.config.to_dict(), {"note": "test"})
+    arch, config, _, meta = weights.read(path)
+    assert arch == "lama" and config == model.config.to_dict() and meta["note"] == "test"
+    again = load_file(path)
+    image, mask = sample()
+    with torch.inference_mode():
+        assert torch.equal(model(image, mask), again(image, mask))
+    half = weights.save(model, tmp_path / "h.safetensors", "lama", model.config.to_dict(), half=True)
+    assert half.stat().st_size < 0.6 * path.stat().st_size
+    with torch.inference_mode():
+        assert torch.allclose(model(image, mask), load_file(half)(image, mask), atol=2e-2)
+
+
+def test_import_official_checkpoint_runs_nothing_but_tensors(tmp_path: Path) -> None:
+    model = tiny_lama()
+    trap = tmp_path / "pwned"
+    ckpt = official_checkpoint(tmp_path / "best.ckpt", model, trap)
+    out = import_lama(ckpt, tmp_path / "lama.safetensors")
+    assert not trap.exists()  # the checkpoint's objects were never executed
+    arch, config, state, meta = weights.read(out)
+    assert arch == "lama" and config["n_blocks"] == 2 and config["ngf"] == 8
+    assert not any(k.startswith(("discriminator", "loss")) for k in state)
+    assert set(state) == set(model.state_dict())  # every generator tensor, nothing else
+    assert meta["source"] == "best.ckpt" and len(meta["source_sha256"]) == 64
+    image, mask = sample()
+    with torch.inference_mode():
+        assert torch.equal(model(image, mask), load_file(out)(image, mask))
+
+
+def test_import_zip_and_generator_only_layouts(tmp_path: Path) -> None:
+    model = tiny_lama(3)
+    ckpt = official_checkpoint(tmp_path / "best.ckpt", model, tmp_path / "trap")
+    z = tmp_path / "big-lama.zip"
+    with zipfile.ZipFile(z, "w") as f:
+        f.writestr("big-lama/config.yaml", "generator:\n  kind: ffc_resnet\n")
+        f.write(ckpt, "big-lama/models/best.ckpt")
+    from safetensors.torch import save_file
+
+    gen_only = {k.removeprefix("generator."): v for k, v in model.state_dict().items()}
+    save_file(gen_only, str(tmp_path / "gen.safetensors"))
+    torch.save({"gen_state_dict": gen_only}, tmp_path / "anime.ckpt")
+    image, mask = sample()
+    with torch.inference_mode():
+        expected = model(image, mask)
+        for src in (z, tmp_path / "gen.safetensors", tmp_path / "anime.ckpt"):
+            out = import_lama(src, tmp_path / f"{src.stem}.ganime.safetensors")
+            assert torch.equal(load_file(out)(image, mask), expected), src
+
+
+def test_import_refuses_what_is_not_lama(tmp_path: Path) -> None:
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, tmp_path / "other.ckpt")
+    with pytest.raises(weights.WeightsError, match="not a LaMa"):
+        import_lama(tmp_path / "other.ckpt", tmp_path / "x.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights")
+    with pytest.raises(weights.WeightsError):
+        load_file(tmp_path / "junk.safetensors")
+
+
+def test_missing_weights_are_never_replaced_by_random_ones(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GANIME_HOME", str(tmp_path / "home"))
+    with pytest.raises(weights.WeightsError, match="ganime models pull big-lama"):
+        load_model("big-lama")
+    src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(4))
+    r = runner.invoke(app, ["convert", str(src), "--model", "big-lama", "--no-progress"])
+    assert r.exit_code == 1 and "ganime models pull big-lama" in " ".join(r.output.split())
+    assert not (tmp_path / "ep.16x9.mkv").exists()
+
+
+def test_convert_with_a_weight_file(tmp_path: Path) -> None:
+    model = tiny_lama()
+    w = weights.save(model, tmp_path / "tiny.safetensors", "lama", model.config.to_dict())
+    src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(4))
+    r = runner.invoke(
+        app, ["convert", str(src), "-m", "big-lama", "--weights", str(w), "--no-progress", "--preset", "ultrafast"]
+    )
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "ep.16x9.mkv").exists()
+
+
+def test_pull_from_the_hub_cache(tmp_path: Path) -> None:
+    """`ganime models pull` through huggingface_hub, offline, against a local Hub cache."""
+    spec = REGISTRY["anime-lama"]
+    src = spec.source
+    assert src is not None and len(src.revision) == 40  # pinned to a commit
+    cache = tmp_path / "hub"
+    snapshot = cache / f"models--{src.repo.replace('/', '--')}" / "snapshots" / src.revision
+    snapshot.mkdir(parents=True)
+    model = tiny_lama(5)
+    gen_only = {k.removeprefix("generator."): v for k, v in model.state_dict().items()}
+    torch.save({"gen_state_dict": gen_only}, snapshot / src.filename)
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "GANIME_HOME": str(tmp_path / "home")}
+    run = subprocess.run(
+        [sys.executable, "-m", "ganime", "models", "pull", "anime-lama"], env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr + run.stdout
+    installed = tmp_path / "home" / "weights" / "anime-lama.safetensors"
+    assert installed.exists()
+    _, _, _, meta = weights.read(installed)
+    assert meta["hub"] == f"{src.repo}/{src.filename}@{src.revision}" and meta["license"] == "MIT"
+    image, mask = sample()
+    with torch.inference_mode():
+        assert torch.equal(model(image, mask), load_file(installed)(image, mask))
+    listing = subprocess.run([sys.executable, "-m", "ganime", "models"], env=env, capture_output=True, text=True)
+    assert "present" in listing.stdout
+
+
+def test_every_architecture_is_buildable() -> None:
+    for name, spec in REGISTRY.items():
+        assert spec.arch in ARCHS, name
