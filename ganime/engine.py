@@ -185,6 +185,14 @@ class Filler:
         self.model = model.to(device).eval()
         self.layout = layout
         self.device = device
+        # Neural models on CUDA: channels-last convolutions and mixed precision. bf16
+        # where the GPU has it (fp16 otherwise); LaMa's Fourier units run their FFT in
+        # float32 regardless, since cuFFT in half precision only takes power-of-two sizes.
+        neural = any(True for _ in self.model.parameters())
+        self.amp_dtype: torch.dtype | None = None
+        if neural and device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.batch_size = batch_size or self.auto_batch_size()
         mask = layout.mask()
         if feather is None:
@@ -251,7 +259,11 @@ class Filler:
         pic = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
         canvas[..., lay.left : lay.left + c.width] = pic.float().div_(scale)
         mask = self.compositor.mask.expand(len(frames), -1, -1, -1)
-        prediction = self.model(canvas, mask)
+        if self.amp_dtype is not None:
+            with torch.autocast("cuda", dtype=self.amp_dtype):
+                prediction = self.model(canvas.contiguous(memory_format=torch.channels_last), mask).float()
+        else:
+            prediction = self.model(canvas, mask)
         for (x0, x1), band in zip(self.compositor.bands, self.compositor.blend(canvas, prediction), strict=True):
             q = band.mul(scale).round_().clamp_(0, scale).permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
             # Only generated pixels are written: known pixels in a band stay the source's.

@@ -16,6 +16,8 @@ from torch import nn
 
 from .. import weights as W
 from .classical import BlurConfig, BlurFill, EdgeConfig, EdgeFill
+from .context_encoder import ContextEncoder, ContextEncoderConfig
+from .glcic import CompletionNetwork, GlcicConfig
 from .lama import Lama, LamaConfig
 
 # Architecture name -> builder from a config dict (the dict stored in weight files).
@@ -23,7 +25,11 @@ ARCHS: dict[str, Callable[[dict], nn.Module]] = {
     "blur": lambda c: BlurFill(BlurConfig(**c)),
     "edge": lambda c: EdgeFill(EdgeConfig(**c)),
     "lama": lambda c: Lama(LamaConfig(**c)),
+    "context-encoder": lambda c: ContextEncoder(ContextEncoderConfig(**c)),
+    "glcic": lambda c: CompletionNetwork(GlcicConfig(**{**c, "dilations": tuple(c.get("dilations", (2, 4, 8, 16)))})),
 }
+
+_TRAIN = "train them with `ganime train --model {name}` on your shows"
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,22 @@ REGISTRY: dict[str, ModelSpec] = {
         name="edge",
         summary="picture mirrored across its edges, fading into a blur; no weights",
         arch="edge",
+    ),
+    "context-encoder": ModelSpec(
+        name="context-encoder",
+        summary="Context Encoder (Pathak et al. 2016): encoder, channel-wise FC, decoder; works at 128x224",
+        arch="context-encoder",
+        config=ContextEncoderConfig().to_dict(),
+        needs_weights=True,
+        how_to_get=_TRAIN.format(name="context-encoder"),
+    ),
+    "glcic": ModelSpec(
+        name="glcic",
+        summary="GLCIC completion network (Iizuka et al. 2017): dilated convolutions, any size",
+        arch="glcic",
+        config=GlcicConfig().to_dict(),
+        needs_weights=True,
+        how_to_get=_TRAIN.format(name="glcic"),
     ),
     "big-lama": ModelSpec(
         name="big-lama",
@@ -183,6 +205,9 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     path = resolve_weights(name, weights)
     if path is None:
         return build_model(name).to(device)
+    arch = W.read(path)[0]
+    if arch != get_spec(name).arch:
+        raise W.WeightsError(f"{path}: holds a {arch} model, not {name} ({get_spec(name).arch})")
     return load_file(path, device)
 
 

@@ -1,0 +1,77 @@
+"""GLCIC completion network (Iizuka, Simo-Serra, Ishikawa, "Globally and Locally
+Consistent Image Completion", SIGGRAPH 2017).
+
+Fully convolutional: RGB + mask in, two stride-2 stages down to 1/4 size, a stack of
+dilated 3x3 convolutions (dilation 2, 4, 8, 16) that widens the receptive field to
+most of the frame without losing resolution, two up-convolutions back, sigmoid out.
+The layer table follows the paper (its Table 1); ``width`` scales every channel
+count (1.0 = the paper's 64/128/256) so small models fit small machines. The global
+and local discriminators belong to training (``ganime train``), not here. Any size
+that is a multiple of 4 runs as is; others are padded by reflection and cropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class GlcicConfig:
+    """Args:
+    width: channel multiplier (1.0 = the paper).
+    dilations: the dilated middle layers.
+    """
+
+    width: float = 1.0
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+
+def _conv(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> list[nn.Module]:
+    pad = dilation * (k - 1) // 2
+    return [nn.Conv2d(cin, cout, k, stride, pad, dilation), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+
+
+class CompletionNetwork(nn.Module):
+    """The completion network under the model contract."""
+
+    modulo = 4
+
+    def __init__(self, config: GlcicConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or GlcicConfig()
+        a, b, d = (max(4, round(n * c.width)) for n in (64, 128, 256))
+        layers: list[nn.Module] = []
+        layers += _conv(4, a, 5)
+        layers += _conv(a, b, 3, stride=2)
+        layers += _conv(b, b, 3)
+        layers += _conv(b, d, 3, stride=2)
+        layers += _conv(d, d, 3)
+        layers += _conv(d, d, 3)
+        for dil in c.dilations:
+            layers += _conv(d, d, 3, dilation=dil)
+        layers += _conv(d, d, 3)
+        layers += _conv(d, d, 3)
+        layers += [nn.ConvTranspose2d(d, b, 4, 2, 1), nn.BatchNorm2d(b), nn.ReLU(inplace=True)]
+        layers += _conv(b, b, 3)
+        layers += [nn.ConvTranspose2d(b, a, 4, 2, 1), nn.BatchNorm2d(a), nn.ReLU(inplace=True)]
+        layers += _conv(a, max(4, a // 2), 3)
+        layers += [nn.Conv2d(max(4, a // 2), 3, 3, padding=1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h, w = image.shape[-2:]
+        mask = (mask > 0.5).to(image.dtype)
+        x = torch.cat([image * (1 - mask), mask], dim=1)
+        ph, pw = (-h) % self.modulo, (-w) % self.modulo
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        return self.net(x)[:, :, :h, :w]

@@ -1,0 +1,108 @@
+"""Every neural architecture at a tiny size: contract, gradients, weight files, batching, convert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import cartoon_frames, decoded_frames
+from typer.testing import CliRunner
+
+from ganime import synthetic, weights
+from ganime.cli import app
+from ganime.engine import Filler
+from ganime.geometry import compute_layout
+from ganime.models import ARCHS, REGISTRY, load_file
+
+TINY = {
+    "lama": {"n_blocks": 1, "ngf": 8},
+    "context-encoder": {"height": 32, "width": 64, "base": 8, "depth": 3, "max_channels": 32},
+    "glcic": {"width": 0.125},
+}
+# A registered model of each architecture, for the end-to-end conversions.
+BY_ARCH = {"lama": "big-lama", "context-encoder": "context-encoder", "glcic": "glcic"}
+runner = CliRunner()
+
+
+def tiny(arch: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return ARCHS[arch](dict(TINY[arch])).eval()
+
+
+def canvas(n: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    image = torch.rand(n, 3, 36, 64, generator=g)
+    mask = torch.zeros(n, 1, 36, 64)
+    mask[..., :10] = 1
+    mask[..., -10:] = 1
+    return image * (1 - mask), mask
+
+
+def test_every_registered_neural_model_has_a_tiny_config() -> None:
+    assert {s.arch for s in REGISTRY.values() if s.needs_weights} == set(TINY)
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_contract_and_batch_invariance(arch: str) -> None:
+    model = tiny(arch)
+    image, mask = canvas(3)
+    with torch.inference_mode():
+        out = model(image, mask)
+        single = torch.cat([model(image[i : i + 1], mask[i : i + 1]) for i in range(3)])
+    assert out.shape == image.shape and torch.isfinite(out).all()
+    assert out.min() >= 0 and out.max() <= 1
+    assert torch.allclose(out, single, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_gradients_reach_every_parameter(arch: str) -> None:
+    model = tiny(arch).train()
+    image, mask = canvas(2)
+    target = torch.rand_like(image)
+    loss = ((model(image, mask) - target) ** 2 * mask).mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert not missing, missing
+    assert sum(float(p.grad.abs().sum()) for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_weight_file_round_trip(arch: str, tmp_path: Path) -> None:
+    model = tiny(arch)
+    path = weights.save(model, tmp_path / "w.safetensors", arch, dict(TINY[arch]))
+    again = load_file(path)
+    image, mask = canvas()
+    with torch.inference_mode():
+        assert torch.equal(model(image, mask), again(image, mask))
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_known_pixels_untouched_by_the_engine(arch: str) -> None:
+    frames = cartoon_frames(3, 64, 48)
+    layout = compute_layout(64, 48)
+    out = Filler(tiny(arch), layout, torch.device("cpu"), batch_size=2).fill(frames)
+    for f, o in zip(frames, out, strict=True):
+        assert np.array_equal(o[:, layout.left : layout.left + 64], f)
+        assert o.shape == (48, layout.canvas_width, 3)
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_convert_with_each_architecture(arch: str, tmp_path: Path) -> None:
+    w = weights.save(tiny(arch), tmp_path / f"{arch}.safetensors", arch, dict(TINY[arch]))
+    src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(5, 64, 48))
+    name = BY_ARCH[arch]
+    r = runner.invoke(
+        app, ["convert", str(src), "-m", name, "--weights", str(w), "--preset", "ultrafast", "--no-progress"]
+    )
+    assert r.exit_code == 0, r.output
+    out = decoded_frames(tmp_path / "ep.16x9.mkv")
+    assert len(out) == 5 and out[0][1].shape == (48, 88, 3)
+
+
+def test_weight_file_of_another_architecture_is_refused(tmp_path: Path) -> None:
+    w = weights.save(tiny("glcic"), tmp_path / "g.safetensors", "glcic", dict(TINY["glcic"]))
+    src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(3, 64, 48))
+    r = runner.invoke(app, ["convert", str(src), "-m", "big-lama", "--weights", str(w), "--no-progress"])
+    assert r.exit_code == 1 and "glcic" in r.output
