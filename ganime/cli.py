@@ -313,7 +313,9 @@ def probe(
 
 
 def _model_list(text: str | None) -> tuple[str, ...]:
-    names = tuple(n.strip() for n in (text or ",".join(REGISTRY)).split(",") if n.strip())
+    """Names from ``--model a,b``; by default every model that can run here."""
+    runnable = [n for n, s in REGISTRY.items() if not s.needs_weights or find_weights(n) is not None]
+    names = tuple(n.strip() for n in (text or ",".join(runnable)).split(",") if n.strip())
     for n in names:
         if n not in REGISTRY:
             raise typer.BadParameter(f"unknown model {n!r} (choose from {', '.join(REGISTRY)})", param_hint="--model")
@@ -325,7 +327,7 @@ def eval_cmd(
     clips: Annotated[list[Path], typer.Argument(help="16:9 (or wider) clips, images or folders: the ground truth.")],
     model: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--model", "-m", help="Comma-separated models to score. Default: all."),
+        typer.Option("--model", "-m", help="Comma-separated models to score. Default: all that can run here."),
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for eval.json, eval.md, sheets.")] = Path(
         "ganime-eval"
@@ -338,6 +340,10 @@ def eval_cmd(
     sheet_frames: Annotated[int, typer.Option(min=1, help="Frames per clip on the contact sheets.")] = 3,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
     batch_size: Annotated[int, typer.Option(min=0, help="Frames per model call; 0 picks one.")] = 0,
+    weights: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A ganime weight file for the (single) model evaluated."),
+    ] = None,
 ) -> None:
     """Score models on native 16:9 footage: PSNR, SSIM, flicker and seam of the generated sides."""
     from . import evaluate
@@ -356,6 +362,7 @@ def eval_cmd(
         device=device,
         batch_size=batch_size,
         sheet_frames=sheet_frames,
+        weights=weights,
     )
     try:
         with err.status("evaluating") as status:
@@ -363,7 +370,7 @@ def eval_cmd(
     except FileNotFoundError as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(2) from None
-    except (ValueError, video.VideoError, pipeline.ConvertError) as e:
+    except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     table = Table(title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)", title_justify="left")
@@ -391,13 +398,17 @@ def preview(
     at: Annotated[str, typer.Option(help="Time of the frame (seconds or HH:MM:SS).")] = "0",
     model: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--model", "-m", help="Comma-separated models. Default: all."),
+        typer.Option("--model", "-m", help="Comma-separated models. Default: all that can run here."),
     ] = None,
     output: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("-o", "--output", help="PNG to write. Default: NAME.preview.png beside the input."),
     ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
+    weights: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="A ganime weight file for the (single) model shown."),
+    ] = None,
 ) -> None:
     """One frame converted by each model, side by side, to choose before a long encode."""
     from . import evaluate
@@ -405,8 +416,8 @@ def preview(
     models = _model_list(model)
     dst = output or file.with_name(f"{file.stem}.preview.png")
     try:
-        path = evaluate.preview(file, parse_time(at, "--at") or 0.0, models, dst, device)
-    except (ValueError, video.VideoError, pipeline.ConvertError) as e:
+        path = evaluate.preview(file, parse_time(at, "--at") or 0.0, models, dst, device, weights=weights)
+    except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     out.print(f"wrote {escape(str(path))}")

@@ -204,12 +204,20 @@ class Filler:
         self._buffer: torch.Tensor | None = None
 
     def auto_batch_size(self) -> int:
-        """Frames per model call: enough to amortise overheads, bounded by memory."""
+        """Frames per model call: enough to amortise overheads, bounded by memory.
+
+        A weight-free fill holds a few float canvases per frame; a neural model holds
+        its activations, roughly 4 KB per pixel for the networks here (64 channels at
+        full resolution through several layers). Out-of-memory halves it anyway.
+        """
         pixels = self.layout.canvas_width * self.layout.canvas_height
+        neural = any(True for _ in self.model.parameters())
+        per_frame = pixels * (4096 if neural else 3 * 4 * 16)
         if self.device.type == "cuda":
             free, _ = torch.cuda.mem_get_info(self.device)
-            # A fill needs a few canvases of float32 per frame; keep well inside free memory.
-            return int(max(1, min(32, free // (pixels * 3 * 4 * 16))))
+            return int(max(1, min(32, free // per_frame)))
+        if neural:
+            return int(max(1, min(4, 1_000_000 // pixels)))
         return int(max(1, min(8, 4_000_000 // pixels)))
 
     def _canvas(self, n: int) -> torch.Tensor:

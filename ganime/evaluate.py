@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from . import geometry, metrics, synthetic, video
 from .engine import Filler, select_device
 from .geometry import Layout
-from .models import build_model, get_spec
+from .models import load_model, resolve_weights
 from .pipeline import ConvertError, ConvertOptions, convert_file, fill_stream, find_inputs, plan_file
 
 IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .webp .bmp .tif .tiff".split())
@@ -53,6 +53,7 @@ class EvalOptions:
     device: str = "auto"
     batch_size: int = 0
     sheet_frames: int = 3
+    weights: Path | None = None  # a weight file for the (single) model evaluated
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Report:
     def to_json(self) -> str:
         opts = asdict(self.options)
         opts["source_aspect"] = str(self.options.source_aspect)
+        opts["weights"] = str(self.options.weights) if self.options.weights else None
         return json.dumps(
             {
                 "options": opts,
@@ -229,8 +231,10 @@ def evaluate(
     """Score every model on every clip; writes eval.json, eval.md and contact sheets to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for m in options.models:
-        get_spec(m)
+    if options.weights is not None and len(options.models) != 1:
+        raise ValueError("--weights goes with exactly one --model")
+    for m in options.models:  # unknown models and missing weights fail before any work
+        resolve_weights(m, options.weights)
     clips = [p for p, _ in find_inputs(inputs, IMAGE_EXTENSIONS)]
     if not clips:
         raise ValueError("no clips or images to evaluate")
@@ -261,6 +265,7 @@ def evaluate(
                     batch_size=options.batch_size,
                     overwrite=True,
                     detect_bars=False,
+                    weights=options.weights,
                 )
                 result = convert_file(src, dst, opts)
                 out = np.stack(read_frames(dst, len(truth))[0])
@@ -371,6 +376,7 @@ def preview(
     output: str | Path,
     device: str = "auto",
     source_aspect: Fraction = Fraction(4, 3),
+    weights: Path | None = None,
 ) -> Path:
     """One frame converted by each model, side by side in one labelled PNG.
 
@@ -379,8 +385,9 @@ def preview(
     sides are shown too.
     """
     path = Path(path)
-    for m in models:
-        get_spec(m)
+    if weights is not None and len(models) != 1:
+        raise ValueError("--weights goes with exactly one --model")
+    loaded = {m: load_model(m, weights, select_device(device)) for m in models}
     info = video.probe(path)
     frames, _ = read_frames(path, 1, start=at)
     if not frames:
@@ -401,7 +408,7 @@ def preview(
         boxed[:, lay.left : lay.left + c.width] = source[c.y : c.bottom, c.x : c.right]
         shown.append((f"source - {stamp}", boxed))
     for model in models:
-        filler = Filler(build_model(model), lay, dev)
+        filler = Filler(loaded[model], lay, dev)
         (out,) = fill_stream([video.Frame(source, 0, Fraction(1))], filler)
         shown.append((model, out.image))
     return save_png(grid(shown, columns=2, cell_width=640), output)

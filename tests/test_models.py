@@ -106,3 +106,17 @@ def test_weight_file_of_another_architecture_is_refused(tmp_path: Path) -> None:
     src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(3, 64, 48))
     r = runner.invoke(app, ["convert", str(src), "-m", "big-lama", "--weights", str(w), "--no-progress"])
     assert r.exit_code == 1 and "glcic" in r.output
+
+
+def test_eval_and_preview_take_a_weight_file(tmp_path: Path) -> None:
+    w = weights.save(tiny("glcic"), tmp_path / "g.safetensors", "glcic", dict(TINY["glcic"]))
+    gt = synthetic.write_clip(tmp_path / "gt.mkv", cartoon_frames(3, 86, 48), crf=0)
+    r = runner.invoke(app, ["eval", str(gt), "-m", "glcic", "--weights", str(w), "-o", str(tmp_path / "e"),
+                            "--frames", "3", "--device", "cpu"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "glcic" in (tmp_path / "e" / "eval.md").read_text()
+    r = runner.invoke(app, ["preview", str(gt), "-m", "glcic", "--weights", str(w), "-o", str(tmp_path / "p.png")])
+    assert r.exit_code == 0, r.output
+    # Without weights, a neural model is refused with a way to get them, never run at random.
+    r = runner.invoke(app, ["eval", str(gt), "-m", "glcic", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "ganime train" in " ".join(r.output.split())
