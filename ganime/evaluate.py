@@ -395,7 +395,7 @@ def preview(
     dev = select_device(device)
     shown: list[tuple[str, np.ndarray]] = []
     stamp = f"{path.name} @ {at:.2f} s"
-    plan = plan_file(path, None, ConvertOptions(model=models[0] if models else None))
+    plan = plan_file(path, None, ConvertOptions(model=models[0] if models else None, weights=weights))
     if plan.layout.at_target:
         truth, lay = prepare_truth(frames, info.sar, EvalOptions(source_aspect=source_aspect, height=None))
         source = centre(truth, lay)[0]

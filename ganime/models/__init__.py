@@ -29,7 +29,7 @@ ARCHS: dict[str, Callable[[dict], nn.Module]] = {
     "glcic": lambda c: CompletionNetwork(GlcicConfig(**{**c, "dilations": tuple(c.get("dilations", (2, 4, 8, 16)))})),
 }
 
-_TRAIN = "train them with `ganime train --model {name}` on your shows"
+_TRAIN = "train: `ganime train --model {name}` on your shows"
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ REGISTRY: dict[str, ModelSpec] = {
         config=LamaConfig(n_blocks=9).to_dict(),
         needs_weights=True,
         how_to_get=(
-            "download lama-models.zip from the official LaMa README, then "
+            "download lama-models.zip as the official LaMa README says, then "
             "`ganime models import-lama lama-fourier/models/best.ckpt --name lama-fourier`"
         ),
         license="Apache-2.0",
@@ -150,13 +150,13 @@ def missing_weights_message(name: str) -> str:
     spec = get_spec(name)
     ways = []
     if spec.source is not None:
-        ways.append(f"`ganime models pull {name}`")
+        ways.append(f"download: `ganime models pull {name}`")
     if spec.how_to_get:
         ways.append(spec.how_to_get)
-    if spec.arch == "lama":
-        ways.append(f"`ganime models import-lama CHECKPOINT --name {name}` for a LaMa checkpoint you have")
-    ways.append("`--weights FILE` with a ganime weight file (e.g. made by `ganime train`)")
-    return f"model {name!r} needs weights and none are installed: get them with " + ", or ".join(ways)
+    if spec.arch == "lama" and spec.source is not None:
+        ways.append(f"import a LaMa checkpoint you have: `ganime models import-lama CHECKPOINT --name {name}`")
+    ways.append("or pass a ganime weight file with `--weights FILE`")
+    return f"model {name!r} needs weights and none are installed; " + "; ".join(ways)
 
 
 def resolve_weights(name: str, weights: str | Path | None = None) -> Path | None:
