@@ -5,6 +5,7 @@ Python API::
     import ganime
     ganime.convert("episode.mkv")                 # -> episode.16x9.mkv beside it
     ganime.convert(["season1/"], output="out/", model="edge")
+    model = ganime.load_model("anime-lama", device="cuda")   # after `ganime models pull anime-lama`
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from pathlib import Path
 
 from torch import nn
 
-from .models import build_model, default_model, list_models
+from .models import default_model, list_models
+from .models import load_model as _load_model
 from .pipeline import ConvertError, ConvertOptions, Progress, ProgressCallback, Result, convert_file, convert_many
 from .video import EncoderSettings
+from .weights import WeightsError
 
 __version__ = "0.1.0"
 
@@ -26,6 +29,7 @@ __all__ = [
     "EncoderSettings",
     "Progress",
     "Result",
+    "WeightsError",
     "__version__",
     "convert",
     "convert_file",
@@ -52,6 +56,7 @@ def convert(
     overwrite: bool = False,
     force: bool = False,
     detect_bars: bool = True,
+    weights: str | Path | None = None,
     progress: ProgressCallback | None = None,
 ) -> list[Result]:
     """Convert files and/or folders the way ``ganime convert`` does; returns one Result per file."""
@@ -68,15 +73,18 @@ def convert(
         overwrite=overwrite,
         force=force,
         detect_bars=detect_bars,
+        weights=Path(weights) if weights is not None else None,
     )
     items = inputs if isinstance(inputs, list) else [inputs]
     return convert_many(items, output, options, progress)
 
 
 def load_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> nn.Module:
-    """A registered model in eval mode on ``device``."""
+    """A registered model with its weights, in eval mode on ``device`` (auto, cpu, cuda:N).
+
+    Weight-free fills need no file; a neural model without weights raises
+    ``WeightsError`` saying how to get them, never runs with random ones.
+    """
     from .engine import select_device
 
-    if weights is not None:
-        raise ValueError(f"model {name!r} takes no weight file")
-    return build_model(name).to(select_device(device))
+    return _load_model(name, weights, select_device(device))

@@ -136,3 +136,9 @@ def plain_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("plain")
     frames = cartoon_frames(8, seed=3)
     return synthetic.write_clip(d / "clip.mp4", frames, Fraction(24), synthetic.melody(0.4))
+
+
+@pytest.fixture(autouse=True)
+def private_weight_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see (or write) the user's installed weights."""
+    monkeypatch.setenv("GANIME_HOME", str(tmp_path_factory.mktemp("ganime-home")))

@@ -120,3 +120,15 @@ def test_eval_and_preview_take_a_weight_file(tmp_path: Path) -> None:
     # Without weights, a neural model is refused with a way to get them, never run at random.
     r = runner.invoke(app, ["eval", str(gt), "-m", "glcic", "-o", str(tmp_path / "x")])
     assert r.exit_code == 1 and "ganime train" in " ".join(r.output.split())
+
+
+def test_python_api_load_model(tmp_path: Path) -> None:
+    import ganime
+
+    assert set(ganime.list_models()) == set(REGISTRY)
+    assert not any(True for _ in ganime.load_model("edge").parameters())
+    w = weights.save(tiny("lama"), tmp_path / "l.safetensors", "lama", dict(TINY["lama"]))
+    model = ganime.load_model("big-lama", weights=w, device="cpu")
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny("lama").parameters())
+    with pytest.raises(ganime.WeightsError):
+        ganime.load_model("glcic")
