@@ -202,6 +202,42 @@ class Filler:
         self._mask_np = mask > 0
         self.stats = FillStats(batch_size=self.batch_size)
         self._buffer: torch.Tensor | None = None
+        self.window = self._strip_window(getattr(self.model, "receptive_field", None))
+
+    def _strip_window(self, radius: int | None) -> int | None:
+        """Width of the window each side strip is run in, or None for the whole canvas.
+
+        A model with a bounded receptive field only needs its strip plus ``radius``
+        columns of picture: each side then runs on its own window (both in one batch)
+        with the same result, when that is less than the canvas. The right window
+        starts on the model's stride grid and pads like the full canvas would.
+        """
+        lay = self.layout
+        if radius is None or not (lay.left and lay.right):
+            return None
+        step = getattr(self.model, "modulo", 1)
+        need = max(lay.left, lay.right) + self.compositor.feather + 1 + radius
+        width = need + (lay.canvas_width - need) % step  # width = canvas width (mod step)
+        return width if 2 * width < lay.canvas_width else None
+
+    def _predict(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The model's prediction for the canvas (only the strips' columns when windowed)."""
+        if self.window is None:
+            return self._run(canvas, mask)
+        n, w, ww = canvas.shape[0], canvas.shape[-1], self.window
+        out = self._run(
+            torch.cat([canvas[..., :ww], canvas[..., w - ww :]]), torch.cat([mask[..., :ww], mask[..., w - ww :]])
+        )
+        prediction = torch.zeros_like(canvas)
+        prediction[..., :ww] = out[:n]
+        prediction[..., w - ww :] = out[n:]
+        return prediction
+
+    def _run(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.amp_dtype is None:
+            return self.model(canvas, mask)
+        with torch.autocast("cuda", dtype=self.amp_dtype):
+            return self.model(canvas.contiguous(memory_format=torch.channels_last), mask).float()
 
     def auto_batch_size(self) -> int:
         """Frames per model call: enough to amortise overheads, bounded by memory.
@@ -267,11 +303,7 @@ class Filler:
         pic = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
         canvas[..., lay.left : lay.left + c.width] = pic.float().div_(scale)
         mask = self.compositor.mask.expand(len(frames), -1, -1, -1)
-        if self.amp_dtype is not None:
-            with torch.autocast("cuda", dtype=self.amp_dtype):
-                prediction = self.model(canvas.contiguous(memory_format=torch.channels_last), mask).float()
-        else:
-            prediction = self.model(canvas, mask)
+        prediction = self._predict(canvas, mask)
         for (x0, x1), band in zip(self.compositor.bands, self.compositor.blend(canvas, prediction), strict=True):
             q = band.mul(scale).round_().clamp_(0, scale).permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
             # Only generated pixels are written: known pixels in a band stay the source's.

@@ -132,3 +132,30 @@ def test_python_api_load_model(tmp_path: Path) -> None:
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny("lama").parameters())
     with pytest.raises(ganime.WeightsError):
         ganime.load_model("glcic")
+
+
+def test_glcic_receptive_field_bounds_its_influence() -> None:
+    model = ARCHS["glcic"]({"width": 0.125, "dilations": [1, 2]}).eval()
+    radius = model.receptive_field
+    image = torch.rand(1, 3, 32, 4 * radius, requires_grad=True)
+    mask = torch.zeros(1, 1, 32, 4 * radius)
+    out = model(image, mask)
+    x = 2 * radius
+    out[0, :, 16, x].sum().backward()
+    reach = torch.nonzero(image.grad.abs().sum(dim=(0, 1, 2)) > 0).flatten()
+    assert reach.min() >= x - radius and reach.max() <= x + radius
+
+
+def test_strip_windows_give_the_same_result() -> None:
+    """GLCIC run on each side strip plus its receptive field equals running it on the whole canvas."""
+    config = {"width": 0.125, "dilations": [1, 2]}
+    torch.manual_seed(0)
+    model = ARCHS["glcic"](config).eval()
+    frames = cartoon_frames(3, 360, 270, seed=2)
+    layout = compute_layout(360, 270)
+    windowed = Filler(model, layout, torch.device("cpu"), batch_size=3)
+    assert windowed.window is not None and 2 * windowed.window < layout.canvas_width
+    whole = Filler(model, layout, torch.device("cpu"), batch_size=3)
+    whole.window = None
+    for a, b in zip(windowed.fill(frames), whole.fill(frames), strict=True):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
