@@ -123,6 +123,17 @@ class _Opaque:
     def __call__(self, *args: object, **kwargs: object) -> _Opaque:
         return _Opaque()
 
+    # Containers pickled as dict or list subclasses (Lightning's AttributeDict) get
+    # their items set or appended after construction: accept and drop them.
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
 
 # What a tensor checkpoint legitimately needs to rebuild itself.
 _ALLOWED = {

@@ -49,6 +49,10 @@ class HyperParameters:
         self.generator = {"kind": "ffc_resnet"}
 
 
+class AttributeDict(dict):
+    """Lightning pickles its hyper-parameters as a dict subclass."""
+
+
 class Trap:
     """Unpickling this would create a file: a restricted loader must never run it."""
 
@@ -68,6 +72,7 @@ def official_checkpoint(path: Path, model: Lama, trap: Path) -> Path:
         {
             "state_dict": state,
             "hyper_parameters": HyperParameters(),
+            "hparams": AttributeDict(training_model="DefaultInpaintingTrainingModule", generator={"n_blocks": 2}),
             "callbacks": Trap(trap),
             "pytorch-lightning_version": "1.2.9",
             "epoch": 40,
