@@ -63,7 +63,7 @@ class Trap:
         return (Path.touch, (self.marker,))
 
 
-def official_checkpoint(path: Path, model: Lama, trap: Path) -> Path:
+def official_checkpoint(path: Path, model: Lama, trap: Path, zip_format: bool = True) -> Path:
     """A checkpoint laid out like LaMa's Lightning best.ckpt: generator, discriminator, losses, config objects."""
     state = {k: v for k, v in model.state_dict().items()}  # generator.model.N...
     state["discriminator.model0.0.weight"] = torch.randn(8, 3, 4, 4)
@@ -78,6 +78,7 @@ def official_checkpoint(path: Path, model: Lama, trap: Path) -> Path:
             "epoch": 40,
         },
         path,
+        _use_new_zipfile_serialization=zip_format,  # 2020-era Lightning files may be either
     )
     return path
 
@@ -105,10 +106,11 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
         assert torch.allclose(model(image, mask), load_file(half)(image, mask), atol=2e-2)
 
 
-def test_import_official_checkpoint_runs_nothing_but_tensors(tmp_path: Path) -> None:
+@pytest.mark.parametrize("zip_format", [True, False])
+def test_import_official_checkpoint_runs_nothing_but_tensors(tmp_path: Path, zip_format: bool) -> None:
     model = tiny_lama()
     trap = tmp_path / "pwned"
-    ckpt = official_checkpoint(tmp_path / "best.ckpt", model, trap)
+    ckpt = official_checkpoint(tmp_path / "best.ckpt", model, trap, zip_format)
     out = import_lama(ckpt, tmp_path / "lama.safetensors")
     assert not trap.exists()  # the checkpoint's objects were never executed
     arch, config, state, meta = weights.read(out)
