@@ -201,7 +201,8 @@ def detect_bars(
     dark (98th percentile below ``threshold`` of full scale) and flat. Dark frames
     (fades, night shots) carry no information and are ignored, so one black frame
     cannot turn the whole picture into a bar. Bars thinner than ``min_bar`` pixels
-    are ignored. Returns the picture rectangle, or None when there are no bars.
+    are ignored; up to 4 dim transition lines next to a bar join it. Returns the
+    picture rectangle, or None when there are no bars.
     """
     if not frames:
         return None
@@ -209,6 +210,8 @@ def detect_bars(
     scale = 65535.0 if frames[0].dtype == np.uint16 else 255.0
     dark_cols = np.ones(w, bool)
     dark_rows = np.ones(h, bool)
+    col_peak = np.zeros(w, np.float32)  # brightest 98th percentile each column reaches
+    row_peak = np.zeros(h, np.float32)
     informative = 0
     for f in frames:
         if f.shape[:2] != (h, w):
@@ -221,6 +224,8 @@ def detect_bars(
         row_hi = np.percentile(luma, 98, axis=1)
         dark_cols &= (col_hi < threshold) & (luma.std(axis=0) < threshold / 4)
         dark_rows &= (row_hi < threshold) & (luma.std(axis=1) < threshold / 4)
+        np.maximum(col_peak, col_hi, out=col_peak)
+        np.maximum(row_peak, row_hi, out=row_peak)
     if informative == 0:
         return None
 
@@ -237,4 +242,20 @@ def detect_bars(
     top, bottom = (top if top >= min_bar else 0), (bottom if bottom >= min_bar else 0)
     if left == right == top == bottom == 0:
         return None
+    # The picture's first lines next to a bar are often a soft transition (scaler
+    # ringing, a dark film edge): mirrored or blurred outwards they would draw a dark
+    # line along the seam. Give the bar those few dim lines.
+    left, right = _soft_edge(col_peak, left), _soft_edge(col_peak[::-1], right)
+    top, bottom = _soft_edge(row_peak, top), _soft_edge(row_peak[::-1], bottom)
     return Rect(left, top, w - left - right, h - top - bottom)
+
+
+def _soft_edge(peak: np.ndarray, bar: int, max_extra: int = 4, ratio: float = 0.75) -> int:
+    """``bar`` extended over up to ``max_extra`` lines clearly dimmer than the picture inside them."""
+    if bar == 0:
+        return 0
+    inside = float(np.median(peak[bar + max_extra : bar + 3 * max_extra])) if peak.size > bar + 3 * max_extra else 0
+    extra = 0
+    while extra < max_extra and bar + extra < peak.size and peak[bar + extra] < ratio * inside:
+        extra += 1
+    return bar + extra

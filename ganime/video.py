@@ -425,39 +425,45 @@ class Reader:
 
 
 def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None) -> list[np.ndarray]:
-    """Up to ``count`` frames spread over the file (by seeking), for bar detection."""
+    """Up to ``count`` different frames spread over the file, for bar detection.
+
+    Seeks where the file allows it; where seeking lands on the same frame again (GIFs,
+    some AVIs) or fails, decodes from the start and takes every n-th frame instead.
+    """
     path = Path(path)
-    out: list[np.ndarray] = []
+    found: dict[int | None, np.ndarray] = {}
     with _open_input(path) as c:
         vs = _video_stream(path, c)
         vs.thread_type = "AUTO"
         duration = (c.duration or 0) / av.time_base
         origin = c.start_time or 0
-        targets = [duration * (i + 0.5) / count for i in range(count)] if duration > 2 else [0.0]
+        targets = [duration * (i + 0.5) / count for i in range(count)] if duration > 2 else []
         for t in targets:
             try:
-                if t:
-                    c.seek(origin + int(t * av.time_base), backward=True, any_frame=False)
-                for f in c.decode(vs):
-                    out.append(to_rgb(f, color))
-                    break
+                c.seek(origin + int(t * av.time_base), backward=True, any_frame=False)
+                f = next(iter(c.decode(vs)), None)
             except av.FFmpegError:
                 continue
-        if len(out) < min(count, 3):
-            # Unseekable or very short: take the first frames instead.
-            try:
-                c.seek(origin, backward=True, any_frame=False)
-            except av.FFmpegError:
-                pass
-            try:
-                for i, f in enumerate(c.decode(vs)):
-                    if i % 5 == 0:
-                        out.append(to_rgb(f, color))
+            if f is not None and f.pts not in found:
+                found[f.pts] = to_rgb(f, color)
+        if len(found) >= min(count, 3):
+            return list(found.values())
+        rate = float(vs.average_rate or 25)
+        step = max(1, round(duration * rate / count)) if duration else 5
+        out: list[np.ndarray] = []
+        try:
+            c.seek(origin, backward=True, any_frame=False)
+        except av.FFmpegError:
+            pass
+        try:
+            for i, f in enumerate(c.decode(vs)):
+                if i % step == 0:
+                    out.append(to_rgb(f, color))
                     if len(out) >= count:
                         break
-            except av.FFmpegError:
-                pass
-    return out
+        except av.FFmpegError:
+            pass
+        return out or list(found.values())
 
 
 # ------------------------------------------------------------------------- encode

@@ -114,3 +114,13 @@ def test_mask_marks_exactly_the_sides() -> None:
     assert m.shape == (48, lay.canvas_width)
     assert m[:, : lay.left].min() == 1 and m[:, lay.canvas_width - lay.right :].min() == 1
     assert m[:, lay.left : lay.left + 64].max() == 0
+
+
+def test_soft_transition_next_to_a_bar_joins_the_bar() -> None:
+    box = Rect(40, 0, 160, 120)
+    frames = [_boxed(240, 120, box, s) for s in range(3)]
+    for f in frames:  # a scaler's soft edge: two dim columns at each side of the picture
+        f[:, 40:42] = 20
+        f[:, 198:200] = 60
+    found = detect_bars(frames)
+    assert found == Rect(42, 0, 156, 120)
