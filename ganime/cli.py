@@ -6,6 +6,7 @@ Exit codes: 0 every file converted (or skipped as already done), 1 some file fai
 
 from __future__ import annotations
 
+import json
 import re
 import traceback
 from fractions import Fraction
@@ -421,6 +422,91 @@ def preview(
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     out.print(f"wrote {escape(str(path))}")
+
+
+def _config_overrides(items: list[str] | None) -> dict:
+    """``--set n_blocks=3 --set ngf=32`` -> {"n_blocks": 3, "ngf": 32} (numbers parsed)."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--set")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path], typer.Option("--data", "-d", help="Videos, images or folders of them (16:9 or wider).")
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The weight file to write (.safetensors).")],
+    model: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--model", "-m", help="Architecture to train, by model name. Default: the best trainable one."),
+    ] = None,
+    steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 1000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
+    set_: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--set", help="Model config override, e.g. --set n_blocks=3 (repeatable)."),
+    ] = None,
+    init: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(help="Start from these weights: a model name or a .safetensors file (fine-tuning)."),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(help="Continue an interrupted run exactly from its checkpoint."),
+    ] = None,
+    val_every: Annotated[int, typer.Option(min=1, help="Validate (and keep the best weights) every N steps.")] = 200,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write a checkpoint every N steps.")] = 200,
+    height: Annotated[int, typer.Option(min=16, help="Training height (the width is 16:9 of it).")] = 144,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
+) -> None:
+    """Fine-tune or train a model on your own shows (16:9 footage is its own ground truth)."""
+    from .train import StepReport, Trainer, TrainOptions
+
+    name = model or "glcic"
+    if name not in REGISTRY:
+        raise typer.BadParameter(f"unknown model {name!r} (choose from {', '.join(REGISTRY)})", param_hint="--model")
+    width = round(height * 16 / 9 / 8) * 8
+    options = TrainOptions(
+        data=data, output=output, model=name, steps=steps, batch_size=batch_size, lr=lr,
+        config=_config_overrides(set_), init=init, resume=resume, val_every=val_every,
+        checkpoint_every=checkpoint_every, device=device, seed=seed, height=height // 8 * 8, width=width,
+    )  # fmt: skip
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+    )
+    task = progress.add_task(f"train {name}", total=steps, info="")
+
+    def show(r: StepReport) -> None:
+        text = " ".join(f"{k} {v:.4f}" for k, v in r.losses.items())
+        if r.val:
+            text += f" | val PSNR {r.val['psnr']:.2f} SSIM {r.val['ssim']:.3f}"
+        progress.update(task, completed=r.step, info=escape(text))
+
+    try:
+        with progress:
+            trainer = Trainer(options, progress=show)
+            progress.update(task, completed=trainer.step)
+            path = trainer.run()
+    except (ValueError, FileNotFoundError, WeightsError, video.VideoError, FloatingPointError) as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    out.print(f"wrote {escape(str(path))} (best validation PSNR {trainer.best:.2f} dB, {trainer.step} steps)")
 
 
 models_app = typer.Typer(help="List, download and import models.", no_args_is_help=False)

@@ -1,0 +1,295 @@
+"""``ganime train``: fit a model to your shows, with the losses of its family.
+
+The generator is the registry's own module (never a wrapper), so what is trained is
+what converts. Checkpoints hold models, optimizers, step, best score and RNG state,
+and are written atomically; batches depend only on (seed, step), so ``--resume``
+continues exactly where a run stopped. Validation uses the eval metrics on held-out
+shots; the best weights so far are kept in the output file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import metrics
+from .. import weights as W
+from ..engine import configure_cpu_threads, select_device
+from ..models import ARCHS, get_spec, load_model, resolve_weights
+from . import losses as L
+from .data import DataOptions, Samples, gather
+from .discriminators import GlcicDiscriminator, PatchDiscriminator
+
+FAMILY = {"context-encoder": "ce", "glcic": "glcic", "lama": "lama"}
+
+
+@dataclass
+class TrainOptions:
+    """Everything a training run is told (the CLI builds one from its flags)."""
+
+    data: list[Path]
+    output: Path
+    model: str = "glcic"
+    steps: int = 1000
+    batch_size: int = 8
+    lr: float = 2e-4
+    config: dict = field(default_factory=dict)  # overrides of the model's config (size)
+    init: str | None = None  # registered name or weight file to start from
+    resume: Path | None = None
+    checkpoint: Path | None = None  # default: OUTPUT with .ckpt
+    checkpoint_every: int = 200
+    val_every: int = 200
+    log: Path | None = None  # default: OUTPUT with .jsonl
+    device: str = "auto"
+    seed: int = 0
+    height: int = 144
+    width: int = 256
+    glcic_phases: tuple[float, float] = (0.18, 0.02)  # shares of the steps for phases 1 and 2
+    half: bool = True  # store the exported weights in half precision
+
+    def resolved(self) -> TrainOptions:
+        o = TrainOptions(**{**asdict(self), "data": [Path(p) for p in self.data], "output": Path(self.output)})
+        o.checkpoint = Path(self.checkpoint) if self.checkpoint else o.output.with_suffix(".ckpt")
+        o.log = Path(self.log) if self.log else o.output.with_suffix(".jsonl")
+        o.resume = Path(self.resume) if self.resume else None
+        return o
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """Progress of a run, for the caller to show."""
+
+    step: int
+    steps: int
+    losses: dict[str, float]
+    elapsed: float
+    val: dict[str, float] | None = None
+
+
+class Trainer:
+    """One training run of one model."""
+
+    def __init__(self, options: TrainOptions, progress: Callable[[StepReport], None] | None = None) -> None:
+        self.o = options.resolved()
+        self.progress = progress
+        spec = get_spec(self.o.model)
+        if spec.arch not in FAMILY:
+            raise ValueError(f"{self.o.model} has no weights to train (choose a neural model)")
+        self.arch = spec.arch
+        self.family = FAMILY[spec.arch]
+        self.device = select_device(self.o.device)
+        if self.device.type == "cpu":
+            configure_cpu_threads()
+        torch.manual_seed(self.o.seed)
+        self.config = {**spec.config, **self.o.config}
+        if self.arch == "context-encoder":  # it works at the training resolution
+            self.config.update(height=self.o.height, width=self.o.width)
+        self.g = self._generator(spec.name).to(self.device)
+        self.d = self._discriminator().to(self.device)
+        betas = (0.5, 0.999)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.o.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=self.o.lr, betas=betas)
+        self.amp = self.device.type == "cuda"
+        self.step = 0
+        self.best = -math.inf
+        data = DataOptions(height=self.o.height, width=self.o.width)
+        train, val = gather(self.o.data, data)
+        self.samples = Samples(train, val, data, seed=self.o.seed)
+        self.val_images, self.val_masks = self.samples.validation()
+        if self.o.resume:
+            self._load_checkpoint(self.o.resume)
+
+    # --------------------------------------------------------------- building
+
+    def _generator(self, name: str) -> nn.Module:
+        if self.o.init is None:
+            return ARCHS[self.arch](dict(self.config))
+        init = Path(self.o.init)
+        source = init if init.suffix == ".safetensors" else resolve_weights(self.o.init)
+        arch, config, _, _ = W.read(source)  # type: ignore[arg-type]
+        if arch != self.arch:
+            raise W.WeightsError(f"{source}: holds a {arch} model, not {self.arch}")
+        self.config = config
+        return load_model(name, source, "cpu")
+
+    def _discriminator(self) -> nn.Module:
+        if self.family == "glcic":
+            return GlcicDiscriminator((self.o.height, self.o.width), width=self.config.get("width", 1.0))
+        return PatchDiscriminator(base=32 if self.family == "lama" else 24)
+
+    # ------------------------------------------------------------------ steps
+
+    def _glcic_phase(self) -> int:
+        p1, p2 = self.o.glcic_phases
+        if self.step < p1 * self.o.steps:
+            return 1
+        return 2 if self.step < (p1 + p2) * self.o.steps else 3
+
+    def train_step(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
+        """One optimisation step of the family's losses."""
+        self.g.train()
+        self.d.train()
+        x, m = images.to(self.device), masks.to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            pred = self.g(x * (1 - m), m).float()
+        out = pred * m + x * (1 - m)  # what a viewer would see: the composite
+        logs: dict[str, float] = {}
+        if self.family == "glcic" and self._glcic_phase() == 1:
+            loss_g = L.masked_l2(pred, x, m)
+            self._update(self.opt_g, loss_g)
+            return {"mse": float(loss_g.detach())}
+        # Discriminator step.
+        if self.family == "glcic":
+            real_logits, fake_logits = self.d(x, m), self.d(out.detach(), m)
+            loss_d = L.discriminator_adversarial(real_logits, fake_logits)
+        elif self.family == "lama":
+            real = x.detach().requires_grad_(True)
+            real_logits, _ = self.d(real)
+            fake_logits, _ = self.d(out.detach())
+            loss_d = L.discriminator_adversarial(real_logits, fake_logits) + 0.001 * L.r1_penalty(real_logits, real)
+        else:
+            real_logits, _ = self.d(x)
+            fake_logits, _ = self.d(out.detach())
+            loss_d = L.discriminator_adversarial(real_logits, fake_logits)
+        self._update(self.opt_d, loss_d)
+        logs["d"] = float(loss_d.detach())
+        if self.family == "glcic" and self._glcic_phase() == 2:
+            return logs
+        # Generator step.
+        if self.family == "glcic":
+            rec = L.masked_l2(pred, x, m)
+            loss_g = rec + 0.0004 * L.generator_adversarial(self.d(out, m))
+        elif self.family == "lama":
+            fake_logits, fake_feats = self.d(out)
+            with torch.no_grad():
+                _, real_feats = self.d(x)
+            rec = L.masked_l1(pred, x, m)
+            loss_g = (
+                10 * L.generator_adversarial(fake_logits)
+                + 100 * L.feature_matching(fake_feats, real_feats)
+                + 10 * rec
+                + 30 * L.gradient_loss(out, x)
+            )
+        else:
+            fake_logits, _ = self.d(out)
+            rec = L.masked_l2(pred, x, m)
+            loss_g = 0.999 * rec + 0.001 * L.generator_adversarial(fake_logits)
+        self._update(self.opt_g, loss_g)
+        logs.update(g=float(loss_g.detach()), rec=float(rec.detach()))
+        return logs
+
+    @staticmethod
+    def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training diverged (loss {float(loss)})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    # ------------------------------------------------------------- validation
+
+    @torch.inference_mode()
+    def validate(self) -> dict[str, float]:
+        """Strip PSNR/SSIM of the composite on held-out shots (the eval metrics)."""
+        self.g.eval()
+        outs = []
+        for i in range(0, len(self.val_images), 8):
+            x = self.val_images[i : i + 8].to(self.device)
+            m = self.val_masks[i : i + 8].to(self.device)
+            pred = self.g(x * (1 - m), m).float()
+            outs.append((pred * m + x * (1 - m)).cpu())
+        out = torch.cat(outs)
+
+        def u8(t: torch.Tensor) -> np.ndarray:
+            return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+        mask = self.val_masks[0, 0].numpy() > 0.5
+        o, t = u8(out), u8(self.val_images)
+        return {"psnr": metrics.psnr(o, t, mask), "ssim": metrics.ssim(o, t, mask)}
+
+    # ------------------------------------------------------------ checkpoints
+
+    def export(self, path: Path) -> Path:
+        meta = {"trained_steps": self.step, "best_val_psnr": f"{self.best:.3f}", "model": self.o.model}
+        return W.save(self.g, path, self.arch, self.config, meta, half=self.o.half)
+
+    def save_checkpoint(self) -> Path:
+        path = self.o.checkpoint
+        assert path is not None
+        state = {
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "config": json.dumps(self.config),
+            "rng": torch.get_rng_state(),
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a checkpoint on disk is always whole
+        return path
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.config = json.loads(state["config"])
+        self.g = ARCHS[self.arch](dict(self.config)).to(self.device)
+        self.g.load_state_dict(state["g"])
+        self.d.load_state_dict(state["d"])
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.o.lr, betas=(0.5, 0.999))
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        self.best = float(state["best"])
+        torch.set_rng_state(state["rng"])
+
+    # -------------------------------------------------------------------- run
+
+    def _log(self, record: dict) -> None:
+        assert self.o.log is not None
+        self.o.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.o.log, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self._tb is not None:
+            for k, v in record.items():
+                if isinstance(v, float):
+                    self._tb.add_scalar(k, v, record["step"])
+
+    def run(self) -> Path:
+        """Train to ``steps``; returns the weight file (best validation PSNR so far)."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.o.output.with_suffix(".tb")))
+        except ImportError:  # TensorBoard is optional
+            self._tb = None
+        started = time.perf_counter()
+        while self.step < self.o.steps:
+            images, masks = self.samples.batch(self.step, self.o.batch_size)
+            logs = self.train_step(images, masks)
+            self.step += 1
+            val = None
+            if self.step % self.o.val_every == 0 or self.step == self.o.steps:
+                val = self.validate()
+                if val["psnr"] > self.best or not self.o.output.exists():
+                    self.best = max(self.best, val["psnr"])
+                    self.export(self.o.output)
+            self._log({"step": self.step, **logs, **({f"val_{k}": v for k, v in val.items()} if val else {})})
+            if self.step % self.o.checkpoint_every == 0 or self.step == self.o.steps:
+                self.save_checkpoint()
+            if self.progress:
+                self.progress(StepReport(self.step, self.o.steps, logs, time.perf_counter() - started, val))
+        if self._tb is not None:
+            self._tb.close()
+        return self.o.output
