@@ -28,7 +28,7 @@ from rich.progress import (
 from rich.table import Table
 
 from . import __version__, geometry, pipeline, video
-from .models import REGISTRY, build_model, default_model, find_weights, import_lama
+from .models import PREFERENCE, REGISTRY, build_model, default_model, find_weights, import_lama
 from .models import pull as pull_model
 from .weights import WeightsError
 from .weights import store_dir as weights_store
@@ -446,7 +446,7 @@ def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="The weight file to write (.safetensors).")],
     model: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--model", "-m", help="Architecture to train, by model name. Default: the best trainable one."),
+        typer.Option("--model", "-m", help="Model to train (its architecture). Default: the best neural model."),
     ] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 8,
@@ -472,7 +472,7 @@ def train(
     """Fine-tune or train a model on your own shows (16:9 footage is its own ground truth)."""
     from .train import StepReport, Trainer, TrainOptions
 
-    name = model or "glcic"
+    name = model or next((n for n in PREFERENCE if REGISTRY[n].needs_weights), "glcic")
     if name not in REGISTRY:
         raise typer.BadParameter(f"unknown model {name!r} (choose from {', '.join(REGISTRY)})", param_hint="--model")
     width = round(height * 16 / 9 / 8) * 8

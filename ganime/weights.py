@@ -56,8 +56,10 @@ def store_dir() -> Path:
 
 
 def shipped_dir() -> Path:
-    """Weights that ship inside the package."""
-    return Path(__file__).resolve().parent / "weights"
+    """Weights that ship with ganime: ``ganime/shipped`` when installed, ``weights/`` in a checkout."""
+    here = Path(__file__).resolve().parent
+    installed = here / "shipped"
+    return installed if installed.is_dir() else here.parent / "weights"
 
 
 # --------------------------------------------------------------- ganime files
