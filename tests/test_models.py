@@ -159,3 +159,12 @@ def test_strip_windows_give_the_same_result() -> None:
     whole.window = None
     for a, b in zip(windowed.fill(frames), whole.fill(frames), strict=True):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_glcic_working_height_runs_small_and_returns_full_size() -> None:
+    model = ARCHS["glcic"]({"width": 0.125, "working_height": 16}).eval()
+    assert model.receptive_field is None  # the engine gives it the whole canvas
+    image, mask = canvas(2)
+    with torch.inference_mode():
+        out = model(image, mask)
+    assert out.shape == image.shape and torch.isfinite(out).all()

@@ -24,10 +24,14 @@ class GlcicConfig:
     """Args:
     width: channel multiplier (1.0 = the paper).
     dilations: the dilated middle layers.
+    working_height: frames taller than this are shrunk to it, completed, and the
+        prediction enlarged back: a network trained on small crops then fills strips
+        at the scale it learned (and runs far faster). None runs every size as is.
     """
 
     width: float = 1.0
     dilations: tuple[int, ...] = (2, 4, 8, 16)
+    working_height: int | None = None  # run taller frames at this height (the training scale)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -68,12 +72,14 @@ class CompletionNetwork(nn.Module):
         self.net = nn.Sequential(*layers)
 
     @property
-    def receptive_field(self) -> int:
+    def receptive_field(self) -> int | None:
         """Radius in pixels beyond which an input pixel cannot change an output pixel.
 
         Lets the engine run the network on each side strip plus this much picture
         instead of the whole canvas, with the same result (an upper bound, padded).
         """
+        if self.config.working_height:
+            return None  # measured at the working scale, not the frame's: take the whole canvas
         span, jump = 1.0, 1.0
         for layer in self.net:
             if isinstance(layer, nn.Conv2d):
@@ -88,6 +94,15 @@ class CompletionNetwork(nn.Module):
         h, w = image.shape[-2:]
         mask = (mask > 0.5).to(image.dtype)
         x = torch.cat([image * (1 - mask), mask], dim=1)
+        wh = self.config.working_height
+        if wh and h > wh:
+            small = F.interpolate(x, size=(wh, max(4, round(w * wh / h))), mode="bilinear", antialias=True)
+            y = self._complete(small)
+            return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
+        return self._complete(x)
+
+    def _complete(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
         ph, pw = (-h) % self.modulo, (-w) % self.modulo
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")

@@ -93,6 +93,8 @@ class Trainer:
         self.config = {**spec.config, **self.o.config}
         if self.arch == "context-encoder":  # it works at the training resolution
             self.config.update(height=self.o.height, width=self.o.width)
+        if self.arch == "glcic" and not self.config.get("working_height"):
+            self.config["working_height"] = self.o.height  # converts taller frames at its training scale
         self.g = self._generator(spec.name).to(self.device)
         self.d = self._discriminator().to(self.device)
         betas = (0.5, 0.999)
