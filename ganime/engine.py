@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .geometry import Layout
@@ -53,6 +54,18 @@ def configure_cpu_threads() -> None:
         n = os.cpu_count() or 1
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int, chunk: int = 8) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames with antialiasing, a few at a time (bounded memory)."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    out = np.empty((len(frames), height, width, 3), np.uint8)
+    for i in range(0, len(frames), chunk):
+        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + chunk])).permute(0, 3, 1, 2).float()
+        y = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+        out[i : i + chunk] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return out
 
 
 def column_bands(mask: np.ndarray, margin: int) -> list[tuple[int, int]]:

@@ -8,6 +8,7 @@ output is compared with the real sides, on the generated pixels only.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import tempfile
@@ -18,14 +19,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from . import geometry, metrics, synthetic, video
-from .engine import Filler, select_device
+from .engine import Filler, resize_frames, select_device
 from .geometry import Layout
 from .models import load_model, resolve_weights
 from .pipeline import ConvertError, ConvertOptions, convert_file, fill_stream, find_inputs, plan_file
+from .pipeline import read_frames as pipeline_read_frames
 
 IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .webp .bmp .tif .tiff".split())
 TARGET = Fraction(16, 9)
@@ -141,37 +141,12 @@ class Report:
 # ------------------------------------------------------------------ ground truth
 
 
-def resize(frames: np.ndarray, height: int, width: int, chunk: int = 8) -> np.ndarray:
-    """Resize (T, H, W, 3) uint8 frames with antialiasing, a few at a time (bounded memory)."""
-    if frames.shape[1:3] == (height, width):
-        return frames
-    out = np.empty((len(frames), height, width, 3), np.uint8)
-    for i in range(0, len(frames), chunk):
-        x = torch.from_numpy(np.ascontiguousarray(frames[i : i + chunk])).permute(0, 3, 1, 2).float()
-        y = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
-        out[i : i + chunk] = y.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-    return out
-
-
 def read_frames(
     path: Path, count: int, stride: int = 1, start: float = 0.0
 ) -> tuple[list[np.ndarray], video.VideoInfo]:
     """Up to ``count`` frames, ``stride`` apart from ``start`` seconds, as 8-bit RGB."""
-    info = video.probe(path)
-    color = video.ColorSpec.for_video(info)
-    out: list[np.ndarray] = []
-    with video.Reader(path, start=start or None, color=color) as r:
-        i = 0
-        for item in r:
-            if not isinstance(item, video.Frame):
-                continue
-            if i % stride == 0:
-                img = item.image
-                out.append((img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img)
-                if len(out) >= count:
-                    break
-            i += 1
-    return out, info
+    info, frames = pipeline_read_frames(path, start)
+    return list(itertools.islice(frames, 0, count * stride, stride)), info
 
 
 def fit(width: int, height: int, source_aspect: Fraction) -> tuple[int, Layout]:
@@ -207,7 +182,7 @@ def prepare_truth(frames: list[np.ndarray], sar: Fraction, options: EvalOptions)
     x0 = (w - keep) // 2
     arr = arr[:, :, x0 : x0 + keep]
     out_h = min(h, options.height) if options.height else h
-    arr = resize(arr, out_h, max(2, round(keep * sar * out_h / h)))
+    arr = resize_frames(arr, out_h, max(2, round(keep * sar * out_h / h)))
     h, w = arr.shape[1:3]
     fh, lay = fit(w, h, options.source_aspect)
     y0, x0 = (h - fh) // 2, (w - lay.canvas_width) // 2
@@ -317,7 +292,7 @@ def _label(img: np.ndarray, text: str) -> np.ndarray:
 
 def _cell(img: np.ndarray, width: int) -> np.ndarray:
     h, w = img.shape[:2]
-    return resize(img[None], max(2, round(h * width / w)), width)[0] if w > width else img
+    return resize_frames(img[None], max(2, round(h * width / w)), width)[0] if w > width else img
 
 
 def grid(images: list[tuple[str, np.ndarray]], columns: int, cell_width: int = 384) -> np.ndarray:

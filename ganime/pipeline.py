@@ -514,9 +514,18 @@ def convert_many(
     return results
 
 
-def iter_frames(path: str | Path, color: video.ColorSpec | None = None) -> Iterator[np.ndarray]:
-    """Every frame of a file as an RGB array (handy for tests and evaluation)."""
-    with video.Reader(path, color=color) as r:
-        for item in r:
-            if isinstance(item, video.Frame):
-                yield item.image
+def read_frames(path: str | Path, start: float = 0.0) -> tuple[video.VideoInfo, Iterator[np.ndarray]]:
+    """A file's info and its frames, lazily, as 8-bit RGB decoded with the file's own colour matrix.
+
+    What eval and training read footage with; conversion itself keeps 10-bit as 10-bit.
+    """
+    info = video.probe(path)
+
+    def frames() -> Iterator[np.ndarray]:
+        with video.Reader(path, start=start or None, color=video.ColorSpec.for_video(info)) as r:
+            for item in r:
+                if isinstance(item, video.Frame):
+                    img = item.image
+                    yield (img >> 8).astype(np.uint8) if img.dtype == np.uint16 else img
+
+    return info, frames()

@@ -154,3 +154,14 @@ def test_select_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             select_device("cuda:0")
+
+
+def test_resize_frames() -> None:
+    from ganime.engine import resize_frames
+
+    flat = np.full((3, 40, 60, 3), 77, np.uint8)
+    small = resize_frames(flat, 20, 30, chunk=2)
+    assert small.shape == (3, 20, 30, 3) and small.dtype == np.uint8 and (small == 77).all()
+    ramp = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, None, :, None], 3, axis=3).repeat(8, axis=1)
+    half = resize_frames(ramp, 8, 32)
+    assert np.all(np.diff(half[0, 0, :, 0].astype(int)) >= 0)  # still a ramp, left to right

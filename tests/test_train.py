@@ -104,3 +104,10 @@ def test_exported_weights_load_and_convert(footage: Path, tmp_path: Path) -> Non
     assert len(decoded_frames(tmp_path / "ep.16x9.mkv")) == 4
     log = (tmp_path / "glcic.jsonl").read_text().splitlines()
     assert len(log) == 4 and "val_psnr" in log[-1]
+
+
+def test_stored_frames_are_square_pixels_and_shrunk(tmp_path: Path) -> None:
+    # An anamorphic 64x48 clip at SAR 4:3 shows as 85x48: stored at 24 lines, it is 43 wide.
+    clip = synthetic.write_clip(tmp_path / "ana.mkv", cartoon_frames(4, 64, 48), sar=Fraction(4, 3))
+    shots = read_shots(clip, DataOptions(store_height=24))
+    assert shots and shots[0].frames[0].shape == (24, 43, 3)

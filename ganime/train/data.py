@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from .. import video
+from ..engine import resize_frames
+from ..pipeline import read_frames
 
 IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .webp .bmp".split())
 
@@ -71,26 +73,26 @@ def _thumb(frame: np.ndarray) -> np.ndarray:
     return F.adaptive_avg_pool2d(t, (18, 32))[0, 0].numpy()
 
 
-def _store(frame: np.ndarray, height: int) -> np.ndarray:
-    """The frame shrunk to ``height`` lines (never enlarged), 8-bit."""
-    if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
+def _store(frame: np.ndarray, height: int, sar: Fraction) -> np.ndarray:
+    """The frame in square pixels, shrunk to ``height`` lines (never enlarged)."""
     h, w = frame.shape[:2]
-    if h <= height:
-        return np.ascontiguousarray(frame)
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()
-    y = F.interpolate(x, size=(height, round(w * height / h)), mode="bilinear", antialias=True, align_corners=False)
-    return y[0].round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    new_h = min(h, height)
+    new_w = max(2, round(w * sar * new_h / h))
+    return np.ascontiguousarray(resize_frames(frame[None], new_h, new_w)[0])
 
 
 def read_shots(path: Path, options: DataOptions) -> list[Shot]:
-    """The shots of one video (cuts respected, held frames skipped) or one still."""
-    shots: list[Shot] = []
+    """The shots of one video (cuts respected, held frames skipped) or one still.
+
+    Decoded as a stream: only the frames kept are stored, already shrunk, so a long
+    or large clip never sits in memory whole.
+    """
+    info, frames = read_frames(path)
     if path.suffix.lower() in IMAGE_EXTENSIONS:
-        frames, _ = _read_all(path)
-        return [Shot(path.name, 0, [_store(frames[0], options.store_height)])] if frames else []
-    frames, _ = _read_all(path)
-    stride = max(1, math.ceil(len(frames) / options.frames_per_video))
+        first = next(frames, None)
+        return [Shot(path.name, 0, [_store(first, options.store_height, info.sar)])] if first is not None else []
+    stride = max(1, math.ceil((info.estimated_frames or options.frames_per_video) / options.frames_per_video))
+    shots: list[Shot] = []
     prev = last_kept = None
     recent: list[float] = []  # frame-to-frame changes within the shot (motion level)
     for i, f in enumerate(frames):
@@ -108,23 +110,9 @@ def read_shots(path: Path, options: DataOptions) -> list[Shot]:
             continue  # a held drawing: nothing new to learn
         if i % stride and shots[-1].frames:
             continue
-        shots[-1].frames.append(_store(f, options.store_height))
+        shots[-1].frames.append(_store(f, options.store_height, info.sar))
         last_kept = t
     return [s for s in shots if s.frames]
-
-
-def _read_all(path: Path) -> tuple[list[np.ndarray], video.VideoInfo]:
-    info = video.probe(path)
-    color = video.ColorSpec.for_video(info)
-    with video.Reader(path, color=color) as r:
-        frames = [item.image for item in r if isinstance(item, video.Frame)]
-    if info.sar != 1 and frames:  # anamorphic: to square pixels before cropping
-        h, w = frames[0].shape[:2]
-        new_w = round(w * info.sar)
-        x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
-        y = F.interpolate(x, size=(h, new_w), mode="bilinear", antialias=True, align_corners=False)
-        frames = list(y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    return frames, info
 
 
 def gather(paths: list[Path], options: DataOptions) -> tuple[list[Shot], list[Shot]]:
