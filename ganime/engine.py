@@ -47,7 +47,12 @@ def select_device(spec: str = "auto") -> torch.device:
 
 
 def configure_cpu_threads() -> None:
-    """Use every core the process may run on (containers often allow fewer than exist)."""
+    """Use every core the process may run on (containers often allow fewer than exist).
+
+    An explicit ``OMP_NUM_THREADS`` wins: the user is sharing the machine on purpose.
+    """
+    if os.environ.get("OMP_NUM_THREADS"):
+        return
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:

@@ -15,6 +15,7 @@ from ganime.cli import app
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import ARCHS, REGISTRY, load_file
+from ganime.models.classical import EdgeFill
 
 TINY = {
     "lama": {"n_blocks": 1, "ngf": 8},
@@ -168,3 +169,40 @@ def test_glcic_working_height_runs_small_and_returns_full_size() -> None:
     with torch.inference_mode():
         out = model(image, mask)
     assert out.shape == image.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    config = {**TINY[arch], "prefill": "edge"}
+    model = ARCHS[arch](config).eval()
+    image, mask = canvas(2)
+    with torch.no_grad():
+        start = model(image, mask)
+    assert torch.allclose(start, EdgeFill()(image, mask).clamp(0, 1), atol=1e-6)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    target = torch.rand_like(image)
+    losses = []
+    for _ in range(8):
+        loss = ((model(image, mask) - target) ** 2 * mask).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    assert losses[-1] < losses[0]
+    path = weights.save(model, tmp_path / "w.safetensors", arch, config)
+    model.eval()
+    with torch.inference_mode():
+        assert torch.equal(model(image, mask), load_file(path)(image, mask))
+
+
+def test_lama_working_height_runs_small_and_returns_full_size() -> None:
+    model = ARCHS["lama"]({**TINY["lama"], "working_height": 16}).eval()
+    seen: list[tuple[int, int]] = []
+    model.generator.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape[-2:])))
+    image, mask = canvas(1)
+    with torch.inference_mode():
+        out = model(image, mask)
+    assert out.shape == image.shape and seen == [(16, 32)]

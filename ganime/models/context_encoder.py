@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from .start import Started, zero_output
 
 
 @dataclass
@@ -36,6 +37,7 @@ class ContextEncoderConfig:
     base: int = 64
     depth: int = 5
     max_channels: int = 512
+    prefill: str | None = None  # None (the paper) or a fill the network corrects (models.start)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -56,12 +58,13 @@ class ChannelwiseFC(nn.Module):
         return out.view(b, c, h, w)
 
 
-class ContextEncoder(nn.Module):
+class ContextEncoder(Started):
     """The generator under the model contract, at a fixed working resolution."""
 
     def __init__(self, config: ContextEncoderConfig | None = None) -> None:
-        super().__init__()
-        self.config = c = config or ContextEncoderConfig()
+        c = config or ContextEncoderConfig()
+        super().__init__(c.prefill)
+        self.config = c
         if c.height % 2**c.depth or c.width % 2**c.depth:
             raise ValueError(f"working size {c.height}x{c.width} must be a multiple of {2**c.depth}")
         chans = [min(c.max_channels, c.base * 2**i) for i in range(c.depth)]
@@ -81,17 +84,15 @@ class ContextEncoder(nn.Module):
         for cout in [*reversed(chans[:-1]), c.base // 2]:
             dec += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             cin = cout
-        dec += [nn.Conv2d(cin, 3, 3, padding=1), nn.Sigmoid()]
+        out = nn.Conv2d(cin, 3, 3, padding=1)
+        if c.prefill:  # a correction to the fill: linear, starting at zero
+            zero_output(out)
+        dec += [out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.decoder = nn.Sequential(*dec)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h, w = image.shape[-2:]
         size = (self.config.height, self.config.width)
-        mask = (mask > 0.5).to(image.dtype)
-        x = torch.cat([image * (1 - mask), mask], dim=1)
-        if (h, w) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-        y = self.decoder(self.mix(self.channelwise(self.encoder(x))))  # (B, 3, height, width)
-        if (h, w) != size:
-            y = F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        return y
+        return self.complete(image, mask, self._core, lambda h, w: size)
+
+    def _core(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.mix(self.channelwise(self.encoder(x))))

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .start import Started, working_size, zero_output
+
 
 @dataclass
 class GlcicConfig:
@@ -27,11 +29,13 @@ class GlcicConfig:
     working_height: frames taller than this are shrunk to it, completed, and the
         prediction enlarged back: a network trained on small crops then fills strips
         at the scale it learned (and runs far faster). None runs every size as is.
+    prefill: None (the paper) or a fill the network corrects (see ``models.start``).
     """
 
     width: float = 1.0
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     working_height: int | None = None  # run taller frames at this height (the training scale)
+    prefill: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -44,14 +48,15 @@ def _conv(cin: int, cout: int, k: int, stride: int = 1, dilation: int = 1) -> li
     return [nn.Conv2d(cin, cout, k, stride, pad, dilation), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class CompletionNetwork(nn.Module):
+class CompletionNetwork(Started):
     """The completion network under the model contract."""
 
     modulo = 4
 
     def __init__(self, config: GlcicConfig | None = None) -> None:
-        super().__init__()
-        self.config = c = config or GlcicConfig()
+        c = config or GlcicConfig()
+        super().__init__(c.prefill)
+        self.config = c
         a, b, d = (max(4, round(n * c.width)) for n in (64, 128, 256))
         layers: list[nn.Module] = []
         layers += _conv(4, a, 5)
@@ -68,7 +73,10 @@ class CompletionNetwork(nn.Module):
         layers += _conv(b, b, 3)
         layers += [nn.ConvTranspose2d(b, a, 4, 2, 1), nn.BatchNorm2d(a), nn.ReLU(inplace=True)]
         layers += _conv(a, max(4, a // 2), 3)
-        layers += [nn.Conv2d(max(4, a // 2), 3, 3, padding=1), nn.Sigmoid()]
+        out = nn.Conv2d(max(4, a // 2), 3, 3, padding=1)
+        if c.prefill:  # a correction to the fill: linear, starting at zero
+            zero_output(out)
+        layers += [out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
 
     @property
@@ -78,7 +86,7 @@ class CompletionNetwork(nn.Module):
         Lets the engine run the network on each side strip plus this much picture
         instead of the whole canvas, with the same result (an upper bound, padded).
         """
-        if self.config.working_height:
+        if self.config.working_height or self.prefill is not None:
             return None  # measured at the working scale, not the frame's: take the whole canvas
         span, jump = 1.0, 1.0
         for layer in self.net:
@@ -91,15 +99,8 @@ class CompletionNetwork(nn.Module):
         return int(span // 2) + 2 * self.modulo
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h, w = image.shape[-2:]
-        mask = (mask > 0.5).to(image.dtype)
-        x = torch.cat([image * (1 - mask), mask], dim=1)
         wh = self.config.working_height
-        if wh and h > wh:
-            small = F.interpolate(x, size=(wh, max(4, round(w * wh / h))), mode="bilinear", antialias=True)
-            y = self._complete(small)
-            return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False)
-        return self._complete(x)
+        return self.complete(image, mask, self._complete, lambda h, w: working_size(h, w, wh))
 
     def _complete(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .start import Started, working_size, zero_output
+
 
 @dataclass
 class LamaConfig:
@@ -31,6 +33,9 @@ class LamaConfig:
         n_downsampling: stride-2 stages (the bottleneck works at 1/8 size).
         max_features: cap on channels.
         ratio_global: share of bottleneck channels in the spectral (global) branch.
+        working_height: taller frames run at this height and the prediction is
+            enlarged (a small model trained on small crops); None: every size as is.
+        prefill: None (the official contract) or a fill the network corrects (models.start).
     """
 
     n_blocks: int = 18
@@ -38,6 +43,8 @@ class LamaConfig:
     n_downsampling: int = 3
     max_features: int = 1024
     ratio_global: float = 0.75
+    working_height: int | None = None
+    prefill: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,7 +221,10 @@ class FFCResNetGenerator(nn.Module):
                 nn.BatchNorm2d(cout),
                 nn.ReLU(inplace=True),
             ]
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(c.ngf, 3, kernel_size=7), nn.Sigmoid()]
+        out = nn.Conv2d(c.ngf, 3, kernel_size=7)
+        if c.prefill:  # a correction to the fill: linear, starting at zero
+            zero_output(out)
+        layers += [nn.ReflectionPad2d(3), out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -231,7 +241,7 @@ class _FirstFFC(FFCBnAct):
         return super().forward((x, None))
 
 
-class Lama(nn.Module):
+class Lama(Started):
     """LaMa under the model contract: ``forward(image, mask) -> image``.
 
     Pads to a multiple of 8 (reflect, as the official predictor does), zeroes the
@@ -241,15 +251,18 @@ class Lama(nn.Module):
     modulo = 8
 
     def __init__(self, config: LamaConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or LamaConfig()
-        self.generator = FFCResNetGenerator(self.config)
+        c = config or LamaConfig()
+        super().__init__(c.prefill)
+        self.config = c
+        self.generator = FFCResNetGenerator(c)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        _, _, h, w = image.shape
+        wh = self.config.working_height
+        return self.complete(image, mask, self._core, lambda h, w: working_size(h, w, wh))
+
+    def _core(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
         ph, pw = (-h) % self.modulo, (-w) % self.modulo
-        mask = (mask > 0.5).to(image.dtype)
-        x = torch.cat([image * (1 - mask), mask], dim=1)
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         return self.generator(x)[:, :, :h, :w]

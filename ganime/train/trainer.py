@@ -93,7 +93,7 @@ class Trainer:
         self.config = {**spec.config, **self.o.config}
         if self.arch == "context-encoder":  # it works at the training resolution
             self.config.update(height=self.o.height, width=self.o.width)
-        if self.arch == "glcic" and not self.config.get("working_height"):
+        if self.arch in ("glcic", "lama") and not self.config.get("working_height") and self.o.init is None:
             self.config["working_height"] = self.o.height  # converts taller frames at its training scale
         self.g = self._generator(spec.name).to(self.device)
         self.d = self._discriminator().to(self.device)
@@ -277,6 +277,9 @@ class Trainer:
         except ImportError:  # TensorBoard is optional
             self._tb = None
         started = time.perf_counter()
+        if self.step == 0:  # where the run starts from (a prefilled model starts at its fill)
+            val = self.validate()
+            self._log({"step": 0, **{f"val_{k}": v for k, v in val.items()}})
         while self.step < self.o.steps:
             images, masks = self.samples.batch(self.step, self.o.batch_size)
             logs = self.train_step(images, masks)

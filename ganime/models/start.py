@@ -1,0 +1,90 @@
+"""Starting the neural models from a weight-free fill, and running them at a working scale.
+
+The papers show the network the holes as zeros (LaMa) or the dataset mean (Context
+Encoder, GLCIC) and ask it for every pixel. For 4:3 -> 16:9 strips that wastes most of
+a small network on rediscovering what a cheap fill already gets right: the colours and
+lines that continue across the seam. With ``prefill="edge"`` the holes are first
+filled by ``EdgeFill`` at full resolution, the network sees that canvas plus the mask,
+and predicts a *correction* to it; its output layer starts at zero, so an untrained
+network is exactly the edge fill and training can only move it where the data says.
+The correction is computed at the network's working scale and enlarged, while the
+fill it corrects keeps full resolution (the mirrored lines next to the seam stay sharp).
+
+``prefill=None`` is the papers' contract (and the one imported LaMa checkpoints need).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classical import EdgeFill
+
+PREFILLS: dict[str, Callable[[], nn.Module]] = {"edge": EdgeFill}
+
+
+def check_prefill(name: str | None) -> None:
+    if name is not None and name not in PREFILLS:
+        raise ValueError(f"unknown prefill {name!r} (choose from {', '.join(PREFILLS)} or none)")
+
+
+def zero_output(layer: nn.Module) -> None:
+    """Start a residual output layer at zero, so the untrained model is its prefill."""
+    for p in layer.parameters():
+        nn.init.zeros_(p)
+
+
+def shrink_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+
+
+def enlarge_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def working_size(h: int, w: int, height: int | None) -> tuple[int, int]:
+    """(h, w) shrunk to ``height`` lines keeping the shape; never enlarged."""
+    if not height or h <= height:
+        return h, w
+    return height, max(4, round(w * height / h))
+
+
+class Started(nn.Module):
+    """Base of the neural models: runs a core network on the zeroed or prefilled canvas.
+
+    Args:
+        prefill: ``None`` (the paper: holes zeroed, the core's output is the image) or
+            a ``PREFILLS`` name (the core's output is a correction added to that fill).
+    """
+
+    def __init__(self, prefill: str | None) -> None:
+        super().__init__()
+        check_prefill(prefill)
+        self.prefill = PREFILLS[prefill]() if prefill else None
+
+    def complete(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        core: Callable[[torch.Tensor], torch.Tensor],
+        size: Callable[[int, int], tuple[int, int]],
+    ) -> torch.Tensor:
+        """The prediction: ``core`` (4 channels in, 3 out) runs at ``size(h, w)``, enlarged back."""
+        h, w = image.shape[-2:]
+        mask = (mask > 0.5).to(image.dtype)
+        small = size(h, w)
+        if self.prefill is None:
+            x = torch.cat([image * (1 - mask), mask], dim=1)
+            return enlarge_to(core(shrink_to(x, small)), (h, w))
+        with torch.no_grad():  # the fill has no parameters; nothing to learn through it
+            base = self.prefill(image * (1 - mask), mask)
+        x = torch.cat([base, mask], dim=1)
+        delta = enlarge_to(core(shrink_to(x, small)), (h, w))
+        return (base + delta).clamp(0, 1)
