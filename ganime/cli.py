@@ -156,6 +156,13 @@ def _summary(results: list[pipeline.Result]) -> None:
     err.print(table)
 
 
+def _on_off(text: str, hint: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("on", "off"):
+        raise typer.BadParameter(f"expected on or off, got {text!r}", param_hint=hint)
+    return value == "on"
+
+
 @app.command()
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
@@ -197,6 +204,18 @@ def convert(
         Optional[str],  # noqa: UP045
         typer.Option(help="Length of the excerpt (seconds or HH:MM:SS)."),
     ] = None,
+    temporal: Annotated[
+        str,
+        typer.Option(
+            help="on: follow shots and camera motion, reuse what the camera saw, run the model per shot; "
+            "off: fill every frame on its own.",
+            rich_help_panel="Performance",
+        ),
+    ] = "on",
+    temporal_window: Annotated[
+        int,
+        typer.Option(min=1, help="Frames the temporal engine looks ahead and back.", rich_help_panel="Performance"),
+    ] = 48,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs instead of skipping them.")] = False,
     force: Annotated[bool, typer.Option(help="Convert even sources already at the target aspect.")] = False,
     bars: Annotated[bool, typer.Option(help="Detect black bars burnt into the picture and fill them.")] = True,
@@ -227,6 +246,8 @@ def convert(
         force=force,
         detect_bars=bars,
         weights=weights,
+        temporal=_on_off(temporal, "--temporal"),
+        temporal_window=temporal_window,
     )
     try:
         found = pipeline.find_inputs(inputs)
@@ -345,6 +366,9 @@ def eval_cmd(
         Optional[Path],  # noqa: UP045
         typer.Option(help="A ganime weight file for the (single) model evaluated."),
     ] = None,
+    temporal: Annotated[
+        str, typer.Option(help="Score the temporal engine (on), per-frame filling (off), or both.")
+    ] = "both",
 ) -> None:
     """Score models on native 16:9 footage: PSNR, SSIM, flicker and seam of the generated sides."""
     from . import evaluate
@@ -364,6 +388,7 @@ def eval_cmd(
         batch_size=batch_size,
         sheet_frames=sheet_frames,
         weights=weights,
+        temporal=(True, False) if temporal.strip().lower() == "both" else (_on_off(temporal, "--temporal"),),
     )
     try:
         with err.status("evaluating") as status:

@@ -54,6 +54,12 @@ class EvalOptions:
     batch_size: int = 0
     sheet_frames: int = 3
     weights: Path | None = None  # a weight file for the (single) model evaluated
+    temporal: tuple[bool, ...] = (True, False)  # the temporal engine on, off (per frame), or both
+
+
+def label(model: str, temporal: bool) -> str:
+    """How a model run is named in reports: per-frame runs say so."""
+    return model if temporal else f"{model} per-frame"
 
 
 @dataclass
@@ -229,10 +235,11 @@ def evaluate(
                 Path(tmp) / f"{clip.stem}.4x3.mkv", list(centre(truth, lay)), crf=0, pix_fmt="yuv444p"
             )
             outputs = {}
-            for model in options.models:
+            for model, temporal in itertools.product(options.models, options.temporal):
+                name = label(model, temporal)
                 if progress:
-                    progress(f"{clip.name}: {model}")
-                dst = Path(tmp) / f"{clip.stem}.{model}.mkv"
+                    progress(f"{clip.name}: {name}")
+                dst = Path(tmp) / f"{clip.stem}.{model}.{int(temporal)}.mkv"
                 opts = ConvertOptions(
                     model=model,
                     encoder=LOSSLESS,
@@ -241,16 +248,17 @@ def evaluate(
                     overwrite=True,
                     detect_bars=False,
                     weights=options.weights,
+                    temporal=temporal,
                 )
                 result = convert_file(src, dst, opts)
                 out = np.stack(read_frames(dst, len(truth))[0])
                 if out.shape != truth.shape:
-                    raise ConvertError(f"{clip}: {model} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
+                    raise ConvertError(f"{clip}: {name} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
                 m = metrics.all_metrics(out, truth, mask)
                 report.scores.append(
                     Score(
                         clip.name,
-                        model,
+                        name,
                         len(truth),
                         truth.shape[2],
                         truth.shape[1],
@@ -259,7 +267,7 @@ def evaluate(
                         total_fps=result.fps,
                     )
                 )
-                outputs[model] = out
+                outputs[name] = out
             sheet = contact_sheet(truth, lay, outputs, options.sheet_frames)
             save_png(sheet, out_dir / f"sheet_{clip.stem}.png")
             sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))

@@ -25,6 +25,7 @@ from . import geometry, video
 from .engine import Filler, configure_cpu_threads, select_device
 from .geometry import Layout
 from .models import default_model, load_model, resolve_weights
+from .temporal import TemporalFiller, TemporalOptions
 from .weights import WeightsError
 
 
@@ -48,6 +49,8 @@ class ConvertOptions:
     detect_bars: bool = True
     feather: int | None = None  # seam blend width in px; None: from the frame height
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
+    temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
+    temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
 
     @property
     def model_name(self) -> str:
@@ -392,6 +395,7 @@ def _run(
         reader.close()
         raise
 
+    engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None
     batch = filler.batch_size
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=max(8, 2 * batch))
@@ -439,7 +443,8 @@ def _run(
     try:
         reader_t.start()
         writer_t.start()
-        for frame in fill_stream(frames(), filler, on_batch):
+        filled = engine.stream(frames(), on_batch) if engine is not None else fill_stream(frames(), filler, on_batch)
+        for frame in filled:
             _put(to_write, frame, stop, writer_t)
             if writer_t.error is not None:
                 raise writer_t.error
@@ -472,7 +477,8 @@ def _run(
     if not excerpt and expected and done < 0.9 * expected:
         # Demuxers stop quietly at a broken container: say so rather than report success.
         warnings.append(f"only {done} of about {expected} frames could be read: the file looks damaged or truncated")
-    return done, reader.decode_errors, warnings, filler.stats.seconds
+    fill_seconds = engine.stats.seconds if engine is not None else filler.stats.seconds
+    return done, reader.decode_errors, warnings, fill_seconds
 
 
 def convert_many(

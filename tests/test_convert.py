@@ -165,18 +165,29 @@ def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path
     assert [x[2] for x in pb[1]] == [x[2] for x in pa[1]]
 
 
-def test_strips_are_the_engine_output(rich_source: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("temporal", [True, False])
+def test_strips_are_the_engine_output(rich_source: Path, tmp_path: Path, temporal: bool) -> None:
     """The writer converts only the strips from RGB; they must match what the fill made."""
+    from fractions import Fraction
+
     import torch
 
     from ganime.engine import Filler
     from ganime.models import build_model
+    from ganime.temporal import TemporalFiller
+    from ganime.video import Frame
 
-    dst = run(rich_source, tmp_path / "out.mkv")
+    dst = run(rich_source, tmp_path / "out.mkv", temporal=temporal)
     plan = plan_file(rich_source, dst, ConvertOptions())
     source = [f for _, f in decoded_frames(rich_source)]
-    filled = Filler(build_model(plan.model), plan.layout, torch.device("cpu")).fill(source)
+    filler = Filler(build_model(plan.model), plan.layout, torch.device("cpu"))
+    if temporal:
+        frames = [Frame(f, i, Fraction(1, 25)) for i, f in enumerate(source)]
+        filled = [f.image for f in TemporalFiller(filler).stream(frames)]
+    else:
+        filled = filler.fill(source)
     out = [f for _, f in decoded_frames(dst)]
+    assert len(filled) == len(out) == len(source)
     left = plan.layout.left
     for a, b in zip(filled, out, strict=True):
         assert psnr(a[:, :left], b[:, :left]) > 30

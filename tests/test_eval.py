@@ -41,19 +41,19 @@ def test_eval_scores_and_files(tmp_path: Path) -> None:
     pan = synthetic.write_clip(tmp_path / "pan.mkv", cartoon_frames(6, 86, 48), crf=0, pix_fmt="yuv444p")
     options = evaluate.EvalOptions(models=("edge", "blur"), frames=6, device="cpu", sheet_frames=2)
     report = evaluate.evaluate([gt, pan], options, tmp_path / "out")
-    assert {(s.clip, s.model) for s in report.scores} == {
-        (c, m) for c in ("rows.mkv", "pan.mkv") for m in ("edge", "blur")
-    }
+    labels = ("edge", "edge per-frame", "blur", "blur per-frame")  # temporal engine on and off
+    assert {(s.clip, s.model) for s in report.scores} == {(c, m) for c in ("rows.mkv", "pan.mkv") for m in labels}
     by = {(s.clip, s.model): s for s in report.scores}
     # Rows are constant: the mirror reproduces the true sides; the blur, scaled up, shifts them.
-    assert by["rows.mkv", "edge"].psnr > 40
+    for mode in ("edge", "edge per-frame"):
+        assert by["rows.mkv", mode].psnr > 40
+        assert by["rows.mkv", mode].temporal < 1
     assert by["rows.mkv", "edge"].psnr > by["rows.mkv", "blur"].psnr + 3
-    assert by["rows.mkv", "edge"].temporal < 1
     for s in report.scores:
         assert s.frames == 6 and 0 < s.ssim <= 1 and s.temporal >= 0 and s.seam >= 0
         assert s.fill_fps > 0 and s.total_fps > 0
     data = json.loads((tmp_path / "out" / "eval.json").read_text())
-    assert set(data["mean"]) == {"edge", "blur"} and len(data["clips"]) == 4
+    assert set(data["mean"]) == set(labels) and len(data["clips"]) == 8
     md = (tmp_path / "out" / "eval.md").read_text()
     assert "| edge |" in md and "pan.mkv" in md
     sheet = Image.open(tmp_path / "out" / "contact.png")
@@ -64,7 +64,9 @@ def test_eval_scores_and_files(tmp_path: Path) -> None:
 def test_still_image_is_a_one_frame_clip(tmp_path: Path) -> None:
     img = tmp_path / "still.png"
     Image.fromarray(cartoon_frames(1, 86, 48)[0]).save(img)
-    report = evaluate.evaluate([tmp_path], evaluate.EvalOptions(models=("edge",), device="cpu"), tmp_path / "o")
+    report = evaluate.evaluate(
+        [tmp_path], evaluate.EvalOptions(models=("edge",), device="cpu", temporal=(True,)), tmp_path / "o"
+    )
     (s,) = report.scores
     assert s.clip == "still.png" and s.frames == 1 and math.isfinite(s.psnr) and s.temporal == 0.0
 
@@ -72,7 +74,9 @@ def test_still_image_is_a_one_frame_clip(tmp_path: Path) -> None:
 def test_narrow_ground_truth_is_refused(tmp_path: Path) -> None:
     clip = synthetic.write_clip(tmp_path / "narrow.mkv", cartoon_frames(2, 64, 48))
     with pytest.raises(ValueError, match="narrower than 16:9"):
-        evaluate.evaluate([clip], evaluate.EvalOptions(models=("edge",), device="cpu"), tmp_path / "o")
+        evaluate.evaluate(
+            [clip], evaluate.EvalOptions(models=("edge",), device="cpu", temporal=(True,)), tmp_path / "o"
+        )
 
 
 def test_eval_cli(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ prediction; the compositor pastes it in, so the known pixels are never altered h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -111,7 +112,16 @@ class PictureFill(nn.Module):
     """
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        out = image.clone()
+        return self._fill_groups(image, mask, image.clone(), self.fill_columns)
+
+    def _fill_groups(
+        self,
+        image: torch.Tensor,
+        mask: torch.Tensor,
+        out: torch.Tensor,
+        columns: Callable[[torch.Tensor, tuple[int, int, int, int], torch.Tensor], torch.Tensor],
+    ) -> torch.Tensor:
+        """Write ``columns(picture, box, cols)`` into the generated columns of ``out``."""
         for idx in same_mask_groups(mask):
             gen = generated_columns(mask[idx.start])
             if gen.numel() == 0:
@@ -122,7 +132,7 @@ class PictureFill(nn.Module):
             if inner.min() < 0.5:  # never write into the caller's tensor
                 img = img.clone()
                 img[:, :, y0:y1, x0:x1] = push_pull(img[:, :, y0:y1, x0:x1], inner)
-            out[idx].index_copy_(3, gen, self.fill_columns(img, box, gen))
+            out[idx].index_copy_(3, gen, columns(img, box, gen))
         return out
 
     def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
@@ -202,6 +212,28 @@ class EdgeFill(PictureFill):
         self.config = config or EdgeConfig()
 
     def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
+        sharp, blurred, t = self._parts(image, box, cols)
+        return torch.lerp(sharp, blurred, t)
+
+    def parts(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fill's ingredients over the whole canvas: (mirror, blur, t), fill = lerp(mirror, blur, t).
+
+        For known pixels mirror = blur = the image and t = 0. Models that start from this
+        fill use them to move between the sharp mirror and the blur pixel by pixel.
+        """
+        n, _, h, w = image.shape
+        out = torch.cat([image, image, image.new_zeros(n, 1, h, w)], dim=1)
+
+        def columns(img: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
+            sharp, blurred, t = self._parts(img, box, cols)
+            return torch.cat([sharp, blurred, t.expand(img.shape[0], 1, -1, -1)], dim=1)
+
+        out = self._fill_groups(image, mask, out, columns)
+        return out[:, :3], out[:, 3:6], out[:, 6:7]
+
+    def _parts(
+        self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         _, _, h, w = image.shape
         y0, y1, x0, x1 = box
         dev = image.device
@@ -224,4 +256,4 @@ class EdgeFill(PictureFill):
         reach = max(x0, w - x1, y0, h - y1, 1) * self.config.fade
         dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
         t = (dist / reach).clamp(0, 1).view(1, 1, h, -1)
-        return torch.lerp(sharp, blurred, t)
+        return sharp, blurred, t

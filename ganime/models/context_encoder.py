@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .start import Started, zero_output
+from .start import OUTPUTS, Started, zero_output
 
 
 @dataclass
@@ -84,7 +84,7 @@ class ContextEncoder(Started):
         for cout in [*reversed(chans[:-1]), c.base // 2]:
             dec += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             cin = cout
-        out = nn.Conv2d(cin, 3, 3, padding=1)
+        out = nn.Conv2d(cin, OUTPUTS[c.prefill], 3, padding=1)
         if c.prefill:  # a correction to the fill: linear, starting at zero
             zero_output(out)
         dec += [out, nn.Identity() if c.prefill else nn.Sigmoid()]

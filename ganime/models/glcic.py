@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .start import Started, working_size, zero_output
+from .start import OUTPUTS, Started, working_size, zero_output
 
 
 @dataclass
@@ -73,7 +73,7 @@ class CompletionNetwork(Started):
         layers += _conv(b, b, 3)
         layers += [nn.ConvTranspose2d(b, a, 4, 2, 1), nn.BatchNorm2d(a), nn.ReLU(inplace=True)]
         layers += _conv(a, max(4, a // 2), 3)
-        out = nn.Conv2d(max(4, a // 2), 3, 3, padding=1)
+        out = nn.Conv2d(max(4, a // 2), OUTPUTS[c.prefill], 3, padding=1)
         if c.prefill:  # a correction to the fill: linear, starting at zero
             zero_output(out)
         layers += [out, nn.Identity() if c.prefill else nn.Sigmoid()]

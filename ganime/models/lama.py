@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .start import Started, working_size, zero_output
+from .start import OUTPUTS, Started, working_size, zero_output
 
 
 @dataclass
@@ -221,7 +221,7 @@ class FFCResNetGenerator(nn.Module):
                 nn.BatchNorm2d(cout),
                 nn.ReLU(inplace=True),
             ]
-        out = nn.Conv2d(c.ngf, 3, kernel_size=7)
+        out = nn.Conv2d(c.ngf, OUTPUTS[c.prefill], kernel_size=7)
         if c.prefill:  # a correction to the fill: linear, starting at zero
             zero_output(out)
         layers += [nn.ReflectionPad2d(3), out, nn.Identity() if c.prefill else nn.Sigmoid()]

@@ -5,10 +5,13 @@ Encoder, GLCIC) and ask it for every pixel. For 4:3 -> 16:9 strips that wastes m
 a small network on rediscovering what a cheap fill already gets right: the colours and
 lines that continue across the seam. With ``prefill="edge"`` the holes are first
 filled by ``EdgeFill`` at full resolution, the network sees that canvas plus the mask,
-and predicts a *correction* to it; its output layer starts at zero, so an untrained
-network is exactly the edge fill and training can only move it where the data says.
-The correction is computed at the network's working scale and enlarged, while the
-fill it corrects keeps full resolution (the mirrored lines next to the seam stay sharp).
+and predicts a *correction* to it: three channels added to the colour, and a fourth
+that shifts, pixel by pixel, how much of the fill's sharp mirror is kept against its
+blur (the fill itself fades from one to the other with distance from the seam). Its
+output layer starts at zero, so an untrained network is exactly the edge fill and
+training moves it only where the data says. The correction is computed at the
+network's working scale and enlarged; the mirror and blur it mixes keep full
+resolution, so detail next to the seam stays sharp and can be dropped where it misleads.
 
 ``prefill=None`` is the papers' contract (and the one imported LaMa checkpoints need).
 """
@@ -23,7 +26,8 @@ from torch import nn
 
 from .classical import EdgeFill
 
-PREFILLS: dict[str, Callable[[], nn.Module]] = {"edge": EdgeFill}
+PREFILLS: dict[str, Callable[[], EdgeFill]] = {"edge": EdgeFill}
+OUTPUTS = {None: 3, "edge": 4}  # channels the core network predicts
 
 
 def check_prefill(name: str | None) -> None:
@@ -84,7 +88,11 @@ class Started(nn.Module):
             x = torch.cat([image * (1 - mask), mask], dim=1)
             return enlarge_to(core(shrink_to(x, small)), (h, w))
         with torch.no_grad():  # the fill has no parameters; nothing to learn through it
-            base = self.prefill(image * (1 - mask), mask)
+            sharp, blurred, t = self.prefill.parts(image * (1 - mask), mask)
+            base = torch.lerp(sharp, blurred, t)
         x = torch.cat([base, mask], dim=1)
-        delta = enlarge_to(core(shrink_to(x, small)), (h, w))
-        return (base + delta).clamp(0, 1)
+        y = enlarge_to(core(shrink_to(x, small)), (h, w))
+        # Channels 0-2 correct the colour; channel 3 moves each pixel between the sharp
+        # mirror and the blur (at full resolution, where a small correction cannot reach).
+        keep = (1 - t + y[:, 3:4]).clamp(0, 1)
+        return (blurred + keep * (sharp - blurred) + y[:, :3]).clamp(0, 1)

@@ -1,0 +1,609 @@
+"""The temporal engine: sides that stay still and reuse what the camera already saw.
+
+Filled frame by frame, generated sides flicker and the model runs on every frame.
+Animation is kinder than that: hard cuts separate shots, drawings are held for two
+or three frames, and backgrounds are paintings the camera slides over. So, per shot:
+
+- **Analysis** (``motion``): each frame gets a grey thumbnail, its camera motion
+  against the previous frame (translation + zoom, robust to characters), and a
+  verdict: same shot, a *cut* (z-scored difference after motion is undone; a single
+  odd frame followed by the old picture is a *flash*, filled on its own, and does not
+  end the shot), a *held* drawing (nothing moved), or *blank* (a black or white
+  frame of a fade, filled on its own). Motions are chained into a map from each
+  frame to the shot's reference frame.
+- **Propagation**: a side pixel of frame t that some other frame u of the same shot
+  shows inside its picture, within ``window`` frames before or after, is copied from
+  the nearest such u (aligned by the camera motion, corrected for fades).
+- **Shot memory**: everything a frame ends up showing (picture and sides) is written
+  once into a panorama in reference coordinates. Sides that no frame in reach shows
+  come from there, so they move with the camera and stay put on the background.
+- **Key frames**: only what neither source has is generated: the model runs on that
+  frame's canvas (widened by a margin, so a pan does not need it again next frame)
+  with everything known filled in, and the result goes into the shot memory. A static
+  shot runs the model once; a pan every so often.
+- **No popping**: real content that propagation brings in is faded in over ``ramp``
+  frames as it comes within reach, replacing what the memory held; the seam is
+  feathered against the current frame's edge only where pixels were generated.
+
+Memory is bounded: frames are held for ``window`` frames each way at most, and the
+panorama is capped at ``max_extent`` canvases; frames leave in the order they came,
+with their own timestamps.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import video
+from .engine import Filler
+from .models.classical import push_pull
+from .motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame
+from .motion import to_thumb as _to_thumb
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    """Settings of the temporal engine.
+
+    Args:
+        window: frames of look-ahead and look-behind for propagation.
+        thumb_height: analysis thumbnails are about this tall.
+        cut: z-scored difference (after motion) above which a new shot starts.
+        hold: mean change (8-bit levels on the thumbnail) under which a still frame repeats the last.
+        blank: thumbnails with less contrast than this (levels) are blank (fades).
+        key_share: share of side pixels left unknown that calls the model (less is smoothed over).
+        margin: a key frame is generated this much wider on every side (fraction of the side width).
+        ramp: frames over which real content fades in over the shot memory.
+        max_extent: the shot memory covers at most this many canvases across and down.
+        drift_span: chained motion is re-measured against a frame this far back.
+    """
+
+    window: int = 48
+    thumb_height: int = 96
+    cut: float = 0.5
+    hold: float = 0.6
+    blank: float = 4.0
+    key_share: float = 0.003
+    margin: float = 0.5
+    ramp: int = 8
+    max_extent: float = 3.0
+    drift_span: int = 12
+
+
+@dataclass
+class TemporalStats:
+    """What the engine did, for the user and for benchmarks."""
+
+    frames: int = 0
+    shots: int = 0
+    held: int = 0
+    single: int = 0  # frames filled on their own (flashes, blank frames)
+    key_frames: int = 0
+    propagated: float = 0.0  # side pixels taken from other frames (sum of shares)
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    peak_buffer: int = 0  # most frames held at once
+    peak_memory_pixels: int = 0  # largest shot memory, in pixels
+
+    @property
+    def model_calls(self) -> int:
+        return self.key_frames + self.single
+
+
+@dataclass
+class _Entry:
+    """One frame on its way through the engine."""
+
+    index: int
+    frame: video.Frame
+    picture: torch.Tensor  # (h, w, 3) source samples, uint8 or int32 (16-bit)
+    thumb: torch.Tensor
+    shot: int = -1
+    to_ref: Similarity = IDENTITY  # canvas coordinates -> shot reference
+    gain: float = 1.0  # brightness relative to the shot's reference frame
+    single: bool = False  # filled on its own (flash or blank)
+    held: bool = False  # repeats the previous frame
+    decided: bool = False
+    match: Match | None = None
+
+
+@dataclass
+class _Memory:
+    """The shot memory: a panorama in reference coordinates, first value written wins."""
+
+    x0: int
+    y0: int
+    values: torch.Tensor  # (3, h, w) float in [0, 1]
+    valid: torch.Tensor  # (h, w) bool
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return self.x0, self.y0, self.x0 + self.values.shape[2], self.y0 + self.values.shape[1]
+
+
+class TemporalFiller:
+    """Streams frames through analysis, propagation, shot memory and key-frame generation."""
+
+    def __init__(self, filler: Filler, options: TemporalOptions | None = None) -> None:
+        self.filler = filler
+        self.o = options or TemporalOptions()
+        lay = filler.layout
+        self.layout = lay
+        self.h, self.w = lay.canvas_height, lay.canvas_width
+        self.pic_w = lay.content.width
+        self.left = lay.left
+        self.factor = max(1, round(self.h / self.o.thumb_height))
+        # The sides as one (H, S) grid: left strip columns, then right strip columns.
+        self.side_cols = torch.cat([torch.arange(0, lay.left), torch.arange(lay.left + self.pic_w, self.w)]).float()
+        self.rows = torch.arange(self.h).float()
+        self.n_side = self.h * self.side_cols.numel()
+        self.stats = TemporalStats()
+        self._shot = -1
+        self._next = 0
+        self._memory: _Memory | None = None
+        self._memory_shot = -1
+        self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
+
+    # ------------------------------------------------------------ streaming
+
+    def stream(
+        self, frames: Iterable[video.Frame], on_frame: Callable[[int], None] | None = None
+    ) -> Iterator[video.Frame]:
+        """Source frames in, filled canvases out, in the same order with the same timestamps."""
+        if self.n_side == 0:
+            for f in frames:  # nothing to generate: the canvas is the picture
+                yield from self._plain([f])
+            return
+        buf: deque[_Entry] = deque()
+        self._next = 0
+        for index, frame in enumerate(frames):
+            started = time.perf_counter()
+            buf.append(self._analyse(frame, index, buf))
+            self.stats.seconds += time.perf_counter() - started
+            yield from self._drain(buf, final=False, on_frame=on_frame)
+        for e in buf:  # the stream has ended: every verdict is final
+            if not e.decided:
+                self._decide(e, None, buf)
+        yield from self._drain(buf, final=True, on_frame=on_frame)
+
+    def _plain(self, frames: list[video.Frame]) -> Iterator[video.Frame]:
+        started = time.perf_counter()
+        canvases = self.filler.fill([f.image for f in frames])
+        self.stats.model_seconds += time.perf_counter() - started
+        for f, c in zip(frames, canvases, strict=True):
+            yield video.Frame(c, f.pts, f.time_base, f.planes, f.pix_fmt)
+
+    def _drain(self, buf: deque[_Entry], final: bool, on_frame: Callable[[int], None] | None) -> Iterator[video.Frame]:
+        """Emit, in order, every frame whose look-ahead is complete (or whose shot has ended)."""
+        while buf:
+            target = next((e for e in buf if e.index == self._next), None)
+            if target is None or not target.decided:
+                return
+            ready = final or buf[-1].index >= target.index + self.o.window
+            if not ready:  # a later frame of another shot: nothing ahead can help
+                ready = any(e.decided and e.shot != target.shot for e in buf if e.index > target.index)
+            if not ready:
+                return
+            started = time.perf_counter()
+            out = self._render(target, buf)
+            self._next += 1
+            self.stats.frames += 1
+            # Forget frames no later frame can reach: too far back, or of an earlier shot.
+            while (
+                buf
+                and buf[0].index < self._next
+                and (buf[0].index < self._next - self.o.window or buf[0].shot != target.shot)
+            ):
+                buf.popleft()
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.peak_buffer = max(self.stats.peak_buffer, len(buf))
+            if on_frame:
+                on_frame(1)
+            yield out
+
+    # ------------------------------------------------------------- analysis
+
+    def _analyse(self, frame: video.Frame, index: int, buf: deque[_Entry]) -> _Entry:
+        c = self.layout.content
+        pic = frame.image[c.y : c.bottom, c.x : c.right]
+        picture = torch.from_numpy(np.ascontiguousarray(pic))
+        if picture.dtype == torch.uint16:
+            picture = picture.to(torch.int32)
+        entry = _Entry(index, frame, picture, thumbnail(pic, self.factor))
+        for e in buf:  # a frame waits for the next one only to tell a flash from a cut
+            if not e.decided:
+                self._decide(e, entry, buf)
+        self._decide_if_plain(entry, buf)
+        return entry
+
+    def _anchor(self, buf: deque[_Entry], before: int) -> _Entry | None:
+        """The latest decided frame before ``before`` that carries the shot (not single)."""
+        for e in reversed(buf):
+            if e.index < before and e.decided and not e.single:
+                return e
+        return None
+
+    def _is_blank(self, entry: _Entry) -> bool:
+        return float(entry.thumb.std()) < self.o.blank
+
+    def _decide_if_plain(self, entry: _Entry, buf: deque[_Entry]) -> None:
+        """Decide ``entry`` now when no look-ahead is needed (same shot, held, blank, first)."""
+        anchor = self._anchor(buf, entry.index)
+        if self._is_blank(entry):
+            self._set_single(entry, anchor)
+            return
+        if anchor is None:
+            self._new_shot(entry)
+            return
+        hint = anchor.match.motion if anchor.match is not None and anchor.index == entry.index - 1 else None
+        m = match(anchor.thumb, entry.thumb, hint)
+        entry.match = m
+        if m.difference <= self.o.cut:
+            self._continue(entry, anchor, m, buf)
+        # else: a cut or a flash; wait for the next frame
+
+    def _decide(self, entry: _Entry, nxt: _Entry | None, buf: deque[_Entry]) -> None:
+        """Decide a frame that looked like a cut, now that the next frame is known."""
+        anchor = self._anchor(buf, entry.index)
+        if anchor is None or entry.match is None:
+            self._new_shot(entry)
+            return
+        if nxt is not None and not self._is_blank(nxt):
+            back = match(anchor.thumb, nxt.thumb)
+            if back.difference <= self.o.cut and entry.index - anchor.index <= 2:
+                self._set_single(entry, anchor)  # a flash: the shot goes on after it
+                return
+        self._new_shot(entry)
+
+    def _set_single(self, entry: _Entry, anchor: _Entry | None) -> None:
+        entry.single = True
+        entry.decided = True
+        entry.shot = anchor.shot if anchor is not None else self._shot
+
+    def _new_shot(self, entry: _Entry) -> None:
+        self._shot += 1
+        self.stats.shots += 1
+        entry.shot = self._shot
+        entry.to_ref = IDENTITY
+        entry.gain = 1.0
+        entry.decided = True
+
+    def _continue(self, entry: _Entry, anchor: _Entry, m: Match, buf: deque[_Entry]) -> None:
+        motion = self._snap(to_frame(m.motion, self.factor, self.left))
+        entry.shot = anchor.shot
+        entry.to_ref = anchor.to_ref.then(motion)
+        self._correct_drift(entry, buf)
+        gain = m.gain if abs(m.gain - 1) > 0.01 else 1.0
+        entry.gain = anchor.gain * gain
+        entry.held = motion.is_identity and m.change < self.o.hold and anchor.index == entry.index - 1
+        entry.decided = True
+
+    def _snap(self, motion: Similarity) -> Similarity:
+        """Motion under 0.05 px anywhere in the picture is noise: a still camera stays exactly still."""
+        reach = max(self.h, self.pic_w) / 2
+        if abs(motion.a - 1) * reach < 0.05 and abs(motion.bx) < 0.05 and abs(motion.by) < 0.05:
+            return IDENTITY
+        return motion
+
+    def _correct_drift(self, entry: _Entry, buf: deque[_Entry]) -> None:
+        """Re-measure the chained motion against a frame further back.
+
+        Chaining frame-to-frame motions adds their small errors up; matching directly
+        against a frame ``drift_span`` back, starting from the chained estimate, keeps
+        the error of one link instead of a sum of many.
+        """
+        span = self.o.drift_span
+        if span < 2 or entry.index % 2:  # every other frame is plenty
+            return
+        ref = next(
+            (
+                e
+                for e in buf
+                if e.shot == entry.shot
+                and e.decided
+                and not e.single
+                and entry.index - span <= e.index < entry.index - 1
+            ),
+            None,
+        )
+        if ref is None:
+            return
+        guess = ref.to_ref.inverse().then(entry.to_ref)  # entry canvas -> ref canvas
+        thumb = _to_thumb(guess, self.factor, self.left)
+        m = match(ref.thumb, entry.thumb, exact=thumb)
+        if m.difference <= self.o.cut and m.overlap > 0.5:
+            entry.to_ref = ref.to_ref.then(self._snap(to_frame(m.motion, self.factor, self.left)))
+
+    # ------------------------------------------------------------ rendering
+
+    def _render(self, t: _Entry, buf: deque[_Entry]) -> video.Frame:
+        if t.single:
+            self.stats.single += 1
+            (out,) = self._plain([t.frame])
+            return out
+        if t.shot != self._memory_shot:
+            self._memory = None
+            self._memory_shot = t.shot
+            self._last = None
+        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
+        if t.held and self._last is not None and self._last[0] == t.index - 1:
+            self.stats.held += 1
+            _, values, real = self._last
+        else:
+            values, real = self._sides(t, buf, scale)
+        self._last = (t.index, values, real)
+        return self._composite(t, values, real, scale)
+
+    def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.
+
+        Realness is 1 where the value was taken from a real frame, 0 where generated.
+        """
+        h, n_cols = self.h, self.side_cols.numel()
+        X, Y = t.to_ref.apply(self.side_cols, self.rows)  # reference coordinates of columns / rows
+        # 1. Which frame shows each side pixel: the nearest in time (painter's order).
+        candidates = sorted(
+            (e for e in buf if e.shot == t.shot and not e.single and e.decided and e.index != t.index),
+            key=lambda e: (abs(e.index - t.index), e.index > t.index),
+        )
+        m = 1.0  # a pixel inside the side edges: they are often dark or ringing
+        unfilled = torch.ones(h, n_cols, dtype=torch.bool)
+        source = torch.full((h, n_cols), -1, dtype=torch.long)
+        used: list[_Entry] = []
+        for u in candidates:
+            if abs(u.index - t.index) > self.o.window:
+                break
+            ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
+            cols = (ux >= m) & (ux <= self.pic_w - 1 - m)
+            if not bool(cols.any()):
+                continue
+            uy = (Y - u.to_ref.by) / u.to_ref.a
+            rows = (uy >= -0.01) & (uy <= h - 1 + 0.01)  # the picture's top and bottom are the canvas's
+            if not bool(rows.any()):
+                continue
+            need = unfilled & rows[:, None] & cols[None, :]
+            if bool(need.any()):
+                source[need] = len(used)
+                used.append(u)
+                unfilled &= ~need
+                if not bool(unfilled.any()):
+                    break
+        values = torch.zeros(h, n_cols, 3)
+        dist = torch.full((h, n_cols), math.inf)
+        for k, u in enumerate(used):
+            ry, rc = torch.nonzero(source == k, as_tuple=True)
+            ux = (X[rc] - u.to_ref.bx) / u.to_ref.a - self.left
+            uy = (Y[ry] - u.to_ref.by) / u.to_ref.a
+            sample = _bilinear(u.picture, ux, uy) / scale
+            if u.gain != t.gain:  # a fade between the two frames
+                sample = (sample * (t.gain / u.gain)).clamp(0, 1)
+            values[ry, rc] = sample
+            dist[ry, rc] = abs(u.index - t.index)
+        filled = ~unfilled
+        real = filled.float()
+        self.stats.propagated += float(real.mean())
+        # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
+        w = ((self.o.window - dist) / max(1, self.o.ramp)).clamp(0, 1)
+        want = unfilled | (w < 1)
+        if self._memory is not None and bool(want.any()):
+            ry, rc = torch.nonzero(want, as_tuple=True)
+            mv, ok = _sample_memory(self._memory, X[rc], Y[ry])
+            ry, rc, mv = ry[ok], rc[ok], mv[ok]
+            fresh = filled[ry, rc]
+            wk = w[ry, rc][:, None]
+            values[ry, rc] = torch.where(fresh[:, None], mv * (1 - wk) + values[ry, rc] * wk, mv)
+            real[ry, rc] = torch.where(fresh, wk[:, 0], torch.zeros_like(wk[:, 0]))
+            filled[ry, rc] = True
+        # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
+        missing = int((~filled).sum())
+        canvas = self._canvas(t, values, filled, scale)
+        if missing > self.o.key_share * filled.numel():
+            self._key_frame(t, buf, canvas, values, filled)
+        elif missing:
+            known = torch.zeros(1, 1, h, self.w)
+            known[..., self.left : self.left + self.pic_w] = 1
+            known[0, 0][:, self.side_cols.long()] = filled.float()
+            smooth = push_pull(canvas[None], known)[0]
+            values[~filled] = smooth[:, :, self.side_cols.long()].permute(1, 2, 0)[~filled]
+            self._remember(t, self._canvas(t, values, torch.ones_like(filled), scale))
+        else:
+            self._remember(t, canvas)
+        return values, real
+
+    def _canvas(self, t: _Entry, values: torch.Tensor, filled: torch.Tensor, scale: float) -> torch.Tensor:
+        """(3, H, W) float canvas: the picture, and the side values where ``filled``."""
+        canvas = torch.zeros(3, self.h, self.w)
+        canvas[:, :, self.left : self.left + self.pic_w] = t.picture.permute(2, 0, 1).float() / scale
+        canvas[:, :, self.side_cols.long()] = (values * filled[..., None]).permute(2, 0, 1)
+        return canvas
+
+    def _reach(self, t: _Entry, buf: deque[_Entry]) -> tuple[int, int, int, int]:
+        """Margins (left, top, right, bottom) around t's canvas that frames ahead will show."""
+        base = max(2, round(self.o.margin * self.layout.side_width))
+        x0, y0, x1, y1 = -base, 0, self.w - 1 + base, self.h - 1
+        to_t = t.to_ref.inverse()
+        for u in buf:
+            if u.shot != t.shot or u.single or not u.decided or not t.index < u.index <= t.index + self.o.window:
+                continue
+            bx0, by0, bx1, by1 = to_t.then(u.to_ref).box(0, 0, self.w - 1, self.h - 1)
+            x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+        # Bounded: at most half a canvas more on each side.
+        cap_x, cap_y = self.w // 2, self.h // 2
+        left = min(cap_x, math.ceil(-x0))
+        right = min(cap_x, math.ceil(x1 - (self.w - 1)))
+        top = min(cap_y, max(0, math.ceil(-y0)))
+        bottom = min(cap_y, max(0, math.ceil(y1 - (self.h - 1))))
+        return left // 2 * 2, top // 2 * 2, right // 2 * 2, bottom // 2 * 2
+
+    def _key_frame(
+        self, t: _Entry, buf: deque[_Entry], canvas: torch.Tensor, values: torch.Tensor, filled: torch.Tensor
+    ) -> None:
+        """Run the model once on t's canvas widened to what the frames ahead will need.
+
+        Everything known goes in: the picture, propagated sides, and the shot memory in
+        the margins; what the model makes is written into the memory for later frames.
+        """
+        started = time.perf_counter()
+        self.stats.key_frames += 1
+        ml, mt, mr, mb = self._reach(t, buf)
+        bh, bw = self.h + mt + mb, self.w + ml + mr
+        big = torch.zeros(3, bh, bw)
+        known = torch.zeros(1, bh, bw)
+        big[:, mt : mt + self.h, ml : ml + self.w] = canvas
+        inner = torch.zeros(self.h, self.w)
+        inner[:, self.left : self.left + self.pic_w] = 1
+        inner[:, self.side_cols.long()] = filled.float()
+        known[0, mt : mt + self.h, ml : ml + self.w] = inner
+        if self._memory is not None:  # the margins take what the shot memory has there
+            ys, xs = torch.nonzero(known[0] < 0.5, as_tuple=True)
+            rx, ry = t.to_ref.apply(xs.float() - ml, ys.float() - mt)
+            mv, ok = _sample_memory(self._memory, rx, ry)
+            big[:, ys[ok], xs[ok]] = mv[ok].T
+            known[0, ys[ok], xs[ok]] = 1
+        mask = 1 - known
+        device = self.filler.device
+        with torch.inference_mode():
+            pred = self.filler._run((big * known)[None].to(device), mask[None].to(device))[0].float().cpu()
+        full = big * known + pred.clamp(0, 1) * mask
+        crop = full[:, mt : mt + self.h, ml : ml + self.w][:, :, self.side_cols.long()].permute(1, 2, 0)
+        values[~filled] = crop[~filled]
+        self._remember(t, full, offset=(ml, mt))
+        self.stats.model_seconds += time.perf_counter() - started
+
+    def _remember(self, t: _Entry, canvas: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> None:
+        """Write ``canvas`` (frame t's coordinates, shifted by ``offset``) where the memory is empty."""
+        ox, oy = offset
+        _, ch, cw = canvas.shape
+        to_ref = t.to_ref
+        eps = 1e-4
+        # Where the canvas's first and last pixel centres land in the reference frame.
+        bx0, by0, bx1, by1 = to_ref.box(-ox, -oy, cw - 1 - ox, ch - 1 - oy)
+        self._grow((math.floor(bx0 + eps), math.floor(by0 + eps), math.ceil(bx1 - eps) + 1, math.ceil(by1 - eps) + 1))
+        mem = self._memory
+        assert mem is not None
+        x0, y0, x1, y1 = mem.box
+        # The memory pixels this canvas covers (their centres inside its span).
+        gx0, gy0 = max(x0, math.ceil(bx0 - eps)), max(y0, math.ceil(by0 - eps))
+        gx1, gy1 = min(x1, math.floor(bx1 + eps) + 1), min(y1, math.floor(by1 + eps) + 1)
+        if gx0 >= gx1 or gy0 >= gy1:
+            return
+        region = mem.valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
+        ys, xs = torch.nonzero(~region, as_tuple=True)
+        if ys.numel() == 0:
+            return
+        ys, xs = ys + gy0, xs + gx0
+        inv = to_ref.inverse()
+        fx, fy = inv.apply(xs.float(), ys.float())
+        fx, fy = fx + ox, fy + oy
+        fx, fy = fx.clamp(0, cw - 1), fy.clamp(0, ch - 1)  # rounding only: the span was checked
+        ok = torch.ones_like(fx, dtype=torch.bool)
+        if not bool(ok.any()):
+            return
+        sample = _bilinear(canvas.permute(1, 2, 0), fx[ok], fy[ok])
+        mem.values[:, ys[ok] - y0, xs[ok] - x0] = sample.T
+        mem.valid[ys[ok] - y0, xs[ok] - x0] = True
+
+    def _grow(self, need: tuple[int, int, int, int]) -> None:
+        """Make the memory cover ``need`` (reference box), within ``max_extent`` canvases."""
+        nx0, ny0, nx1, ny1 = need
+        pad_x, pad_y = self.w // 4, self.h // 4  # grow in steps, not a column per frame
+        limit_w, limit_h = int(self.o.max_extent * self.w), int(self.o.max_extent * self.h)
+        mem = self._memory
+        if mem is None:
+            self._memory = _Memory(
+                nx0, ny0, torch.zeros(3, ny1 - ny0, nx1 - nx0), torch.zeros(ny1 - ny0, nx1 - nx0, dtype=torch.bool)
+            )
+            self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, (ny1 - ny0) * (nx1 - nx0))
+            return
+        x0, y0, x1, y1 = mem.box
+        if nx0 >= x0 and ny0 >= y0 and nx1 <= x1 and ny1 <= y1:
+            return
+        ux0 = min(x0, nx0 - pad_x) if nx0 < x0 else x0
+        uy0 = min(y0, ny0 - pad_y) if ny0 < y0 else y0
+        ux1 = max(x1, nx1 + pad_x) if nx1 > x1 else x1
+        uy1 = max(y1, ny1 + pad_y) if ny1 > y1 else y1
+        # Bounded: keep the part nearest the current frame, forget the far end of a long pan.
+        if ux1 - ux0 > limit_w:
+            cx = (nx0 + nx1) // 2
+            ux0 = min(max(ux0, cx - limit_w // 2), ux1 - limit_w)
+            ux1 = ux0 + limit_w
+        if uy1 - uy0 > limit_h:
+            cy = (ny0 + ny1) // 2
+            uy0 = min(max(uy0, cy - limit_h // 2), uy1 - limit_h)
+            uy1 = uy0 + limit_h
+        values = torch.zeros(3, uy1 - uy0, ux1 - ux0)
+        valid = torch.zeros(uy1 - uy0, ux1 - ux0, dtype=torch.bool)
+        # Copy the overlap of the old memory.
+        ox0, oy0, ox1, oy1 = max(x0, ux0), max(y0, uy0), min(x1, ux1), min(y1, uy1)
+        if ox0 < ox1 and oy0 < oy1:
+            values[:, oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0] = mem.values[
+                :, oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0
+            ]
+            valid[oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0] = mem.valid[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+        self._memory = _Memory(ux0, uy0, values, valid)
+        self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.numel())
+
+    def _composite(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> video.Frame:
+        """The output canvas: source picture untouched, sides feathered only where generated."""
+        comp = self.filler.compositor
+        dev = self.filler.device
+        cols = self.side_cols.long()
+        canvas = torch.zeros(1, 3, self.h, self.w)
+        canvas[0, :, :, self.left : self.left + self.pic_w] = t.picture.permute(2, 0, 1).float() / scale
+        pred = torch.zeros(1, 3, self.h, self.w)
+        pred[0][:, :, cols] = values.permute(2, 0, 1)
+        realness = torch.zeros(1, 1, self.h, self.w)
+        realness[0, 0][:, cols] = real
+        canvas, pred, realness = canvas.to(dev), pred.to(dev), realness.to(dev)
+        image = t.frame.image
+        c = self.layout.content
+        out = np.empty((self.h, self.w, 3), image.dtype)
+        out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
+        for (x0, x1), band in zip(comp.bands, comp.blend(canvas, pred), strict=True):
+            r = realness[..., x0:x1]
+            band = band * (1 - r) + pred[..., x0:x1] * r  # real content needs no feathering
+            q = band[0].mul(scale).round_().clamp_(0, scale).permute(1, 2, 0).cpu().numpy().astype(image.dtype)
+            gen = self.filler._mask_np[:, x0:x1]
+            out[:, x0:x1][gen] = q[gen]
+        return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
+
+
+def _bilinear(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(k, 3) float bilinear samples of an (h, w, 3) image at (x, y), which lie inside it."""
+    h, w = image.shape[:2]
+    flat = image.reshape(h * w, 3)
+    x0 = x.floor().clamp(0, w - 1)
+    y0 = y.floor().clamp(0, h - 1)
+    fx, fy = (x - x0).clamp(0, 1)[:, None], (y - y0).clamp(0, 1)[:, None]
+    x0l, y0l = x0.long(), y0.long()
+    x1l, y1l = (x0l + 1).clamp(max=w - 1), (y0l + 1).clamp(max=h - 1)
+    a = flat[y0l * w + x0l].float()
+    b = flat[y0l * w + x1l].float()
+    c = flat[y1l * w + x0l].float()
+    d = flat[y1l * w + x1l].float()
+    return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
+
+
+def _sample_memory(mem: _Memory, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(k, 3) values and (k,) validity of the memory at reference points (x, y)."""
+    gx, gy = x - mem.x0, y - mem.y0
+    _, h, w = mem.values.shape
+    inside = (gx >= 0) & (gx <= w - 1) & (gy >= 0) & (gy <= h - 1)
+    out = torch.zeros(x.numel(), 3)
+    ok = torch.zeros(x.numel(), dtype=torch.bool)
+    if bool(inside.any()):
+        ix, iy = gx[inside], gy[inside]
+        out[inside] = _bilinear(mem.values.permute(1, 2, 0), ix, iy)
+        # Valid only where every pixel the sample mixes is valid.
+        v = mem.valid
+        x0, y0 = ix.floor().long(), iy.floor().long()
+        x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
+        ok[inside] = v[y0, x0] & v[y0, x1] & v[y1, x0] & v[y1, x1]
+    return out, ok
