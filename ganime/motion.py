@@ -147,6 +147,8 @@ class _Fit:
         self.prev, self.cur = _smooth(prev), _smooth(cur)
         self.gx, self.gy = _gradients(self.prev)
         self.cgx, self.cgy = _gradients(self.cur)
+        # Flat paint matches any shift: only pixels with some texture tell starts apart.
+        self.textured = (self.cgx.abs() + self.cgy.abs()) > 2.0
 
     def coords(self, p: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         s, tx, ty = p
@@ -159,7 +161,7 @@ class _Fit:
         """Share of the frame that ``p`` explains to within ``tolerance`` levels."""
         px, py, inside = self.coords(p)
         r = (_sample(self.prev, px, py) - self.cur).abs()
-        return float(((r < tolerance) & inside).float().mean())
+        return float(((r < tolerance) & inside & self.textured).sum()) / max(1, int(self.textured.sum()))
 
     def refine(
         self, p: tuple[float, float, float], iterations: int, robust_from: int = 0
@@ -220,7 +222,7 @@ def match(
         return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a)
 
     if exact is not None:  # a good estimate is known: refine it only
-        s, tx, ty = fit.refine(centred(exact), 10)
+        s, tx, ty = fit.refine(centred(exact), 6)
     else:
         starts = [(1.0, dx, dy) for dx, dy in _phase_peaks(prev, cur, 2)]
         starts.append((1.0, 0.0, 0.0))
@@ -230,10 +232,9 @@ def match(
         for p in starts:
             if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 1.0 or abs(p[0] - q[0]) > 0.01 for q in unique):
                 unique.append(p)
-        # A few steps from each start; the fit that explains most of the frame goes on.
-        tried = [fit.refine(p, 3) for p in unique]
-        best = max(tried, key=fit.inliers) if len(tried) > 1 else tried[0]
-        s, tx, ty = fit.refine(best, 12)
+        # The start that explains most of the frame's texture is refined.
+        best = max(unique, key=fit.inliers) if len(unique) > 1 else unique[0]
+        s, tx, ty = fit.refine(best, 10)
     motion = Similarity(s, fit.cx + tx - s * fit.cx, fit.cy + ty - s * fit.cy)
     px, py, inside = fit.coords((s, tx, ty))
     overlap = float(inside.float().mean())

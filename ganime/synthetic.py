@@ -155,16 +155,26 @@ def _draw_character(frame: np.ndarray, cx: float, ground: float, size: float, st
                  size * 0.055, (30, 30, 40), 0)  # fmt: skip
 
 
-def render(scene: Scene) -> Iterator[np.ndarray]:
-    """The scene's 16:9 frames (HWC uint8), the ground truth."""
-    w, h = scene.width, scene.height
-    travel = round(scene.pan * w)
-    world = paint_background(w + travel + 2, h, scene.seed)
+def camera(scene: Scene) -> list[int]:
+    """Where each frame's left edge is on the painted background (pixels)."""
+    travel = round(scene.pan * scene.width)
+    out = []
     for i in range(scene.frames):
         t = i / max(1, scene.frames - 1)
         ease = 0.5 - 0.5 * math.cos(math.pi * t)  # camera accelerates and settles
-        x = round(ease * travel)
+        out.append(round(ease * travel))
+    return out
+
+
+def render(scene: Scene, character: bool = True) -> Iterator[np.ndarray]:
+    """The scene's 16:9 frames (HWC uint8), the ground truth."""
+    w, h = scene.width, scene.height
+    world = paint_background(w + round(scene.pan * w) + 2, h, scene.seed)
+    for i, x in enumerate(camera(scene)):
         frame = world[:, x : x + w].copy()
+        if not character:
+            yield frame
+            continue
         drawing = i // 2  # animated on twos: the character changes every second frame
         tt = 2 * drawing / max(1, scene.frames - 1)
         cx = w * (0.42 + 0.22 * math.sin(tt * math.pi * 0.9))

@@ -144,6 +144,14 @@ class TemporalFiller:
         self.side_cols = torch.cat([torch.arange(0, lay.left), torch.arange(lay.left + self.pic_w, self.w)]).float()
         self.rows = torch.arange(self.h).float()
         self.n_side = self.h * self.side_cols.numel()
+        self._feather = self._feather_map()
+        # Frames consulted for propagation: every near one, then sparser (content far
+        # from the picture only shows up in frames far away, and it moves with the camera).
+        d, self._distances = 1, set()
+        while d <= self.o.window:
+            self._distances.add(d)
+            d = d + 1 if d < 4 else d + max(1, d // 3)
+        self._distances.add(self.o.window)
         self.stats = TemporalStats()
         self._shot = -1
         self._next = 0
@@ -288,9 +296,13 @@ class TemporalFiller:
     def _snap(self, motion: Similarity) -> Similarity:
         """Motion under 0.05 px anywhere in the picture is noise: a still camera stays exactly still."""
         reach = max(self.h, self.pic_w) / 2
-        if abs(motion.a - 1) * reach < 0.05 and abs(motion.bx) < 0.05 and abs(motion.by) < 0.05:
-            return IDENTITY
-        return motion
+        if abs(motion.a - 1) * reach >= 0.2:
+            return motion
+        # No real zoom (under 0.2 px at the picture's edge): keep how the centre moved,
+        # then each direction on its own, so a pan stays exactly level.
+        cx, cy = self.left + (self.pic_w - 1) / 2, (self.h - 1) / 2
+        dx, dy = (motion.a - 1) * cx + motion.bx, (motion.a - 1) * cy + motion.by
+        return Similarity(1.0, dx if abs(dx) >= 0.05 else 0.0, dy if abs(dy) >= 0.05 else 0.0)
 
     def _correct_drift(self, entry: _Entry, buf: deque[_Entry]) -> None:
         """Re-measure the chained motion against a frame further back.
@@ -300,7 +312,7 @@ class TemporalFiller:
         the error of one link instead of a sum of many.
         """
         span = self.o.drift_span
-        if span < 2 or entry.index % 2:  # every other frame is plenty
+        if span < 2 or entry.index % 3:  # every third frame is plenty
             return
         ref = next(
             (
@@ -346,20 +358,106 @@ class TemporalFiller:
 
         Realness is 1 where the value was taken from a real frame, 0 where generated.
         """
-        h, n_cols = self.h, self.side_cols.numel()
+        h = self.h
         X, Y = t.to_ref.apply(self.side_cols, self.rows)  # reference coordinates of columns / rows
         # 1. Which frame shows each side pixel: the nearest in time (painter's order).
-        candidates = sorted(
-            (e for e in buf if e.shot == t.shot and not e.single and e.decided and e.index != t.index),
-            key=lambda e: (abs(e.index - t.index), e.index > t.index),
-        )
-        m = 1.0  # a pixel inside the side edges: they are often dark or ringing
+        candidates = [
+            e
+            for e in sorted(
+                (e for e in buf if e.shot == t.shot and not e.single and e.decided and e.index != t.index),
+                key=lambda e: (abs(e.index - t.index), e.index > t.index),
+            )
+            if abs(e.index - t.index) in self._distances
+        ]
+        level = all(u.to_ref.a == t.to_ref.a and u.to_ref.by == t.to_ref.by for u in candidates)
+        if level:  # the camera only slid sideways: whole columns come from one frame
+            values, unfilled, dist = self._propagate_columns(t, candidates, X, scale)
+        else:
+            values, unfilled, dist = self._propagate_pixels(t, candidates, X, Y, scale)
+        filled = ~unfilled
+        real = filled.float()
+        self.stats.propagated += float(real.mean())
+        # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
+        w = ((self.o.window - dist) / max(1, self.o.ramp)).clamp(0, 1)
+        want = unfilled | (w < 1)
+        if self._memory is not None and bool(want.any()) and level and t.to_ref.by == int(t.to_ref.by):
+            mv_all, ok_all = _memory_columns(self._memory, X, int(t.to_ref.by), h)
+            ok = ok_all & want
+            fresh = filled & ok
+            wk = w[..., None]
+            values = torch.where(
+                ok[..., None], torch.where(fresh[..., None], mv_all * (1 - wk) + values * wk, mv_all), values
+            )
+            real = torch.where(ok, torch.where(fresh, w, torch.zeros_like(w)), real)
+            filled |= ok
+        elif self._memory is not None and bool(want.any()):
+            ry, rc = torch.nonzero(want, as_tuple=True)
+            mv, ok = _sample_memory(self._memory, X[rc], Y[ry])
+            ry, rc, mv = ry[ok], rc[ok], mv[ok]
+            fresh = filled[ry, rc]
+            wk = w[ry, rc][:, None]
+            values[ry, rc] = torch.where(fresh[:, None], mv * (1 - wk) + values[ry, rc] * wk, mv)
+            real[ry, rc] = torch.where(fresh, wk[:, 0], torch.zeros_like(wk[:, 0]))
+            filled[ry, rc] = True
+        # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
+        missing = int((~filled).sum())
+        if missing > self.o.key_share * filled.numel():
+            self._key_frame(t, buf, self._canvas(t, values, filled, scale), values, filled)
+        elif missing:
+            known = torch.zeros(1, 1, h, self.w)
+            known[..., self.left : self.left + self.pic_w] = 1
+            known[0, 0][:, self.side_cols.long()] = filled.float()
+            smooth = push_pull(self._canvas(t, values, filled, scale)[None], known)[0]
+            values[~filled] = smooth[:, :, self.side_cols.long()].permute(1, 2, 0)[~filled]
+            self._remember(t, lambda: self._canvas(t, values, torch.ones_like(filled), scale))
+        else:
+            self._remember(t, lambda: self._canvas(t, values, filled, scale))
+        return values, real
+
+    def _propagate_columns(
+        self, t: _Entry, candidates: list[_Entry], X: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Propagation when every frame in reach sits level with t: a column at a time."""
+        n_cols = X.numel()
+        m = 1.0  # a pixel inside the picture's side edges: they are often dark or ringing
+        source = torch.full((n_cols,), -1, dtype=torch.long)
+        used: list[_Entry] = []
+        for u in candidates:
+            ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
+            need = (source < 0) & (ux >= m) & (ux <= self.pic_w - 1 - m)
+            if bool(need.any()):
+                source[need] = len(used)
+                used.append(u)
+                if bool((source >= 0).all()):
+                    break
+        values = torch.zeros(self.h, n_cols, 3)
+        dist = torch.full((self.h, n_cols), math.inf)
+        for k, u in enumerate(used):
+            cols = torch.nonzero(source == k).flatten()
+            ux = (X[cols] - u.to_ref.bx) / u.to_ref.a - self.left
+            x0 = ux.floor().clamp(0, self.pic_w - 1)
+            fx = (ux - x0).clamp(0, 1)[None, :, None]
+            x0 = x0.long()
+            x1 = (x0 + 1).clamp(max=self.pic_w - 1)
+            a, b = u.picture.index_select(1, x0).float(), u.picture.index_select(1, x1).float()
+            sample = (a + (b - a) * fx) / scale
+            if u.gain != t.gain:  # a fade between the two frames
+                sample = (sample * (t.gain / u.gain)).clamp(0, 1)
+            values[:, cols] = sample
+            dist[:, cols] = abs(u.index - t.index)
+        unfilled = (source < 0)[None, :].expand(self.h, -1).clone()
+        return values, unfilled, dist
+
+    def _propagate_pixels(
+        self, t: _Entry, candidates: list[_Entry], X: torch.Tensor, Y: torch.Tensor, scale: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Propagation in general (tilts, zooms): each frame covers a rectangle of the sides."""
+        h, n_cols = self.h, X.numel()
+        m = 1.0
         unfilled = torch.ones(h, n_cols, dtype=torch.bool)
         source = torch.full((h, n_cols), -1, dtype=torch.long)
         used: list[_Entry] = []
         for u in candidates:
-            if abs(u.index - t.index) > self.o.window:
-                break
             ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
             cols = (ux >= m) & (ux <= self.pic_w - 1 - m)
             if not bool(cols.any()):
@@ -382,40 +480,11 @@ class TemporalFiller:
             ux = (X[rc] - u.to_ref.bx) / u.to_ref.a - self.left
             uy = (Y[ry] - u.to_ref.by) / u.to_ref.a
             sample = _bilinear(u.picture, ux, uy) / scale
-            if u.gain != t.gain:  # a fade between the two frames
+            if u.gain != t.gain:
                 sample = (sample * (t.gain / u.gain)).clamp(0, 1)
             values[ry, rc] = sample
             dist[ry, rc] = abs(u.index - t.index)
-        filled = ~unfilled
-        real = filled.float()
-        self.stats.propagated += float(real.mean())
-        # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
-        w = ((self.o.window - dist) / max(1, self.o.ramp)).clamp(0, 1)
-        want = unfilled | (w < 1)
-        if self._memory is not None and bool(want.any()):
-            ry, rc = torch.nonzero(want, as_tuple=True)
-            mv, ok = _sample_memory(self._memory, X[rc], Y[ry])
-            ry, rc, mv = ry[ok], rc[ok], mv[ok]
-            fresh = filled[ry, rc]
-            wk = w[ry, rc][:, None]
-            values[ry, rc] = torch.where(fresh[:, None], mv * (1 - wk) + values[ry, rc] * wk, mv)
-            real[ry, rc] = torch.where(fresh, wk[:, 0], torch.zeros_like(wk[:, 0]))
-            filled[ry, rc] = True
-        # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
-        missing = int((~filled).sum())
-        canvas = self._canvas(t, values, filled, scale)
-        if missing > self.o.key_share * filled.numel():
-            self._key_frame(t, buf, canvas, values, filled)
-        elif missing:
-            known = torch.zeros(1, 1, h, self.w)
-            known[..., self.left : self.left + self.pic_w] = 1
-            known[0, 0][:, self.side_cols.long()] = filled.float()
-            smooth = push_pull(canvas[None], known)[0]
-            values[~filled] = smooth[:, :, self.side_cols.long()].permute(1, 2, 0)[~filled]
-            self._remember(t, self._canvas(t, values, torch.ones_like(filled), scale))
-        else:
-            self._remember(t, canvas)
-        return values, real
+        return values, unfilled, dist
 
     def _canvas(self, t: _Entry, values: torch.Tensor, filled: torch.Tensor, scale: float) -> torch.Tensor:
         """(3, H, W) float canvas: the picture, and the side values where ``filled``."""
@@ -477,10 +546,19 @@ class TemporalFiller:
         self._remember(t, full, offset=(ml, mt))
         self.stats.model_seconds += time.perf_counter() - started
 
-    def _remember(self, t: _Entry, canvas: torch.Tensor, offset: tuple[int, int] = (0, 0)) -> None:
-        """Write ``canvas`` (frame t's coordinates, shifted by ``offset``) where the memory is empty."""
+    def _remember(
+        self, t: _Entry, canvas: torch.Tensor | Callable[[], torch.Tensor], offset: tuple[int, int] = (0, 0)
+    ) -> None:
+        """Write ``canvas`` (frame t's coordinates, shifted by ``offset``) where the memory is empty.
+
+        ``canvas`` may be a function that makes it: most frames of a shot add nothing
+        new to the memory, and then the canvas is never built.
+        """
         ox, oy = offset
-        _, ch, cw = canvas.shape
+        if callable(canvas):
+            ch, cw = self.h, self.w
+        else:
+            _, ch, cw = canvas.shape
         to_ref = t.to_ref
         eps = 1e-4
         # Where the canvas's first and last pixel centres land in the reference frame.
@@ -504,8 +582,8 @@ class TemporalFiller:
         fx, fy = fx + ox, fy + oy
         fx, fy = fx.clamp(0, cw - 1), fy.clamp(0, ch - 1)  # rounding only: the span was checked
         ok = torch.ones_like(fx, dtype=torch.bool)
-        if not bool(ok.any()):
-            return
+        if callable(canvas):
+            canvas = canvas()
         sample = _bilinear(canvas.permute(1, 2, 0), fx[ok], fy[ok])
         mem.values[:, ys[ok] - y0, xs[ok] - x0] = sample.T
         mem.valid[ys[ok] - y0, xs[ok] - x0] = True
@@ -550,28 +628,44 @@ class TemporalFiller:
         self._memory = _Memory(ux0, uy0, values, valid)
         self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.numel())
 
-    def _composite(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> video.Frame:
-        """The output canvas: source picture untouched, sides feathered only where generated."""
+    def _feather_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The compositor's seam blend in side-grid terms: (rows, side columns, alpha, picture index)."""
         comp = self.filler.compositor
-        dev = self.filler.device
-        cols = self.side_cols.long()
-        canvas = torch.zeros(1, 3, self.h, self.w)
-        canvas[0, :, :, self.left : self.left + self.pic_w] = t.picture.permute(2, 0, 1).float() / scale
-        pred = torch.zeros(1, 3, self.h, self.w)
-        pred[0][:, :, cols] = values.permute(2, 0, 1)
-        realness = torch.zeros(1, 1, self.h, self.w)
-        realness[0, 0][:, cols] = real
-        canvas, pred, realness = canvas.to(dev), pred.to(dev), realness.to(dev)
+        rows, cols, alphas, sources = [], [], [], []
+        for (f0, f1), (idx, alpha) in zip(comp.spans, comp.gathers, strict=True):
+            if f1 <= f0:
+                continue
+            r, c = torch.meshgrid(torch.arange(self.h), torch.arange(f0, f1), indexing="ij")
+            a = alpha.cpu().reshape(self.h, f1 - f0)
+            src = idx.cpu().reshape(self.h, f1 - f0)
+            side = (c < self.left) | (c >= self.left + self.pic_w)
+            keep = side & (a < 1)
+            sr, sc = src[keep] // self.w, src[keep] % self.w - self.left
+            rows.append(r[keep])
+            cols.append(torch.where(c[keep] < self.left, c[keep], c[keep] - self.pic_w))
+            alphas.append(a[keep])
+            sources.append(sr * self.pic_w + sc.clamp(0, self.pic_w - 1))
+        if not rows:
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty, empty, torch.zeros(0), empty
+        return torch.cat(rows), torch.cat(cols), torch.cat(alphas), torch.cat(sources)
+
+    def _composite(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> video.Frame:
+        """The output canvas: source picture untouched, sides feathered into the seam where generated."""
+        fr, fc, fa, fs = self._feather
+        side = values.clone()
+        if fr.numel():
+            # The compositor's blend from the picture's edge, except where the side is real.
+            a = (fa + (1 - fa) * real[fr, fc])[:, None]
+            edge = t.picture.reshape(-1, 3)[fs].float() / scale
+            side[fr, fc] = a * side[fr, fc] + (1 - a) * edge
         image = t.frame.image
+        q = side.mul_(scale).round_().clamp_(0, scale).numpy().astype(image.dtype)
         c = self.layout.content
         out = np.empty((self.h, self.w, 3), image.dtype)
+        out[:, : self.left] = q[:, : self.left]
         out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
-        for (x0, x1), band in zip(comp.bands, comp.blend(canvas, pred), strict=True):
-            r = realness[..., x0:x1]
-            band = band * (1 - r) + pred[..., x0:x1] * r  # real content needs no feathering
-            q = band[0].mul(scale).round_().clamp_(0, scale).permute(1, 2, 0).cpu().numpy().astype(image.dtype)
-            gen = self.filler._mask_np[:, x0:x1]
-            out[:, x0:x1][gen] = q[gen]
+        out[:, self.left + self.pic_w :] = q[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
 
 
@@ -606,4 +700,34 @@ def _sample_memory(mem: _Memory, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
         x0, y0 = ix.floor().long(), iy.floor().long()
         x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
         ok[inside] = v[y0, x0] & v[y0, x1] & v[y1, x0] & v[y1, x1]
+    return out, ok
+
+
+def _memory_columns(mem: _Memory, x: torch.Tensor, y0: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, k, 3) values and (rows, k) validity of the memory at columns ``x``, rows y0..y0+rows.
+
+    The level-camera case of ``_sample_memory``: rows fall on memory rows, so only
+    columns are interpolated, a slice and two column gathers instead of four pixel gathers.
+    """
+    _, h, w = mem.values.shape
+    k = x.numel()
+    gx = x - mem.x0
+    top = y0 - mem.y0
+    out = torch.zeros(rows, k, 3)
+    ok = torch.zeros(rows, k, dtype=torch.bool)
+    r0, r1 = max(0, top), min(h, top + rows)
+    inside = (gx >= 0) & (gx <= w - 1)
+    if r0 >= r1 or not bool(inside.any()):
+        return out, ok
+    cols = torch.nonzero(inside).flatten()
+    gxi = gx[cols]
+    c0 = gxi.floor().long()
+    c1 = (c0 + 1).clamp(max=w - 1)
+    f = (gxi - c0)[None, :, None]
+    band = mem.values[:, r0:r1]  # (3, r, w)
+    a = band.index_select(2, c0).permute(1, 2, 0)
+    b = band.index_select(2, c1).permute(1, 2, 0)
+    out[r0 - top : r1 - top, cols] = a + (b - a) * f
+    v = mem.valid[r0:r1]
+    ok[r0 - top : r1 - top, cols] = v.index_select(1, c0) & v.index_select(1, c1)
     return out, ok

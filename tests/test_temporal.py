@@ -1,0 +1,195 @@
+"""The temporal engine on synthetic shots with known ground truth."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+from conftest import psnr
+
+from ganime import synthetic, video
+from ganime.engine import Filler
+from ganime.geometry import compute_layout
+from ganime.models import build_model
+from ganime.motion import match, thumbnail, to_frame
+from ganime.temporal import TemporalFiller, TemporalOptions
+
+CPU = torch.device("cpu")
+
+
+def shot(frames: int, pan: float, seed: int = 0, width: int = 172, height: int = 96, character: bool = True):
+    """(ground truth 16:9 frames, 4:3 source frames, camera positions) of one synthetic shot."""
+    scene = synthetic.Scene(width=width, height=height, frames=frames, pan=pan, seed=seed)
+    truth = np.stack(list(synthetic.render(scene, character=character)))
+    return truth, [synthetic.centre_crop(f) for f in truth], synthetic.camera(scene)
+
+
+def engine(source: list[np.ndarray], **options: object) -> TemporalFiller:
+    lay = compute_layout(source[0].shape[1], source[0].shape[0])
+    return TemporalFiller(Filler(build_model("edge"), lay, CPU), TemporalOptions(**options))  # type: ignore[arg-type]
+
+
+def run(source: list[np.ndarray], pts: list[int] | None = None, **options: object) -> tuple[np.ndarray, TemporalFiller]:
+    eng = engine(source, **options)
+    pts = pts if pts is not None else list(range(len(source)))
+    frames = [video.Frame(f, p, Fraction(1, 24)) for f, p in zip(source, pts, strict=True)]
+    out = list(eng.stream(frames))
+    assert [f.pts for f in out] == pts  # order and timestamps out = in
+    return np.stack([f.image for f in out]), eng
+
+
+def per_frame(source: list[np.ndarray]) -> np.ndarray:
+    eng = engine(source)
+    return np.stack(eng.filler.fill(source))
+
+
+def sides(frames: np.ndarray, left: int) -> np.ndarray:
+    return np.concatenate([frames[:, :, :left], frames[:, :, -left:]], axis=2)
+
+
+# ------------------------------------------------------------------ motion
+
+
+@pytest.mark.parametrize("shift", [0, 3, 11, -7])
+def test_translation_is_recovered_despite_a_character(shift: int) -> None:
+    world = synthetic.paint_background(400, 96, seed=2)
+    a, b = world[:, 100:228].copy(), world[:, 100 + shift : 228 + shift].copy()
+    # A character that moves the other way must not pull the estimate.
+    synthetic._draw_character(a, 60, 84, 40, 0)
+    synthetic._draw_character(b, 60 - 2 * shift + 9, 84, 40, 1)
+    m = match(thumbnail(a, 1), thumbnail(b, 1))
+    motion = to_frame(m.motion, 1)
+    assert abs(motion.bx - shift) < 0.25 and abs(motion.by) < 0.25 and abs(motion.a - 1) < 0.005
+    assert m.difference < 0.5
+
+
+def test_zoom_is_recovered() -> None:
+    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
+    h, w = 120, 160
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+
+    def view(scale: float) -> np.ndarray:  # a 160x120 window whose pixels are `scale` world pixels
+        gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
+        grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
+        img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
+        return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+    m = match(thumbnail(view(1.0), 1), thumbnail(view(1 / 1.04), 1))  # zooming in by 4 %
+    assert abs(m.motion.a - 1 / 1.04) < 0.003
+    assert m.difference < 0.5
+
+
+def test_unrelated_pictures_are_a_cut() -> None:
+    a = synthetic.paint_background(128, 96, seed=1)
+    b = np.ascontiguousarray(synthetic.paint_background(128, 96, seed=9)[::-1, ::-1])  # another layout
+    assert match(thumbnail(a, 1), thumbnail(b, 1)).difference > 0.5
+
+
+# ------------------------------------------------------------------ engine
+
+
+def test_pan_reproduces_the_sides_the_camera_reveals() -> None:
+    truth, source, cam = shot(24, pan=0.5, character=False)
+    out, eng = run(source)
+    flat = per_frame(source)
+    lay = eng.layout
+    # The true sides of frame t that some frame of the shot shows inside its picture.
+    revealed = np.zeros(truth.shape[:3], bool)
+    xs = np.arange(lay.canvas_width)
+    for t, ct in enumerate(cam):
+        seen = np.zeros(lay.canvas_width, bool)
+        for cu in cam:
+            x = xs + ct - cu  # this column in frame u's canvas
+            seen |= (x >= lay.left + 1) & (x < lay.left + lay.content.width - 1)
+        seen[lay.left : lay.left + lay.content.width] = False
+        revealed[t, :, seen] = True
+    assert revealed.mean() > 0.15
+    err_t = np.abs(out.astype(float) - truth)[revealed].mean()
+    err_f = np.abs(flat.astype(float) - truth)[revealed].mean()
+    assert 10 * np.log10(255**2 / (err_t**2 + 1e-9)) > 30  # within a level or two
+    assert err_t < err_f / 5
+    assert eng.stats.propagated > 0 and eng.stats.shots == 1
+
+
+def test_static_shot_has_identical_sides_and_runs_the_model_once() -> None:
+    _, source, _ = shot(12, pan=0.0)
+    out, eng = run(source)
+    s = sides(out, eng.layout.left)
+    assert all(np.array_equal(s[0], x) for x in s[1:])
+    assert eng.stats.key_frames == 1 and eng.stats.shots == 1
+
+
+def test_held_frames_reuse_the_sides() -> None:
+    _, source, _ = shot(8, pan=0.3)
+    doubled = [f for f in source for _ in range(2)]  # every drawing held for two frames
+    out, eng = run(doubled)
+    assert eng.stats.held == len(source)
+    s = sides(out, eng.layout.left)
+    for i in range(0, len(doubled), 2):
+        assert np.array_equal(s[i], s[i + 1])
+
+
+def test_a_cut_resets_and_nothing_crosses_it() -> None:
+    _, first, _ = shot(10, pan=0.4, seed=1)
+    _, second, _ = shot(10, pan=0.0, seed=7)
+    both, eng = run(first + second)
+    alone, _ = run(second)
+    assert eng.stats.shots == 2
+    assert np.array_equal(both[10:], alone)
+
+
+def test_a_flash_does_not_end_the_shot() -> None:
+    _, source, _ = shot(12, pan=0.0)
+    flashed = list(source)
+    flashed[6] = np.full_like(source[6], 250)  # one white frame (a lightning flash)
+    out, eng = run(flashed)
+    assert eng.stats.shots == 1 and eng.stats.single == 1
+    s = sides(out, eng.layout.left)
+    assert np.array_equal(s[5], s[7])  # the shot goes on with the same sides
+
+
+def test_fade_to_black_is_filled_frame_by_frame() -> None:
+    _, source, _ = shot(10, pan=0.0)
+    faded = [(f.astype(float) * (1 - i / 9)).astype(np.uint8) for i, f in enumerate(source)]
+    out, eng = run(faded)
+    assert eng.stats.single >= 1  # the black end is blank: nothing to carry
+    left = eng.layout.left
+    # Sides follow the picture's brightness down (no bright sides beside a dark picture).
+    assert sides(out, left)[-1].mean() < 5 and sides(out, left)[0].mean() > 50
+
+
+def test_sixteen_bit_sources_keep_their_depth() -> None:
+    _, source, _ = shot(6, pan=0.3)
+    deep = [f.astype(np.uint16) * 257 for f in source]
+    out, _ = run(deep)
+    out8, _ = run(source)
+    assert out.dtype == np.uint16
+    assert psnr((out >> 8).astype(np.uint8), out8) > 40
+
+
+def test_memory_is_bounded_and_output_streams_on_a_long_clip() -> None:
+    window = 6
+    _, source, _ = shot(40, pan=1.5, width=86, height=48)
+    frames = source + source[::-1]  # a long back-and-forth pan, 80 frames in one shot
+    frames = frames * 3
+    eng = engine(frames, window=window, max_extent=2.0)
+    consumed = 0
+
+    def feed():
+        nonlocal consumed
+        for i, f in enumerate(frames):
+            consumed = i + 1
+            yield video.Frame(f, 3 * i, Fraction(1, 72))  # timestamps need not be 0, 1, 2...
+
+    lag = 0
+    pts = []
+    for out in eng.stream(feed()):
+        pts.append(out.pts)
+        lag = max(lag, consumed - len(pts))
+    assert pts == [3 * i for i in range(len(frames))]
+    assert lag <= window + 2  # frames leave while the rest is still being read
+    assert eng.stats.peak_buffer <= 2 * window + 3
+    lay = eng.layout
+    assert eng.stats.peak_memory_pixels <= (2.0 * lay.canvas_width + 2) * (2.0 * lay.canvas_height + 2)
