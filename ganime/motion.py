@@ -63,7 +63,8 @@ class Match:
     ``prev``. ``difference`` is the mean absolute difference of the z-scored
     thumbnails once the motion is undone (0 = same picture; about 1.1 for unrelated
     pictures). ``change`` is the plain mean absolute difference in 8-bit levels.
-    ``gain`` is the brightness ratio cur / prev over the part both show (fades).
+    ``gain`` and ``offset`` map prev's brightness to cur's where both show the same
+    thing (fades): cur = gain * prev + offset.
     """
 
     motion: Similarity
@@ -71,6 +72,7 @@ class Match:
     change: float
     gain: float
     overlap: float  # share of cur that prev also shows
+    offset: float = 0.0  # cur brightness = gain * prev + offset (offset in [0, 1] units)
 
 
 def thumbnail(picture: np.ndarray, factor: int) -> torch.Tensor:
@@ -131,6 +133,9 @@ def _gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return gx, gy
 
 
+Params = tuple[float, float, float, float, float]  # zoom, x shift, y shift, gain, offset
+
+
 class _Fit:
     """Robust Gauss-Newton for prev(s * (x - c) + c + t) = cur(x) on one pair of thumbnails."""
 
@@ -150,31 +155,34 @@ class _Fit:
         # Flat paint matches any shift: only pixels with some texture tell starts apart.
         self.textured = (self.cgx.abs() + self.cgy.abs()) > 2.0
 
-    def coords(self, p: tuple[float, float, float]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        s, tx, ty = p
+    def coords(self, p: Params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s, tx, ty = p[:3]
         px, py = s * self.rx + self.cx + tx, s * self.ry + self.cy + ty
         m = self.margin
         inside = (px >= m) & (px <= self.w - 1 - m) & (py >= m) & (py <= self.h - 1 - m)
         return px, py, inside
 
-    def inliers(self, p: tuple[float, float, float], tolerance: float = 6.0) -> float:
-        """Share of the frame that ``p`` explains to within ``tolerance`` levels."""
+    def inliers(self, p: Params, tolerance: float = 6.0) -> float:
+        """Share of the frame's texture that ``p`` explains to within ``tolerance`` levels."""
         px, py, inside = self.coords(p)
-        r = (_sample(self.prev, px, py) - self.cur).abs()
+        r = (p[3] * _sample(self.prev, px, py) + p[4] - self.cur).abs()
         return float(((r < tolerance) & inside & self.textured).sum()) / max(1, int(self.textured.sum()))
 
-    def refine(
-        self, p: tuple[float, float, float], iterations: int, robust_from: int = 0
-    ) -> tuple[float, float, float]:
-        s, tx, ty = p
+    def refine(self, p: Params, iterations: int, zoom: bool = True) -> Params:
+        """Robust Gauss-Newton on (zoom, translation) and brightness (gain, offset) together.
+
+        Brightness is part of the fit so that fades are not explained as zooms.
+        """
+        s, tx, ty, g, o = p
         for it in range(iterations):
-            px, py, inside = self.coords((s, tx, ty))
+            px, py, inside = self.coords((s, tx, ty, g, o))
             if int(inside.sum()) < 0.2 * self.h * self.w:
                 break
-            r = (_sample(self.prev, px, py) - self.cur)[inside]
+            warped = _sample(self.prev, px, py)[inside]
+            r = g * warped + o - self.cur[inside]
             # Efficient second-order minimisation: the mean of both images' gradients.
-            ix = (_sample(self.gx, px, py)[inside] + self.cgx[inside]) / 2
-            iy = (_sample(self.gy, px, py)[inside] + self.cgy[inside]) / 2
+            ix = (g * _sample(self.gx, px, py)[inside] + self.cgx[inside]) / 2
+            iy = (g * _sample(self.gy, px, py)[inside] + self.cgy[inside]) / 2
             sigma = 1.4826 * float(r.abs().median()) + 0.5
             a = r.abs()
             if it < 3:  # Huber to settle, then Tukey so outliers stop counting at all
@@ -183,16 +191,24 @@ class _Fit:
             else:
                 c = 4.685 * sigma
                 wgt = torch.where(a < c, (1 - (a / c) ** 2) ** 2, torch.zeros_like(a))
-            jac = torch.stack([ix, iy, ix * self.rx[inside] + iy * self.ry[inside]], dim=1)
-            jw = jac * wgt[:, None]
-            hess = jw.T @ jac + 1e-3 * torch.eye(3)
-            step = torch.linalg.solve(hess, -(jw.T @ r))
-            s, tx, ty = s + float(step[2]), tx + float(step[0]), ty + float(step[1])
-            if not (math.isfinite(s) and 0.5 < s < 2.0 and math.isfinite(tx) and math.isfinite(ty)):
-                return p
+            jac = torch.stack(
+                [ix, iy, ix * self.rx[inside] + iy * self.ry[inside], warped / 128, torch.ones_like(warped)], dim=1
+            ).double()
+            jw = jac * wgt.double()[:, None]
+            hess = jw.T @ jac + 1e-3 * torch.eye(5, dtype=torch.float64)
+            if not zoom:  # translation only: the zoom row and column say nothing
+                hess[2, :], hess[:, 2], hess[2, 2] = 0, 0, 1
+            grad = jw.T @ r.double()
+            if not zoom:
+                grad[2] = 0
+            step = torch.linalg.solve(hess, -grad)
+            tx, ty, s = tx + float(step[0]), ty + float(step[1]), s + float(step[2])
+            g, o = g + float(step[3]) / 128, o + float(step[4])
+            if not all(math.isfinite(v) for v in (s, tx, ty, g, o)) or not (0.8 < s < 1.25 and 0.3 < g < 3):
+                return p  # a runaway fit: keep the start, the caller judges it
             if float(step[:2].abs().max()) < 0.01 and abs(float(step[2])) * max(self.h, self.w) < 0.01:
                 break
-        return s, tx, ty
+        return s, tx, ty, g, o
 
 
 def match(
@@ -207,8 +223,8 @@ def match(
     ``hint`` (the previous frame's motion, thumbnail coordinates) is tried beside the
     phase-correlation peaks: cameras move smoothly. Pairs that differ by less than
     ``still`` levels on average are the same picture (no fit is run). With ``exact``
-    (an estimate known to be close, e.g. chained through frames between), that is
-    only refined.
+    (an estimate known to be close, e.g. chained through frames between), its shift
+    is refined and its zoom kept.
     """
     change = float((cur - prev).abs().mean())
     if change < still:  # the same picture up to codec noise: nothing moved
@@ -218,25 +234,32 @@ def match(
         return Match(Similarity(), 0.0 if abs(sp - sc) < 1.0 and change < 4 else 2.0, change, 1.0, 1.0)
     fit = _Fit(prev, cur)
 
-    def centred(m: Similarity) -> tuple[float, float, float]:  # about the origin -> about the centre
-        return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a)
+    def centred(m: Similarity) -> Params:  # about the origin -> about the centre
+        return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a), 1.0, 0.0
 
-    if exact is not None:  # a good estimate is known: refine it only
-        s, tx, ty = fit.refine(centred(exact), 6)
+    if exact is not None:  # a good estimate is known: refine its shift (and brightness) only
+        s, tx, ty, g, o = fit.refine(centred(exact), 6, zoom=False)
     else:
-        starts = [(1.0, dx, dy) for dx, dy in _phase_peaks(prev, cur, 2)]
-        starts.append((1.0, 0.0, 0.0))
+        starts: list[Params] = [(1.0, dx, dy, 1.0, 0.0) for dx, dy in _phase_peaks(prev, cur, 2)]
+        starts.append((1.0, 0.0, 0.0, 1.0, 0.0))
         if hint is not None:
             starts.append(centred(hint))
-        unique: list[tuple[float, float, float]] = []
+        unique: list[Params] = []
         for p in starts:
             if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 1.0 or abs(p[0] - q[0]) > 0.01 for q in unique):
                 unique.append(p)
         # The start that explains most of the frame's texture is refined.
         best = max(unique, key=fit.inliers) if len(unique) > 1 else unique[0]
-        s, tx, ty = fit.refine(best, 10)
+        s, tx, ty, g, o = fit.refine(best, 10)
+    # A zoom must earn its place: on soft or flat pictures it is poorly determined and
+    # would make a level pan wobble. Keep it only if it explains clearly more texture.
+    if s != 1.0 and exact is None:
+        # Translation of the picture centre under the zoom fit, as the start without zoom.
+        flat = fit.refine((1.0, tx, ty, g, o), 4, zoom=False)
+        if fit.inliers((s, tx, ty, g, o)) < fit.inliers(flat) + 0.02:
+            s, tx, ty, g, o = flat
     motion = Similarity(s, fit.cx + tx - s * fit.cx, fit.cy + ty - s * fit.cy)
-    px, py, inside = fit.coords((s, tx, ty))
+    px, py, inside = fit.coords((s, tx, ty, g, o))
     overlap = float(inside.float().mean())
     if overlap < 0.2:
         return Match(motion, 2.0, change, 1.0, overlap)
@@ -245,8 +268,9 @@ def match(
     zw = (warped - warped.mean()) / (warped.std() + 1e-6)
     zc = (now - now.mean()) / (now.std() + 1e-6)
     difference = float((zw - zc).abs().mean())
-    gain = float(now.mean() / warped.mean().clamp_min(1e-3))
-    return Match(motion, difference, change, gain, overlap)
+    if abs(g - 1) < 0.01 and abs(o) < 1.0:  # no fade: keep brightness exactly
+        g, o = 1.0, 0.0
+    return Match(motion, difference, change, g, overlap, o / 255)
 
 
 def to_frame(motion: Similarity, factor: int, offset_x: float = 0.0) -> Similarity:

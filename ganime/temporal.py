@@ -107,7 +107,9 @@ class _Entry:
     thumb: torch.Tensor
     shot: int = -1
     to_ref: Similarity = IDENTITY  # canvas coordinates -> shot reference
-    gain: float = 1.0  # brightness relative to the shot's reference frame
+    gain: float = 1.0  # brightness: value here = gain * value in the reference frame + offset
+    offset: float = 0.0
+    fit: float = 0.0  # how badly the camera motion explains this frame against the last (0 = exactly)
     single: bool = False  # filled on its own (flash or blank)
     held: bool = False  # repeats the previous frame
     decided: bool = False
@@ -253,7 +255,7 @@ class TemporalFiller:
         hint = anchor.match.motion if anchor.match is not None and anchor.index == entry.index - 1 else None
         m = match(anchor.thumb, entry.thumb, hint)
         entry.match = m
-        if m.difference <= self.o.cut:
+        if m.difference <= self.o.cut and abs(m.motion.a - 1) < 0.12:
             self._continue(entry, anchor, m, buf)
         # else: a cut or a flash; wait for the next frame
 
@@ -280,18 +282,30 @@ class TemporalFiller:
         self.stats.shots += 1
         entry.shot = self._shot
         entry.to_ref = IDENTITY
-        entry.gain = 1.0
+        entry.gain, entry.offset = 1.0, 0.0
         entry.decided = True
 
     def _continue(self, entry: _Entry, anchor: _Entry, m: Match, buf: deque[_Entry]) -> None:
         motion = self._snap(to_frame(m.motion, self.factor, self.left))
+        to_ref = anchor.to_ref.then(motion)
+        if not 0.5 < to_ref.a < 2.0:  # zoomed far from the reference: start afresh (bounded memory)
+            self._new_shot(entry)
+            return
         entry.shot = anchor.shot
-        entry.to_ref = anchor.to_ref.then(motion)
+        entry.to_ref = to_ref
+        entry.fit = m.difference
         self._correct_drift(entry, buf)
-        gain = m.gain if abs(m.gain - 1) > 0.01 else 1.0
-        entry.gain = anchor.gain * gain
+        entry.gain = anchor.gain * m.gain
+        entry.offset = anchor.offset * m.gain + m.offset
         entry.held = motion.is_identity and m.change < self.o.hold and anchor.index == entry.index - 1
         entry.decided = True
+
+    @staticmethod
+    def _lit(values: torch.Tensor, t: _Entry) -> torch.Tensor:
+        """Memory values (reference brightness) at frame t's brightness."""
+        if t.gain == 1.0 and t.offset == 0.0:
+            return values
+        return (values * t.gain + t.offset).clamp(0, 1)
 
     def _snap(self, motion: Similarity) -> Similarity:
         """Motion under 0.05 px anywhere in the picture is noise: a still camera stays exactly still."""
@@ -382,6 +396,7 @@ class TemporalFiller:
         want = unfilled | (w < 1)
         if self._memory is not None and bool(want.any()) and level and t.to_ref.by == int(t.to_ref.by):
             mv_all, ok_all = _memory_columns(self._memory, X, int(t.to_ref.by), h)
+            mv_all = self._lit(mv_all, t)
             ok = ok_all & want
             fresh = filled & ok
             wk = w[..., None]
@@ -393,6 +408,7 @@ class TemporalFiller:
         elif self._memory is not None and bool(want.any()):
             ry, rc = torch.nonzero(want, as_tuple=True)
             mv, ok = _sample_memory(self._memory, X[rc], Y[ry])
+            mv = self._lit(mv, t)
             ry, rc, mv = ry[ok], rc[ok], mv[ok]
             fresh = filled[ry, rc]
             wk = w[ry, rc][:, None]
@@ -441,8 +457,7 @@ class TemporalFiller:
             x1 = (x0 + 1).clamp(max=self.pic_w - 1)
             a, b = u.picture.index_select(1, x0).float(), u.picture.index_select(1, x1).float()
             sample = (a + (b - a) * fx) / scale
-            if u.gain != t.gain:  # a fade between the two frames
-                sample = (sample * (t.gain / u.gain)).clamp(0, 1)
+            sample = _relight(sample, u, t)
             values[:, cols] = sample
             dist[:, cols] = abs(u.index - t.index)
         unfilled = (source < 0)[None, :].expand(self.h, -1).clone()
@@ -480,8 +495,7 @@ class TemporalFiller:
             ux = (X[rc] - u.to_ref.bx) / u.to_ref.a - self.left
             uy = (Y[ry] - u.to_ref.by) / u.to_ref.a
             sample = _bilinear(u.picture, ux, uy) / scale
-            if u.gain != t.gain:
-                sample = (sample * (t.gain / u.gain)).clamp(0, 1)
+            sample = _relight(sample, u, t)
             values[ry, rc] = sample
             dist[ry, rc] = abs(u.index - t.index)
         return values, unfilled, dist
@@ -534,6 +548,7 @@ class TemporalFiller:
             ys, xs = torch.nonzero(known[0] < 0.5, as_tuple=True)
             rx, ry = t.to_ref.apply(xs.float() - ml, ys.float() - mt)
             mv, ok = _sample_memory(self._memory, rx, ry)
+            mv = self._lit(mv, t)
             big[:, ys[ok], xs[ok]] = mv[ok].T
             known[0, ys[ok], xs[ok]] = 1
         mask = 1 - known
@@ -585,6 +600,8 @@ class TemporalFiller:
         if callable(canvas):
             canvas = canvas()
         sample = _bilinear(canvas.permute(1, 2, 0), fx[ok], fy[ok])
+        if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
+            sample = (sample - t.offset) / t.gain
         mem.values[:, ys[ok] - y0, xs[ok] - x0] = sample.T
         mem.valid[ys[ok] - y0, xs[ok] - x0] = True
 
@@ -651,12 +668,16 @@ class TemporalFiller:
         return torch.cat(rows), torch.cat(cols), torch.cat(alphas), torch.cat(sources)
 
     def _composite(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> video.Frame:
-        """The output canvas: source picture untouched, sides feathered into the seam where generated."""
+        """The output canvas: source picture untouched, sides feathered into the seam.
+
+        Real content is feathered too: a fraction of a pixel of motion error, or a
+        character that moved since the frame it came from, would otherwise show as a step.
+        """
         fr, fc, fa, fs = self._feather
         side = values.clone()
         if fr.numel():
             # The compositor's blend from the picture's edge, except where the side is real.
-            a = (fa + (1 - fa) * real[fr, fc])[:, None]
+            a = fa[:, None]
             edge = t.picture.reshape(-1, 3)[fs].float() / scale
             side[fr, fc] = a * side[fr, fc] + (1 - a) * edge
         image = t.frame.image
@@ -731,3 +752,10 @@ def _memory_columns(mem: _Memory, x: torch.Tensor, y0: int, rows: int) -> tuple[
     v = mem.valid[r0:r1]
     ok[r0 - top : r1 - top, cols] = v.index_select(1, c0) & v.index_select(1, c1)
     return out, ok
+
+
+def _relight(values: torch.Tensor, u: _Entry, t: _Entry) -> torch.Tensor:
+    """Values seen in frame u, at frame t's brightness (fades)."""
+    if u.gain == t.gain and u.offset == t.offset:
+        return values
+    return (t.gain * (values - u.offset) / u.gain + t.offset).clamp(0, 1)

@@ -46,7 +46,7 @@ def test_eval_scores_and_files(tmp_path: Path) -> None:
     by = {(s.clip, s.model): s for s in report.scores}
     # Rows are constant: the mirror reproduces the true sides; the blur, scaled up, shifts them.
     for mode in ("edge", "edge per-frame"):
-        assert by["rows.mkv", mode].psnr > 40
+        assert by["rows.mkv", mode].psnr > 36  # one line off would be 34.2 dB (5 levels everywhere)
         assert by["rows.mkv", mode].temporal < 1
     assert by["rows.mkv", "edge"].psnr > by["rows.mkv", "blur"].psnr + 3
     for s in report.scores:

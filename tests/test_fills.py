@@ -53,16 +53,16 @@ def test_model_fills_holes_inside_the_picture(name: str) -> None:
 
 def test_edge_fill_continues_the_picture_at_the_seam() -> None:
     # A vertical stripe pattern: mirrored, the column next to the seam repeats the edge column.
-    x = torch.linspace(0, 1, 32).repeat(3, 16, 1)
-    image = torch.zeros(1, 3, 16, 44)
-    image[..., 6:38] = x
-    mask = torch.zeros(1, 1, 16, 44)
-    mask[..., :6] = 1
-    mask[..., 38:] = 1
+    x = torch.linspace(0, 1, 64).repeat(3, 48, 1)
+    image = torch.zeros(1, 3, 48, 124)
+    image[..., 30:94] = x
+    mask = torch.zeros(1, 1, 48, 124)
+    mask[..., :30] = 1
+    mask[..., 94:] = 1
     with torch.inference_mode():
         out = build_model("edge")(image * (1 - mask), mask)
-    assert torch.allclose(out[..., 5], image[..., 6], atol=0.05)
-    assert torch.allclose(out[..., 38], image[..., 37], atol=0.05)
+    assert torch.allclose(out[..., 29], image[..., 30], atol=0.05)
+    assert torch.allclose(out[..., 94], image[..., 93], atol=0.05)
 
 
 def test_default_model_is_registered() -> None:

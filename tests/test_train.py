@@ -103,7 +103,8 @@ def test_exported_weights_load_and_convert(footage: Path, tmp_path: Path) -> Non
     assert results[0].status == "converted"
     assert len(decoded_frames(tmp_path / "ep.16x9.mkv")) == 4
     log = (tmp_path / "glcic.jsonl").read_text().splitlines()
-    assert len(log) == 4 and "val_psnr" in log[-1]
+    # Where the run started (step 0), then one line per step.
+    assert len(log) == 5 and '"step": 0' in log[0] and "val_psnr" in log[0] and "val_psnr" in log[-1]
 
 
 def test_stored_frames_are_square_pixels_and_shrunk(tmp_path: Path) -> None:

@@ -184,8 +184,11 @@ class EdgeConfig:
         fade: distance from the seam (fraction of the generated width) over which it fades.
     """
 
-    sigma: float = 1 / 40
-    fade: float = 0.8
+    # Tuned on the training clips (and confirmed on the eval clips): mirrored detail
+    # helps only next to the seam; further out a softer blur scores higher in both
+    # PSNR and SSIM (fade 0.8 / sigma 1/40 before).
+    sigma: float = 1 / 16
+    fade: float = 0.2
 
 
 def _reflect_index(length: int, lo: int, hi: int, device: torch.device) -> torch.Tensor:
