@@ -2,6 +2,10 @@
 
     python benchmarks/bench_convert.py                    # 640x480, 20 s synthetic cartoon
     python benchmarks/bench_convert.py --clip my4x3.mkv   # any 4:3 clip
+    python benchmarks/bench_convert.py --models default,default:off,edge
+
+A model is NAME (the temporal engine, as ``convert`` runs by default) or NAME:off
+(``--temporal off``, every frame filled on its own); ``default`` is the default model.
 
 Every run is a fresh process, timed wall-clock, with its peak resident memory read
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
@@ -72,7 +76,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clip", type=Path, help="a 4:3 clip (default: a synthetic 640x480 cartoon)")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the synthetic clip")
-    parser.add_argument("--models", default="edge,blur")
+    parser.add_argument("--models", default="default,default:off")
     parser.add_argument("--crf", default="18")
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--repeat", type=int, default=2)
@@ -92,13 +96,17 @@ def main() -> None:
               str(work / "ffmpeg.mkv")]  # fmt: skip
     runs: dict[str, list[tuple[float, float]]] = {"ffmpeg pad": []}
     commands = {"ffmpeg pad": ffmpeg}
-    for model in args.models.split(","):
-        commands[f"ganime {model}"] = [
-            sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{model}.mkv"),
-            "--model", model, "--crf", args.crf, "--preset", args.preset, "--device", "cpu",
-            "--overwrite", "--no-progress",
+    for spec in args.models.split(","):
+        model, _, mode = spec.partition(":")
+        cmd = [
+            sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{model}-{mode or 'on'}.mkv"),
+            "--crf", args.crf, "--preset", args.preset, "--device", "cpu", "--overwrite", "--no-progress",
+            "--temporal", mode or "on",
         ]  # fmt: skip
-        runs[f"ganime {model}"] = []
+        if model != "default":
+            cmd += ["--model", model]
+        commands[f"ganime {spec}"] = cmd
+        runs[f"ganime {spec}"] = []
     for _ in range(args.repeat):
         for name, cmd in commands.items():
             runs[name].append(timed(cmd))
@@ -106,13 +114,13 @@ def main() -> None:
     base = statistics.median(s for s, _ in runs["ffmpeg pad"])
     print(f"clip: {clip} ({width}x{height}, {frames} frames) -> {canvas_w}x{canvas_h}")
     print(f"encoder: libx264 crf {args.crf} preset {args.preset} tune animation; {args.repeat} run(s) each, median")
-    print(f"{'tool':<16}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
+    print(f"{'tool':<24}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
     table = []
     for name, rs in runs.items():
         sec = statistics.median(s for s, _ in rs)
         rss = max(m for _, m in rs)
         table.append({"tool": name, "seconds": sec, "fps": frames / sec, "ratio": base / sec, "peak_rss_mb": rss})
-        print(f"{name:<16}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
+        print(f"{name:<24}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
     if args.json:
         args.json.write_text(json.dumps({"clip": str(clip), "frames": frames, "results": table}, indent=2))
     shutil.rmtree(work, ignore_errors=True)

@@ -112,10 +112,12 @@ def _phase_peaks(prev: torch.Tensor, cur: torch.Tensor, count: int = 3) -> list[
 
 
 def _sample(img: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of (h, w) ``img`` at pixel coordinates (x, y) (border clamped)."""
-    h, w = img.shape
+    """Bilinear samples of (h, w) or (c, h, w) ``img`` at pixel coordinates (x, y) (border clamped)."""
+    h, w = img.shape[-2:]
     grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1)[None]
-    return F.grid_sample(img[None, None], grid, mode="bilinear", padding_mode="border", align_corners=False)[0, 0]
+    planes = img[None, None] if img.dim() == 2 else img[None]
+    out = F.grid_sample(planes, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    return out[0] if img.dim() == 2 else out
 
 
 def _smooth(img: torch.Tensor) -> torch.Tensor:
@@ -151,6 +153,7 @@ class _Fit:
         # Flat colours and hard outlines linearise badly: a light blur widens the basin.
         self.prev, self.cur = _smooth(prev), _smooth(cur)
         self.gx, self.gy = _gradients(self.prev)
+        self.stack = torch.stack([self.prev, self.gx, self.gy])
         self.cgx, self.cgy = _gradients(self.cur)
         # Flat paint matches any shift: only pixels with some texture tell starts apart.
         self.textured = (self.cgx.abs() + self.cgy.abs()) > 2.0
@@ -178,11 +181,11 @@ class _Fit:
             px, py, inside = self.coords((s, tx, ty, g, o))
             if int(inside.sum()) < 0.2 * self.h * self.w:
                 break
-            warped = _sample(self.prev, px, py)[inside]
+            warped, wgx, wgy = _sample(self.stack, px, py)[:, inside]  # image and gradients, one pass
             r = g * warped + o - self.cur[inside]
             # Efficient second-order minimisation: the mean of both images' gradients.
-            ix = (g * _sample(self.gx, px, py)[inside] + self.cgx[inside]) / 2
-            iy = (g * _sample(self.gy, px, py)[inside] + self.cgy[inside]) / 2
+            ix = (g * wgx + self.cgx[inside]) / 2
+            iy = (g * wgy + self.cgy[inside]) / 2
             sigma = 1.4826 * float(r.abs().median()) + 0.5
             a = r.abs()
             if it < 3:  # Huber to settle, then Tukey so outliers stop counting at all
@@ -206,7 +209,7 @@ class _Fit:
             g, o = g + float(step[3]) / 128, o + float(step[4])
             if not all(math.isfinite(v) for v in (s, tx, ty, g, o)) or not (0.8 < s < 1.25 and 0.3 < g < 3):
                 return p  # a runaway fit: keep the start, the caller judges it
-            if float(step[:2].abs().max()) < 0.01 and abs(float(step[2])) * max(self.h, self.w) < 0.01:
+            if float(step[:2].abs().max()) < 0.02 and abs(float(step[2])) * max(self.h, self.w) < 0.02:
                 break
         return s, tx, ty, g, o
 

@@ -63,10 +63,11 @@ class TemporalOptions:
         ramp: frames over which real content fades in over the shot memory.
         max_extent: the shot memory covers at most this many canvases across and down.
         drift_span: chained motion is re-measured against a frame this far back.
+        rigid: frames whose motion fit is worse than this stop propagation across them.
     """
 
     window: int = 48
-    thumb_height: int = 96
+    thumb_height: int = 80
     cut: float = 0.5
     hold: float = 0.6
     blank: float = 4.0
@@ -75,6 +76,7 @@ class TemporalOptions:
     ramp: int = 8
     max_extent: float = 3.0
     drift_span: int = 12
+    rigid: float = 0.3
 
 
 @dataclass
@@ -86,6 +88,7 @@ class TemporalStats:
     held: int = 0
     single: int = 0  # frames filled on their own (flashes, blank frames)
     key_frames: int = 0
+    loose: int = 0  # frames the camera model explained poorly, blended with their own fill
     propagated: float = 0.0  # side pixels taken from other frames (sum of shares)
     seconds: float = 0.0
     model_seconds: float = 0.0
@@ -364,8 +367,33 @@ class TemporalFiller:
             _, values, real = self._last
         else:
             values, real = self._sides(t, buf, scale)
+            trust = self._trust(t, buf)
+            if trust < 1:  # the camera model does not explain these frames: lean on the frame itself
+                self.stats.loose += 1
+                started = time.perf_counter()
+                (own,) = self.filler.fill([t.frame.image])
+                self.stats.model_seconds += time.perf_counter() - started
+                own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
+                values = trust * values + (1 - trust) * own_sides
+                real = real * trust
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
+
+    def _trust(self, t: _Entry, buf: deque[_Entry]) -> float:
+        """How far the shot's camera model can be trusted around t (1 = fully, 0 = not at all).
+
+        From the motion fits of the frames around t, averaged so that it changes
+        gradually: sides move from the shot's memory to filling each frame alone (and
+        back) over several frames instead of switching.
+        """
+        near = [
+            e.fit
+            for e in buf
+            if e.shot == t.shot and e.decided and not (e.single or e.held) and abs(e.index - t.index) <= 4
+        ]
+        fit = sum(near) / len(near) if near else 0.0
+        lo, hi = self.o.rigid - 0.1, self.o.rigid + 0.1
+        return float(min(1.0, max(0.0, (hi - fit) / (hi - lo))))
 
     def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.
@@ -377,10 +405,7 @@ class TemporalFiller:
         # 1. Which frame shows each side pixel: the nearest in time (painter's order).
         candidates = [
             e
-            for e in sorted(
-                (e for e in buf if e.shot == t.shot and not e.single and e.decided and e.index != t.index),
-                key=lambda e: (abs(e.index - t.index), e.index > t.index),
-            )
+            for e in sorted(self._rigid_reach(t, buf), key=lambda e: (abs(e.index - t.index), e.index > t.index))
             if abs(e.index - t.index) in self._distances
         ]
         level = all(u.to_ref.a == t.to_ref.a and u.to_ref.by == t.to_ref.by for u in candidates)
@@ -417,7 +442,9 @@ class TemporalFiller:
             filled[ry, rc] = True
         # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
         missing = int((~filled).sum())
-        if missing > self.o.key_share * filled.numel():
+        # A sliver (a row or column at the memory's edge after sub-pixel motion) is
+        # smoothed over; only a real gap calls the model.
+        if missing > max(self.o.key_share * filled.numel(), 3 * max(filled.shape)):
             self._key_frame(t, buf, self._canvas(t, values, filled, scale), values, filled)
         elif missing:
             known = torch.zeros(1, 1, h, self.w)
@@ -429,6 +456,27 @@ class TemporalFiller:
         else:
             self._remember(t, lambda: self._canvas(t, values, filled, scale))
         return values, real
+
+    def _rigid_reach(self, t: _Entry, buf: deque[_Entry]) -> list[_Entry]:
+        """Frames of t's shot that the camera motion links to t reliably.
+
+        Walking out from t, a frame whose motion fit is poor (a character filling the
+        frame, smoke, a morph) ends the reach in that direction: content beyond it
+        would land in the wrong place.
+        """
+        same = {e.index: e for e in buf if e.shot == t.shot and e.decided}
+        out = []
+        for step in (-1, 1):
+            i = t.index
+            while abs(i + step - t.index) <= self.o.window:
+                link = same.get(i + step if step > 0 else i)  # the frame whose fit joins i and i + step
+                u = same.get(i + step)
+                if u is None or link is None or link.fit > self.o.rigid:
+                    break
+                i += step
+                if not u.single:
+                    out.append(u)
+        return out
 
     def _propagate_columns(
         self, t: _Entry, candidates: list[_Entry], X: torch.Tensor, scale: float

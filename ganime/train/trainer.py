@@ -280,6 +280,9 @@ class Trainer:
         if self.step == 0:  # where the run starts from (a prefilled model starts at its fill)
             val = self.validate()
             self._log({"step": 0, **{f"val_{k}": v for k, v in val.items()}})
+            # The start is a candidate too: the weights kept are never worse than it on validation.
+            self.best = val["psnr"]
+            self.export(self.o.output)
         while self.step < self.o.steps:
             images, masks = self.samples.batch(self.step, self.o.batch_size)
             logs = self.train_step(images, masks)
