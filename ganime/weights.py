@@ -82,6 +82,9 @@ def save(
     metadata.update({k: str(v) for k, v in (meta or {}).items()})
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # an ordinary file: weights are meant to be shared and shipped
     os.replace(tmp, path)
     return path
 
