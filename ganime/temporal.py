@@ -64,6 +64,8 @@ class TemporalOptions:
         max_extent: the shot memory covers at most this many canvases across and down.
         drift_span: chained motion is re-measured against a frame this far back.
         rigid: frames whose motion fit is worse than this stop propagation across them.
+        edge_change: mean change (8-bit levels) of the picture's outer tenth since the key
+            frame above which a still camera's sides start leaning on the frame's own fill.
     """
 
     window: int = 48
@@ -77,6 +79,7 @@ class TemporalOptions:
     max_extent: float = 3.0
     drift_span: int = 12
     rigid: float = 0.3
+    edge_change: float = 8.0
 
 
 @dataclass
@@ -162,6 +165,7 @@ class TemporalFiller:
         self._next = 0
         self._memory: _Memory | None = None
         self._memory_shot = -1
+        self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
 
     # ------------------------------------------------------------ streaming
@@ -367,17 +371,43 @@ class TemporalFiller:
             _, values, real = self._last
         else:
             values, real = self._sides(t, buf, scale)
-            trust = self._trust(t, buf)
-            if trust < 1:  # the camera model does not explain these frames: lean on the frame itself
+            # Per side column: how far the shot's sides still hold for this frame.
+            trust = torch.minimum(torch.full((self.side_cols.numel(),), self._trust(t, buf)), self._edge_trust(t))
+            trust = trust[None, :]
+            if bool((trust < 1).any()):  # lean on the frame itself where they do not
                 self.stats.loose += 1
                 started = time.perf_counter()
                 (own,) = self.filler.fill([t.frame.image])
                 self.stats.model_seconds += time.perf_counter() - started
                 own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
-                values = trust * values + (1 - trust) * own_sides
+                values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
                 real = real * trust
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
+
+    def _edge_trust(self, t: _Entry) -> torch.Tensor:
+        """(S,) trust per side column: low where the picture next to that side has changed
+        since the key frame that generated it (a character walked into or out of the edge).
+
+        Only for a camera that has not moved since that key frame: when it moves,
+        propagation brings the real content and the memory moves with the background.
+        """
+        ones = torch.ones(self.side_cols.numel())
+        key = self._key
+        if key is None or key[0] != t.shot or key[1] != t.to_ref:
+            return ones
+        thumb = t.thumb
+        band = max(1, thumb.shape[1] // 10)  # the outer tenth of the picture on each side
+        left = float((thumb[:, :band] - key[2][:, :band]).abs().mean())
+        right = float((thumb[:, -band:] - key[2][:, -band:]).abs().mean())
+        lo, hi = self.o.edge_change, 2 * self.o.edge_change
+
+        def level(change: float) -> float:
+            return float(min(1.0, max(0.0, (hi - change) / (hi - lo))))
+
+        ones[: self.left] = level(left)
+        ones[self.left :] = level(right)
+        return ones
 
     def _trust(self, t: _Entry, buf: deque[_Entry]) -> float:
         """How far the shot's camera model can be trusted around t (1 = fully, 0 = not at all).
@@ -583,6 +613,7 @@ class TemporalFiller:
         """
         started = time.perf_counter()
         self.stats.key_frames += 1
+        self._key = (t.shot, t.to_ref, t.thumb)
         ml, mt, mr, mb = self._reach(t, buf)
         bh, bw = self.h + mt + mb, self.w + ml + mr
         big = torch.zeros(3, bh, bw)
