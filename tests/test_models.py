@@ -25,6 +25,7 @@ TINY = {
 # A registered model of each architecture, for the end-to-end conversions.
 BY_ARCH = {"lama": "big-lama", "context-encoder": "context-encoder", "glcic": "glcic"}
 runner = CliRunner()
+CPU_DEVICE = torch.device("cpu")
 
 
 def tiny(arch: str, seed: int = 0) -> torch.nn.Module:
@@ -119,8 +120,8 @@ def test_eval_and_preview_take_a_weight_file(tmp_path: Path) -> None:
     r = runner.invoke(app, ["preview", str(gt), "-m", "glcic", "--weights", str(w), "-o", str(tmp_path / "p.png")])
     assert r.exit_code == 0, r.output
     # Without weights, a neural model is refused with a way to get them, never run at random.
-    r = runner.invoke(app, ["eval", str(gt), "-m", "glcic", "-o", str(tmp_path / "x")])
-    assert r.exit_code == 1 and "ganime train" in " ".join(r.output.split())
+    r = runner.invoke(app, ["eval", str(gt), "-m", "lama-fourier", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "import-lama" in " ".join(r.output.split())
 
 
 def test_python_api_load_model(tmp_path: Path) -> None:
@@ -132,7 +133,30 @@ def test_python_api_load_model(tmp_path: Path) -> None:
     model = ganime.load_model("big-lama", weights=w, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in tiny("lama").parameters())
     with pytest.raises(ganime.WeightsError):
-        ganime.load_model("glcic")
+        ganime.load_model("lama-fourier")  # neither shipped nor imported here
+
+
+@pytest.mark.parametrize("name", ["context-encoder", "glcic", "lama"])
+def test_shipped_weights_load_and_fill(name: str) -> None:
+    import ganime
+    from ganime.models import find_weights
+    from ganime.weights import shipped_dir
+
+    path = find_weights(name)
+    assert path is not None and path.parent == shipped_dir()
+    model = ganime.load_model(name, device="cpu")
+    frames = cartoon_frames(2, 64, 48)
+    layout = compute_layout(64, 48)
+    out = Filler(model, layout, CPU_DEVICE, batch_size=2).fill(frames)
+    assert out[0].shape == (48, layout.canvas_width, 3)
+    assert np.array_equal(out[0][:, layout.left : layout.left + 64], frames[0])
+
+
+def test_shipped_weights_stay_small() -> None:
+    from ganime.weights import shipped_dir
+
+    total = sum(p.stat().st_size for p in shipped_dir().glob("*.safetensors"))
+    assert 0 < total < 60e6
 
 
 def test_glcic_receptive_field_bounds_its_influence() -> None:
