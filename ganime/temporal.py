@@ -12,18 +12,22 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   frame of a fade, filled on its own). Motions are chained into a map from each
   frame to the shot's reference frame.
 - **Propagation**: a side pixel of frame t that some other frame u of the same shot
-  shows inside its picture, within ``window`` frames before or after, is copied from
-  the nearest such u (aligned by the camera motion, corrected for fades).
+  shows inside its picture, within ``window`` frames before or after and linked to t
+  by motion that fits (``rigid``), is copied from the nearest such u (aligned by the
+  camera motion, corrected for fades).
 - **Shot memory**: everything a frame ends up showing (picture and sides) is written
   once into a panorama in reference coordinates. Sides that no frame in reach shows
   come from there, so they move with the camera and stay put on the background.
 - **Key frames**: only what neither source has is generated: the model runs on that
-  frame's canvas (widened by a margin, so a pan does not need it again next frame)
-  with everything known filled in, and the result goes into the shot memory. A static
-  shot runs the model once; a pan every so often.
+  frame's canvas (widened to what the frames ahead will show, so a pan does not need
+  it again next frame) with everything known filled in, and the result goes into the
+  shot memory. A static shot runs the model once; a pan every so often.
 - **No popping**: real content that propagation brings in is faded in over ``ramp``
   frames as it comes within reach, replacing what the memory held; the seam is
-  feathered against the current frame's edge only where pixels were generated.
+  feathered against the current frame's edge.
+- **Where the model of the shot fails**: frames the camera motion explains poorly
+  (parallax, smoke), or a still shot whose picture edge changed since its key frame (a
+  character walked into it), lean gradually toward their own per-frame fill.
 
 Memory is bounded: frames are held for ``window`` frames each way at most, and the
 panorama is capped at ``max_extent`` canvases; frames leave in the order they came,
@@ -97,10 +101,6 @@ class TemporalStats:
     model_seconds: float = 0.0
     peak_buffer: int = 0  # most frames held at once
     peak_memory_pixels: int = 0  # largest shot memory, in pixels
-
-    @property
-    def model_calls(self) -> int:
-        return self.key_frames + self.single
 
 
 @dataclass
@@ -675,14 +675,13 @@ class TemporalFiller:
         fx, fy = inv.apply(xs.float(), ys.float())
         fx, fy = fx + ox, fy + oy
         fx, fy = fx.clamp(0, cw - 1), fy.clamp(0, ch - 1)  # rounding only: the span was checked
-        ok = torch.ones_like(fx, dtype=torch.bool)
         if callable(canvas):
             canvas = canvas()
-        sample = _bilinear(canvas.permute(1, 2, 0), fx[ok], fy[ok])
+        sample = _bilinear(canvas.permute(1, 2, 0), fx, fy)
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
-        mem.values[:, ys[ok] - y0, xs[ok] - x0] = sample.T
-        mem.valid[ys[ok] - y0, xs[ok] - x0] = True
+        mem.values[:, ys - y0, xs - x0] = sample.T
+        mem.valid[ys - y0, xs - x0] = True
 
     def _grow(self, need: tuple[int, int, int, int]) -> None:
         """Make the memory cover ``need`` (reference box), within ``max_extent`` canvases."""
