@@ -165,6 +165,7 @@ class TemporalFiller:
         self._next = 0
         self._memory: _Memory | None = None
         self._memory_shot = -1
+        self._loose = False  # the last frame leaned on its own fill
         self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
 
@@ -300,7 +301,10 @@ class TemporalFiller:
             return
         entry.shot = anchor.shot
         entry.to_ref = to_ref
-        entry.fit = m.difference
+        # A fade changes what every pixel looks like from frame to frame: count a few
+        # percent of brightness change per frame as a poor fit, so the sides follow the
+        # frame instead of a memory whose brightness has to be guessed.
+        entry.fit = max(m.difference, 10 * abs(math.log(max(m.gain, 1e-3))) + 10 * abs(m.offset))
         self._correct_drift(entry, buf)
         entry.gain = anchor.gain * m.gain
         entry.offset = anchor.offset * m.gain + m.offset
@@ -365,16 +369,23 @@ class TemporalFiller:
             self._memory = None
             self._memory_shot = t.shot
             self._last = None
+            self._loose = False
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         if t.held and self._last is not None and self._last[0] == t.index - 1:
             self.stats.held += 1
             _, values, real = self._last
         else:
-            values, real = self._sides(t, buf, scale)
             # Per side column: how far the shot's sides still hold for this frame.
             trust = torch.minimum(torch.full((self.side_cols.numel(),), self._trust(t, buf)), self._edge_trust(t))
             trust = trust[None, :]
-            if bool((trust < 1).any()):  # lean on the frame itself where they do not
+            if self._loose and bool((trust >= 1).all()):
+                # Back on firm ground after frames that leaned on their own fill: what the
+                # memory holds is from before the disturbance; start it afresh from here.
+                self._memory = None
+                self._key = None
+            self._loose = bool((trust < 1).any())
+            values, real = self._sides(t, buf, scale)
+            if self._loose:  # lean on the frame itself where the sides do not hold
                 self.stats.loose += 1
                 started = time.perf_counter()
                 (own,) = self.filler.fill([t.frame.image])
