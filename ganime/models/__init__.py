@@ -122,7 +122,7 @@ REGISTRY: dict[str, ModelSpec] = {
 
 # Best first by the eval table (benchmarks/results/shipped): the default is the first
 # of these that can run here; `ganime train` without --model trains the first neural one.
-PREFERENCE: tuple[str, ...] = ("edge", "lama", "glcic", "context-encoder", "blur")
+PREFERENCE: tuple[str, ...] = ("edge", "glcic", "lama", "context-encoder", "blur")
 
 
 def list_models() -> list[str]:
