@@ -15,10 +15,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .start import OUTPUTS, Started, working_size, zero_output
+from .start import OUTPUTS, Started, run_padded, working_size, zero_output
 
 
 @dataclass
@@ -103,8 +102,4 @@ class CompletionNetwork(Started):
         return self.complete(image, mask, self._complete, lambda h, w: working_size(h, w, wh))
 
     def _complete(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.modulo, (-w) % self.modulo
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-        return self.net(x)[:, :, :h, :w]
+        return run_padded(self.net, x, self.modulo)

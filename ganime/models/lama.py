@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .start import OUTPUTS, Started, working_size, zero_output
+from .start import OUTPUTS, Started, run_padded, working_size, zero_output
 
 
 @dataclass
@@ -261,8 +260,4 @@ class Lama(Started):
         return self.complete(image, mask, self._core, lambda h, w: working_size(h, w, wh))
 
     def _core(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = (-h) % self.modulo, (-w) % self.modulo
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
-        return self.generator(x)[:, :, :h, :w]
+        return run_padded(self.generator, x, self.modulo)

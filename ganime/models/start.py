@@ -53,6 +53,15 @@ def enlarge_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def run_padded(net: nn.Module, x: torch.Tensor, modulo: int) -> torch.Tensor:
+    """``net(x)`` for any size: padded by reflection to a multiple of ``modulo``, cropped back."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % modulo, (-w) % modulo
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+    return net(x)[:, :, :h, :w]
+
+
 def working_size(h: int, w: int, height: int | None) -> tuple[int, int]:
     """(h, w) shrunk to ``height`` lines keeping the shape; never enlarged."""
     if not height or h <= height:
