@@ -77,14 +77,13 @@ class Match:
 
 def thumbnail(picture: np.ndarray, factor: int) -> torch.Tensor:
     """(h // factor, w // factor) grey float thumbnail in 8-bit levels of an (h, w, 3) frame."""
-    x = torch.from_numpy(np.ascontiguousarray(picture))
-    scale = 255.0 / 65535.0 if picture.dtype == np.uint16 else 1.0
+    h, w = picture.shape[:2]
+    x = torch.from_numpy(np.ascontiguousarray(picture[: h // factor * factor, : w // factor * factor]))
+    weights = torch.tensor([0.299, 0.587, 0.114])
     if picture.dtype == np.uint16:
-        x = x.to(torch.int32)
-    h, w = x.shape[:2]
-    x = x[: h // factor * factor, : w // factor * factor].permute(2, 0, 1)[None].float()
-    grey = (x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114) * scale
-    return F.avg_pool2d(grey, factor)[0, 0] if factor > 1 else grey[0, 0]
+        x, weights = x.to(torch.int32), weights * (255.0 / 65535.0)
+    grey = x.float() @ weights  # (h, w): one pass over the pixels
+    return F.avg_pool2d(grey[None, None], factor)[0, 0] if factor > 1 else grey
 
 
 def _phase_peaks(prev: torch.Tensor, cur: torch.Tensor, count: int = 3) -> list[tuple[float, float]]:
@@ -111,65 +110,119 @@ def _phase_peaks(prev: torch.Tensor, cur: torch.Tensor, count: int = 3) -> list[
     return peaks
 
 
-def _sample(img: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of (h, w) or (c, h, w) ``img`` at pixel coordinates (x, y) (border clamped)."""
-    h, w = img.shape[-2:]
-    grid = torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1)[None]
-    planes = img[None, None] if img.dim() == 2 else img[None]
-    out = F.grid_sample(planes, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-    return out[0] if img.dim() == 2 else out
+def taps(coords: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear interpolation along one axis of length ``size``: (index, next index, weight of next).
+
+    A zero weight repeats the index, so a whole-pixel coordinate depends on that pixel alone.
+    """
+    c0 = np.clip(np.floor(coords), 0, size - 1)
+    frac = np.clip(coords - c0, 0, 1).astype(np.float32)
+    i0 = c0.astype(np.intp)
+    i1 = np.where(frac > 0, np.minimum(i0 + 1, size - 1), i0)
+    return i0, i1, frac
 
 
-def _smooth(img: torch.Tensor) -> torch.Tensor:
-    k = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16
-    x = F.pad(img[None, None], (2, 2, 2, 2), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, 5))
-    return F.conv2d(x, k.view(1, 1, 5, 1))[0, 0]
+def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """(len(y), len(x), C) float32 bilinear samples of an (h, w, C) image on the grid y x x.
+
+    Zoom and shift keep rows and columns apart (x' depends on x alone, y' on y), so a
+    warped rectangle is two 1-D interpolations: columns first, then rows. ``x`` and
+    ``y`` increase; coordinates outside the image are clamped to its border.
+    """
+    h, w = image.shape[:2]
+    x0, x1, fx = taps(x, w)
+    y0, y1, fy = taps(y, h)
+    lo, hi = int(y0[0]), int(y1[-1]) + 1
+    band = image[lo:hi]
+    cols = band[:, x0].astype(np.float32)
+    if fx.any():
+        cols += (band[:, x1] - cols) * fx[None, :, None]
+    if not fy.any():
+        if hi - lo == y0.size and (y0.size < 2 or (np.diff(y0) == 1).all()):
+            return cols  # exactly the rows lo..hi-1
+        return cols[y0 - lo]
+    top = cols[y0 - lo]
+    return top + (cols[y1 - lo] - top) * fy[:, None, None]
 
 
-def _gradients(img: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    gx = torch.zeros_like(img)
-    gy = torch.zeros_like(img)
+def span(flags: np.ndarray) -> tuple[int, int] | None:
+    """[first, last + 1) of the set entries of a 1-D bool array (None when none is set).
+
+    Used on monotone coordinates, where the set entries are one run.
+    """
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return None
+    return int(idx[0]), int(idx[-1]) + 1
+
+
+def _smooth(img: np.ndarray) -> np.ndarray:
+    """A 5-tap binomial blur with replicated borders."""
+    k = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)
+    h, w = img.shape
+    x = np.pad(img, 2, mode="edge")
+    x = sum(k[i] * x[:, i : i + w] for i in range(5))
+    return sum(k[i] * x[i : i + h] for i in range(5)).astype(np.float32)
+
+
+def _gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx = np.zeros_like(img)
+    gy = np.zeros_like(img)
     gx[:, 1:-1] = (img[:, 2:] - img[:, :-2]) / 2
     gy[1:-1] = (img[2:] - img[:-2]) / 2
     return gx, gy
 
 
 Params = tuple[float, float, float, float, float]  # zoom, x shift, y shift, gain, offset
+Box = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1
 
 
 class _Fit:
-    """Robust Gauss-Newton for prev(s * (x - c) + c + t) = cur(x) on one pair of thumbnails."""
+    """Robust Gauss-Newton for prev(s * (x - c) + c + t) = cur(x) on one pair of thumbnails.
+
+    Without rotation the warp is separable and the part of cur that lands inside prev
+    is a rectangle, so everything here is dense slices of small numpy arrays (whose
+    calls cost a fraction of torch's at this size).
+    """
 
     margin = 1.0
 
-    def __init__(self, prev: torch.Tensor, cur: torch.Tensor) -> None:
+    def __init__(self, prev: np.ndarray, cur: np.ndarray) -> None:
         self.h, self.w = h, w = cur.shape
-        ys, xs = torch.meshgrid(
-            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
-        )
         self.cx, self.cy = (w - 1) / 2, (h - 1) / 2
-        self.rx, self.ry = xs - self.cx, ys - self.cy
+        self.rx = np.arange(w, dtype=np.float32) - self.cx
+        self.ry = np.arange(h, dtype=np.float32) - self.cy
+        self.raw = prev[..., None]
         # Flat colours and hard outlines linearise badly: a light blur widens the basin.
         self.prev, self.cur = _smooth(prev), _smooth(cur)
         self.gx, self.gy = _gradients(self.prev)
-        self.stack = torch.stack([self.prev, self.gx, self.gy])
+        self.stack = np.stack([self.prev, self.gx, self.gy], axis=-1)
         self.cgx, self.cgy = _gradients(self.cur)
         # Flat paint matches any shift: only pixels with some texture tell starts apart.
-        self.textured = (self.cgx.abs() + self.cgy.abs()) > 2.0
+        self.textured = (np.abs(self.cgx) + np.abs(self.cgy)) > 2.0
+        self.texture = max(1, int(self.textured.sum()))
 
-    def coords(self, p: Params) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def coords(self, p: Params) -> tuple[np.ndarray, np.ndarray, Box | None]:
+        """Where each column and row of cur lands in prev, and the box of cur that lands inside."""
         s, tx, ty = p[:3]
-        px, py = s * self.rx + self.cx + tx, s * self.ry + self.cy + ty
+        px = s * self.rx + (self.cx + tx)
+        py = s * self.ry + (self.cy + ty)
         m = self.margin
-        inside = (px >= m) & (px <= self.w - 1 - m) & (py >= m) & (py <= self.h - 1 - m)
-        return px, py, inside
+        cols = span((px >= m) & (px <= self.w - 1 - m))
+        rows = span((py >= m) & (py <= self.h - 1 - m))
+        if cols is None or rows is None:
+            return px, py, None
+        return px, py, (rows[0], rows[1], cols[0], cols[1])
 
     def inliers(self, p: Params, tolerance: float = 6.0) -> float:
         """Share of the frame's texture that ``p`` explains to within ``tolerance`` levels."""
-        px, py, inside = self.coords(p)
-        r = (p[3] * _sample(self.prev, px, py) + p[4] - self.cur).abs()
-        return float(((r < tolerance) & inside & self.textured).sum()) / max(1, int(self.textured.sum()))
+        px, py, box = self.coords(p)
+        if box is None:
+            return 0.0
+        r0, r1, c0, c1 = box
+        warped = sample_grid(self.stack[..., :1], px[c0:c1], py[r0:r1])[..., 0]
+        r = np.abs(p[3] * warped + p[4] - self.cur[r0:r1, c0:c1])
+        return int(((r < tolerance) & self.textured[r0:r1, c0:c1]).sum()) / self.texture
 
     def refine(self, p: Params, iterations: int, zoom: bool = True) -> Params:
         """Robust Gauss-Newton on (zoom, translation) and brightness (gain, offset) together.
@@ -178,38 +231,38 @@ class _Fit:
         """
         s, tx, ty, g, o = p
         for it in range(iterations):
-            px, py, inside = self.coords((s, tx, ty, g, o))
-            if int(inside.sum()) < 0.2 * self.h * self.w:
+            px, py, box = self.coords((s, tx, ty, g, o))
+            if box is None or (box[1] - box[0]) * (box[3] - box[2]) < 0.2 * self.h * self.w:
                 break
-            warped, wgx, wgy = _sample(self.stack, px, py)[:, inside]  # image and gradients, one pass
-            r = g * warped + o - self.cur[inside]
+            r0, r1, c0, c1 = box
+            warped = sample_grid(self.stack, px[c0:c1], py[r0:r1])  # image and gradients, one pass
+            wv, wgx, wgy = warped[..., 0], warped[..., 1], warped[..., 2]
+            r = g * wv + o - self.cur[r0:r1, c0:c1]
             # Efficient second-order minimisation: the mean of both images' gradients.
-            ix = (g * wgx + self.cgx[inside]) / 2
-            iy = (g * wgy + self.cgy[inside]) / 2
-            sigma = 1.4826 * float(r.abs().median()) + 0.5
-            a = r.abs()
+            ix = (g * wgx + self.cgx[r0:r1, c0:c1]) / 2
+            iy = (g * wgy + self.cgy[r0:r1, c0:c1]) / 2
+            a = np.abs(r)
+            sigma = 1.4826 * float(np.median(a)) + 0.5
             if it < 3:  # Huber to settle, then Tukey so outliers stop counting at all
                 k = 1.345 * sigma
-                wgt = torch.where(a <= k, torch.ones_like(a), k / a)
+                wgt = np.minimum(1.0, k / np.maximum(a, 1e-12))
             else:
                 c = 4.685 * sigma
-                wgt = torch.where(a < c, (1 - (a / c) ** 2) ** 2, torch.zeros_like(a))
-            jac = torch.stack(
-                [ix, iy, ix * self.rx[inside] + iy * self.ry[inside], warped / 128, torch.ones_like(warped)], dim=1
-            ).double()
-            jw = jac * wgt.double()[:, None]
-            hess = jw.T @ jac + 1e-3 * torch.eye(5, dtype=torch.float64)
+                wgt = np.where(a < c, (1 - (a / c) ** 2) ** 2, 0.0)
+            zcol = ix * self.rx[None, c0:c1] + iy * self.ry[r0:r1, None]
+            jac = np.stack([ix, iy, zcol, wv / 128, np.ones_like(wv)]).reshape(5, -1).astype(np.float64)
+            jw = jac * wgt.reshape(1, -1)
+            hess = jw @ jac.T + 1e-3 * np.eye(5)
+            grad = jw @ r.reshape(-1).astype(np.float64)
             if not zoom:  # translation only: the zoom row and column say nothing
                 hess[2, :], hess[:, 2], hess[2, 2] = 0, 0, 1
-            grad = jw.T @ r.double()
-            if not zoom:
                 grad[2] = 0
-            step = torch.linalg.solve(hess, -grad)
+            step = np.linalg.solve(hess, -grad)
             tx, ty, s = tx + float(step[0]), ty + float(step[1]), s + float(step[2])
             g, o = g + float(step[3]) / 128, o + float(step[4])
             if not all(math.isfinite(v) for v in (s, tx, ty, g, o)) or not (0.8 < s < 1.25 and 0.3 < g < 3):
                 return p  # a runaway fit: keep the start, the caller judges it
-            if float(step[:2].abs().max()) < 0.02 and abs(float(step[2])) * max(self.h, self.w) < 0.02:
+            if max(abs(step[0]), abs(step[1])) < 0.02 and abs(float(step[2])) * max(self.h, self.w) < 0.02:
                 break
         return s, tx, ty, g, o
 
@@ -235,7 +288,7 @@ def match(
     sp, sc = float(prev.std()), float(cur.std())
     if min(sp, sc) < 1.0:  # (nearly) flat: no motion to see; compare brightness only
         return Match(Similarity(), 0.0 if abs(sp - sc) < 1.0 and change < 4 else 2.0, change, 1.0, 1.0)
-    fit = _Fit(prev, cur)
+    fit = _Fit(prev.numpy(), cur.numpy())
 
     def centred(m: Similarity) -> Params:  # about the origin -> about the centre
         return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a), 1.0, 0.0
@@ -262,15 +315,16 @@ def match(
         if fit.inliers((s, tx, ty, g, o)) < fit.inliers(flat) + 0.02:
             s, tx, ty, g, o = flat
     motion = Similarity(s, fit.cx + tx - s * fit.cx, fit.cy + ty - s * fit.cy)
-    px, py, inside = fit.coords((s, tx, ty, g, o))
-    overlap = float(inside.float().mean())
-    if overlap < 0.2:
+    px, py, box = fit.coords((s, tx, ty, g, o))
+    overlap = 0.0 if box is None else (box[1] - box[0]) * (box[3] - box[2]) / (fit.h * fit.w)
+    if box is None or overlap < 0.2:
         return Match(motion, 2.0, change, 1.0, overlap)
-    warped = _sample(prev, px, py)[inside]
-    now = cur[inside]
-    zw = (warped - warped.mean()) / (warped.std() + 1e-6)
-    zc = (now - now.mean()) / (now.std() + 1e-6)
-    difference = float((zw - zc).abs().mean())
+    r0, r1, c0, c1 = box
+    warped = sample_grid(fit.raw, px[c0:c1], py[r0:r1])[..., 0]
+    now = cur.numpy()[r0:r1, c0:c1]
+    zw = (warped - warped.mean()) / (warped.std(ddof=1) + 1e-6)
+    zc = (now - now.mean()) / (now.std(ddof=1) + 1e-6)
+    difference = float(np.abs(zw - zc).mean())
     if abs(g - 1) < 0.01 and abs(o) < 1.0:  # no fade: keep brightness exactly
         g, o = 1.0, 0.0
     return Match(motion, difference, change, g, overlap, o / 255)

@@ -48,7 +48,7 @@ import torch
 from . import video
 from .engine import Filler
 from .models.classical import push_pull
-from .motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame
+from .motion import IDENTITY, Match, Similarity, match, sample_grid, span, taps, thumbnail, to_frame
 from .motion import to_thumb as _to_thumb
 
 
@@ -150,7 +150,10 @@ class TemporalFiller:
         self.factor = max(1, round(self.h / self.o.thumb_height))
         # The sides as one (H, S) grid: left strip columns, then right strip columns.
         self.side_cols = torch.cat([torch.arange(0, lay.left), torch.arange(lay.left + self.pic_w, self.w)]).float()
+        # Side-grid column ranges of the two strips (each maps to a contiguous picture span).
+        self._strips = [r for r in ((0, lay.left), (lay.left, self.side_cols.numel())) if r[1] > r[0]]
         self.rows = torch.arange(self.h).float()
+        self._side_cols, self._rows = self.side_cols.double().numpy(), np.arange(self.h, dtype=np.float64)
         self.n_side = self.h * self.side_cols.numel()
         self._feather = self._feather_map()
         # Frames consulted for propagation: every near one, then sparser (content far
@@ -442,45 +445,40 @@ class TemporalFiller:
         Realness is 1 where the value was taken from a real frame, 0 where generated.
         """
         h = self.h
-        X, Y = t.to_ref.apply(self.side_cols, self.rows)  # reference coordinates of columns / rows
+        # Reference coordinates of the side columns and of the rows (float64: exact enough
+        # that a level pan samples whole rows).
+        X = t.to_ref.a * self._side_cols + t.to_ref.bx
+        Y = t.to_ref.a * self._rows + t.to_ref.by
         # 1. Which frame shows each side pixel: the nearest in time (painter's order).
         candidates = [
             e
             for e in sorted(self._rigid_reach(t, buf), key=lambda e: (abs(e.index - t.index), e.index > t.index))
             if abs(e.index - t.index) in self._distances
         ]
-        level = all(u.to_ref.a == t.to_ref.a and u.to_ref.by == t.to_ref.by for u in candidates)
-        if level:  # the camera only slid sideways: whole columns come from one frame
-            values, unfilled, dist = self._propagate_columns(t, candidates, X, scale)
-        else:
-            values, unfilled, dist = self._propagate_pixels(t, candidates, X, Y, scale)
-        filled = ~unfilled
-        real = filled.float()
-        self.stats.propagated += float(real.mean())
+        values_np, unfilled, dist = self._propagate(t, candidates, X, Y, scale)
+        filled_np = ~unfilled
+        real_np = filled_np.astype(np.float32)
+        self.stats.propagated += float(real_np.mean())
         # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
-        w = ((self.o.window - dist) / max(1, self.o.ramp)).clamp(0, 1)
+        w = np.clip((self.o.window - dist) / max(1, self.o.ramp), 0, 1)
         want = unfilled | (w < 1)
-        if self._memory is not None and bool(want.any()) and level and t.to_ref.by == int(t.to_ref.by):
-            mv_all, ok_all = _memory_columns(self._memory, X, int(t.to_ref.by), h)
-            mv_all = self._lit(mv_all, t)
-            ok = ok_all & want
-            fresh = filled & ok
-            wk = w[..., None]
-            values = torch.where(
-                ok[..., None], torch.where(fresh[..., None], mv_all * (1 - wk) + values * wk, mv_all), values
-            )
-            real = torch.where(ok, torch.where(fresh, w, torch.zeros_like(w)), real)
-            filled |= ok
-        elif self._memory is not None and bool(want.any()):
-            ry, rc = torch.nonzero(want, as_tuple=True)
-            mv, ok = _sample_memory(self._memory, X[rc], Y[ry])
-            mv = self._lit(mv, t)
-            ry, rc, mv = ry[ok], rc[ok], mv[ok]
-            fresh = filled[ry, rc]
-            wk = w[ry, rc][:, None]
-            values[ry, rc] = torch.where(fresh[:, None], mv * (1 - wk) + values[ry, rc] * wk, mv)
-            real[ry, rc] = torch.where(fresh, wk[:, 0], torch.zeros_like(wk[:, 0]))
-            filled[ry, rc] = True
+        box = _bbox(want) if self._memory is not None else None
+        if box is not None:
+            assert self._memory is not None
+            r0, r1, c0, c1 = box
+            mv, ok = _memory_grid(self._memory, X[c0:c1], Y[r0:r1])
+            if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference brightness
+                mv = np.clip(mv * t.gain + t.offset, 0, 1)
+            ok &= want[r0:r1, c0:c1]
+            fresh = filled_np[r0:r1, c0:c1] & ok
+            wk = w[r0:r1, c0:c1]
+            old = values_np[r0:r1, c0:c1]
+            mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
+            np.copyto(old, mixed, where=ok[..., None])
+            real_np[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real_np[r0:r1, c0:c1])
+            filled_np[r0:r1, c0:c1] |= ok
+        # Shared memory: later steps work on torch views of the same arrays.
+        values, real, filled = torch.from_numpy(values_np), torch.from_numpy(real_np), torch.from_numpy(filled_np)
         # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
         missing = int((~filled).sum())
         # A sliver (a row or column at the memory's edge after sub-pixel motion) is
@@ -493,9 +491,9 @@ class TemporalFiller:
             known[0, 0][:, self.side_cols.long()] = filled.float()
             smooth = push_pull(self._canvas(t, values, filled, scale)[None], known)[0]
             values[~filled] = smooth[:, :, self.side_cols.long()].permute(1, 2, 0)[~filled]
-            self._remember(t, lambda: self._canvas(t, values, torch.ones_like(filled), scale))
+            self._remember(t, lambda c0, c1: self._canvas(t, values, None, scale, c0, c1))
         else:
-            self._remember(t, lambda: self._canvas(t, values, filled, scale))
+            self._remember(t, lambda c0, c1: self._canvas(t, values, filled, scale, c0, c1))
         return values, real
 
     def _rigid_reach(self, t: _Entry, buf: deque[_Entry]) -> list[_Entry]:
@@ -519,82 +517,76 @@ class TemporalFiller:
                     out.append(u)
         return out
 
-    def _propagate_columns(
-        self, t: _Entry, candidates: list[_Entry], X: torch.Tensor, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Propagation when every frame in reach sits level with t: a column at a time."""
-        n_cols = X.numel()
+    def _propagate(
+        self, t: _Entry, candidates: list[_Entry], X: np.ndarray, Y: np.ndarray, scale: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, unfilled, frame distance) of the side grid from the nearest frame showing each pixel.
+
+        Zoom and shift map rows to rows and columns to columns, so what a frame u shows
+        of a side strip is a rectangle, and sampling it is two 1-D interpolations: the
+        frames are painted nearest first, each into the still unfilled part of its
+        rectangle, and sampled only over that part's bounding box. Small arrays and many
+        steps: numpy, whose calls cost a fraction of torch's here.
+        """
+        h, n_cols = self.h, X.size
         m = 1.0  # a pixel inside the picture's side edges: they are often dark or ringing
-        source = torch.full((n_cols,), -1, dtype=torch.long)
-        used: list[_Entry] = []
+        values = np.zeros((h, n_cols, 3), np.float32)
+        dist = np.full((h, n_cols), np.inf, np.float32)
+        unfilled = np.ones((h, n_cols), bool)
         for u in candidates:
             ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
-            need = (source < 0) & (ux >= m) & (ux <= self.pic_w - 1 - m)
-            if bool(need.any()):
-                source[need] = len(used)
-                used.append(u)
-                if bool((source >= 0).all()):
-                    break
-        values = torch.zeros(self.h, n_cols, 3)
-        dist = torch.full((self.h, n_cols), math.inf)
-        for k, u in enumerate(used):
-            cols = torch.nonzero(source == k).flatten()
-            ux = (X[cols] - u.to_ref.bx) / u.to_ref.a - self.left
-            x0 = ux.floor().clamp(0, self.pic_w - 1)
-            fx = (ux - x0).clamp(0, 1)[None, :, None]
-            x0 = x0.long()
-            x1 = (x0 + 1).clamp(max=self.pic_w - 1)
-            a, b = u.picture.index_select(1, x0).float(), u.picture.index_select(1, x1).float()
-            sample = (a + (b - a) * fx) / scale
-            sample = _relight(sample, u, t)
-            values[:, cols] = sample
-            dist[:, cols] = abs(u.index - t.index)
-        unfilled = (source < 0)[None, :].expand(self.h, -1).clone()
-        return values, unfilled, dist
-
-    def _propagate_pixels(
-        self, t: _Entry, candidates: list[_Entry], X: torch.Tensor, Y: torch.Tensor, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Propagation in general (tilts, zooms): each frame covers a rectangle of the sides."""
-        h, n_cols = self.h, X.numel()
-        m = 1.0
-        unfilled = torch.ones(h, n_cols, dtype=torch.bool)
-        source = torch.full((h, n_cols), -1, dtype=torch.long)
-        used: list[_Entry] = []
-        for u in candidates:
-            ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
-            cols = (ux >= m) & (ux <= self.pic_w - 1 - m)
-            if not bool(cols.any()):
-                continue
             uy = (Y - u.to_ref.by) / u.to_ref.a
-            rows = (uy >= -0.01) & (uy <= h - 1 + 0.01)  # the picture's top and bottom are the canvas's
-            if not bool(rows.any()):
+            # The picture's top and bottom are the canvas's: rows only need to fall inside.
+            rows = span((uy >= -0.01) & (uy <= h - 1 + 0.01))
+            if rows is None:
                 continue
-            need = unfilled & rows[:, None] & cols[None, :]
-            if bool(need.any()):
-                source[need] = len(used)
-                used.append(u)
-                unfilled &= ~need
-                if not bool(unfilled.any()):
-                    break
-        values = torch.zeros(h, n_cols, 3)
-        dist = torch.full((h, n_cols), math.inf)
-        for k, u in enumerate(used):
-            ry, rc = torch.nonzero(source == k, as_tuple=True)
-            ux = (X[rc] - u.to_ref.bx) / u.to_ref.a - self.left
-            uy = (Y[ry] - u.to_ref.by) / u.to_ref.a
-            sample = _bilinear(u.picture, ux, uy) / scale
-            sample = _relight(sample, u, t)
-            values[ry, rc] = sample
-            dist[ry, rc] = abs(u.index - t.index)
+            wrote = False
+            for s0, s1 in self._strips:
+                cols = span((ux[s0:s1] >= m) & (ux[s0:s1] <= self.pic_w - 1 - m))
+                if cols is None:
+                    continue
+                r0, r1 = rows
+                c0, c1 = s0 + cols[0], s0 + cols[1]
+                box = _bbox(unfilled[r0:r1, c0:c1])
+                if box is None:
+                    continue
+                r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
+                need = unfilled[r0:r1, c0:c1]
+                sample = _relight(sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1]) / scale, u, t)
+                np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
+                dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
+                need[...] = False  # a view: marks them filled
+                wrote = True
+            if wrote and not unfilled.any():
+                break
         return values, unfilled, dist
 
-    def _canvas(self, t: _Entry, values: torch.Tensor, filled: torch.Tensor, scale: float) -> torch.Tensor:
-        """(3, H, W) float canvas: the picture, and the side values where ``filled``."""
-        canvas = torch.zeros(3, self.h, self.w)
-        canvas[:, :, self.left : self.left + self.pic_w] = t.picture.permute(2, 0, 1).float() / scale
-        canvas[:, :, self.side_cols.long()] = (values * filled[..., None]).permute(2, 0, 1)
-        return canvas
+    def _canvas(
+        self,
+        t: _Entry,
+        values: torch.Tensor,
+        filled: torch.Tensor | None,
+        scale: float,
+        c0: int = 0,
+        c1: int | None = None,
+    ) -> torch.Tensor:
+        """(3, H, c1 - c0) float canvas columns: the picture, and the side values where ``filled``."""
+        c1 = self.w if c1 is None else c1
+        out = torch.zeros(3, self.h, c1 - c0)
+        lo, hi = self.left, self.left + self.pic_w
+        a, b = max(lo, c0), min(hi, c1)
+        if a < b:
+            out[:, :, a - c0 : b - c0] = t.picture[:, a - lo : b - lo].permute(2, 0, 1).float() / scale
+        # The strips: canvas column x is side-grid column x (left) or x - picture width (right).
+        for a, b, shift in ((0, lo, 0), (hi, self.w, self.pic_w)):
+            a, b = max(a, c0), min(b, c1)
+            if a >= b:
+                continue
+            part = values[:, a - shift : b - shift]
+            if filled is not None:
+                part = part * filled[:, a - shift : b - shift, None]
+            out[:, :, a - c0 : b - c0] = part.permute(2, 0, 1)
+        return out
 
     def _reach(self, t: _Entry, buf: deque[_Entry]) -> tuple[int, int, int, int]:
         """Margins (left, top, right, bottom) around t's canvas that frames ahead will show."""
@@ -652,12 +644,15 @@ class TemporalFiller:
         self.stats.model_seconds += time.perf_counter() - started
 
     def _remember(
-        self, t: _Entry, canvas: torch.Tensor | Callable[[], torch.Tensor], offset: tuple[int, int] = (0, 0)
+        self,
+        t: _Entry,
+        canvas: torch.Tensor | Callable[[int, int], torch.Tensor],
+        offset: tuple[int, int] = (0, 0),
     ) -> None:
         """Write ``canvas`` (frame t's coordinates, shifted by ``offset``) where the memory is empty.
 
-        ``canvas`` may be a function that makes it: most frames of a shot add nothing
-        new to the memory, and then the canvas is never built.
+        ``canvas`` may be a function that makes columns [c0, c1) of it: most frames of a
+        shot add only a narrow band to the memory (or nothing), and only that is built.
         """
         ox, oy = offset
         if callable(canvas):
@@ -677,22 +672,25 @@ class TemporalFiller:
         gx1, gy1 = min(x1, math.floor(bx1 + eps) + 1), min(y1, math.floor(by1 + eps) + 1)
         if gx0 >= gx1 or gy0 >= gy1:
             return
-        region = mem.valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
-        ys, xs = torch.nonzero(~region, as_tuple=True)
-        if ys.numel() == 0:
+        valid = mem.valid.numpy()
+        region = valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
+        box = _bbox(~region)
+        if box is None:
             return
-        ys, xs = ys + gy0, xs + gx0
+        r0, r1, c0, c1 = box
+        ys, xs = slice(gy0 - y0 + r0, gy0 - y0 + r1), slice(gx0 - x0 + c0, gx0 - x0 + c1)
+        empty = ~valid[ys, xs]
         inv = to_ref.inverse()
-        fx, fy = inv.apply(xs.float(), ys.float())
-        fx, fy = fx + ox, fy + oy
-        fx, fy = fx.clamp(0, cw - 1), fy.clamp(0, ch - 1)  # rounding only: the span was checked
-        if callable(canvas):
-            canvas = canvas()
-        sample = _bilinear(canvas.permute(1, 2, 0), fx, fy)
+        # Frame coordinates of those memory pixels (rounding only past the span: it was checked).
+        fx = np.clip(inv.a * np.arange(gx0 + c0, gx0 + c1) + inv.bx + ox, 0, cw - 1)
+        fy = np.clip(inv.a * np.arange(gy0 + r0, gy0 + r1) + inv.by + oy, 0, ch - 1)
+        k0, k1 = int(fx.min()), min(cw, int(fx.max()) + 2)  # the canvas columns they mix
+        part = canvas(k0, k1) if callable(canvas) else canvas[:, :, k0:k1]
+        sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy)
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
-        mem.values[:, ys - y0, xs - x0] = sample.T
-        mem.valid[ys - y0, xs - x0] = True
+        np.copyto(mem.values.numpy()[:, ys, xs], sample.transpose(2, 0, 1), where=empty[None])
+        valid[ys, xs] |= empty
 
     def _grow(self, need: tuple[int, int, int, int]) -> None:
         """Make the memory cover ``need`` (reference box), within ``max_extent`` canvases."""
@@ -813,38 +811,41 @@ def _sample_memory(mem: _Memory, x: torch.Tensor, y: torch.Tensor) -> tuple[torc
     return out, ok
 
 
-def _memory_columns(mem: _Memory, x: torch.Tensor, y0: int, rows: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows, k, 3) values and (rows, k) validity of the memory at columns ``x``, rows y0..y0+rows.
+def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(len(y), len(x), 3) values and validity of the memory at reference points y x x.
 
-    The level-camera case of ``_sample_memory``: rows fall on memory rows, so only
-    columns are interpolated, a slice and two column gathers instead of four pixel gathers.
+    Valid only where every memory pixel the sample mixes is valid.
     """
     _, h, w = mem.values.shape
-    k = x.numel()
-    gx = x - mem.x0
-    top = y0 - mem.y0
-    out = torch.zeros(rows, k, 3)
-    ok = torch.zeros(rows, k, dtype=torch.bool)
-    r0, r1 = max(0, top), min(h, top + rows)
-    inside = (gx >= 0) & (gx <= w - 1)
-    if r0 >= r1 or not bool(inside.any()):
+    gx, gy = x - mem.x0, y - mem.y0
+    out = np.zeros((y.size, x.size, 3), np.float32)
+    ok = np.zeros((y.size, x.size), bool)
+    cs, rs = span((gx >= 0) & (gx <= w - 1)), span((gy >= 0) & (gy <= h - 1))
+    if cs is None or rs is None:
         return out, ok
-    cols = torch.nonzero(inside).flatten()
-    gxi = gx[cols]
-    c0 = gxi.floor().long()
-    c1 = (c0 + 1).clamp(max=w - 1)
-    f = (gxi - c0)[None, :, None]
-    band = mem.values[:, r0:r1]  # (3, r, w)
-    a = band.index_select(2, c0).permute(1, 2, 0)
-    b = band.index_select(2, c1).permute(1, 2, 0)
-    out[r0 - top : r1 - top, cols] = a + (b - a) * f
-    v = mem.valid[r0:r1]
-    ok[r0 - top : r1 - top, cols] = v.index_select(1, c0) & v.index_select(1, c1)
+    (c0, c1), (r0, r1) = cs, rs
+    gx, gy = gx[c0:c1], gy[r0:r1]
+    out[r0:r1, c0:c1] = sample_grid(mem.values.numpy().transpose(1, 2, 0), gx, gy)
+    x0, x1, _ = taps(gx, w)
+    y0, y1, _ = taps(gy, h)
+    valid = mem.valid.numpy()
+    v = valid[:, x0] & valid[:, x1]
+    ok[r0:r1, c0:c1] = v[y0] & v[y1]
     return out, ok
 
 
-def _relight(values: torch.Tensor, u: _Entry, t: _Entry) -> torch.Tensor:
+def _bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(r0, r1, c0, c1): the bounding box of the set entries of a 2-D bool array, or None."""
+    rows = span(flags.any(axis=1))
+    if rows is None:
+        return None
+    cols = span(flags.any(axis=0))
+    assert cols is not None
+    return rows[0], rows[1], cols[0], cols[1]
+
+
+def _relight(values: np.ndarray, u: _Entry, t: _Entry) -> np.ndarray:
     """Values seen in frame u, at frame t's brightness (fades)."""
     if u.gain == t.gain and u.offset == t.offset:
         return values
-    return (t.gain * (values - u.offset) / u.gain + t.offset).clamp(0, 1)
+    return np.clip(t.gain * (values - u.offset) / u.gain + t.offset, 0, 1)
