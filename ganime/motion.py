@@ -115,10 +115,10 @@ def taps(coords: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 
     A zero weight repeats the index, so a whole-pixel coordinate depends on that pixel alone.
     """
-    c0 = np.clip(np.floor(coords), 0, size - 1)
-    frac = np.clip(coords - c0, 0, 1).astype(np.float32)
+    c0 = np.minimum(np.maximum(np.floor(coords), 0), size - 1)
+    frac = np.minimum(np.maximum(coords - c0, 0), 1).astype(np.float32)
     i0 = c0.astype(np.intp)
-    i1 = np.where(frac > 0, np.minimum(i0 + 1, size - 1), i0)
+    i1 = np.minimum(i0 + (frac > 0), size - 1)
     return i0, i1, frac
 
 
@@ -138,8 +138,10 @@ def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if fx.any():
         cols += (band[:, x1] - cols) * fx[None, :, None]
     if not fy.any():
-        if hi - lo == y0.size and (y0.size < 2 or (np.diff(y0) == 1).all()):
-            return cols  # exactly the rows lo..hi-1
+        # Floors of increasing affine coordinates step by floor(a) or ceil(a): spanning
+        # exactly len - 1 means every step is 1, the rows lo..hi-1 themselves.
+        if hi - lo == y0.size and int(y0[-1]) - lo == y0.size - 1:
+            return cols
         return cols[y0 - lo]
     top = cols[y0 - lo]
     return top + (cols[y1 - lo] - top) * fy[:, None, None]
