@@ -444,7 +444,6 @@ class TemporalFiller:
 
         Realness is 1 where the value was taken from a real frame, 0 where generated.
         """
-        h = self.h
         # Reference coordinates of the side columns and of the rows (float64: exact enough
         # that a level pan samples whole rows).
         X = t.to_ref.a * self._side_cols + t.to_ref.bx
@@ -486,15 +485,38 @@ class TemporalFiller:
         if missing > max(self.o.key_share * filled.numel(), 3 * max(filled.shape)):
             self._key_frame(t, buf, self._canvas(t, values, filled, scale), values, filled)
         elif missing:
-            known = torch.zeros(1, 1, h, self.w)
-            known[..., self.left : self.left + self.pic_w] = 1
-            known[0, 0][:, self.side_cols.long()] = filled.float()
-            smooth = push_pull(self._canvas(t, values, filled, scale)[None], known)[0]
-            values[~filled] = smooth[:, :, self.side_cols.long()].permute(1, 2, 0)[~filled]
+            self._smooth_over(t, values, filled_np, scale)
             self._remember(t, lambda c0, c1: self._canvas(t, values, None, scale, c0, c1))
         else:
             self._remember(t, lambda c0, c1: self._canvas(t, values, filled, scale, c0, c1))
         return values, real
+
+    def _smooth_over(self, t: _Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
+        """Fill a few unfilled side pixels smoothly from what surrounds them, in place.
+
+        Slivers are thin, so the pyramid fill runs on a crop around each strip's gap
+        (with ``pad`` pixels of context) instead of the whole canvas.
+        """
+        pad = 16
+        for s0, s1 in self._strips:
+            box = _bbox(~filled[:, s0:s1])
+            if box is None:
+                continue
+            r0, r1, c0, c1 = box
+            shift = 0 if s0 == 0 else self.pic_w  # side-grid column -> canvas column
+            y0, y1 = max(0, r0 - pad), min(self.h, r1 + pad)
+            x0, x1 = max(0, s0 + c0 + shift - pad), min(self.w, s0 + c1 + shift + pad)
+            known = np.ones((y1 - y0, x1 - x0), np.float32)  # the picture is known
+            for a, b, sh in ((0, self.left, 0), (self.left + self.pic_w, self.w, self.pic_w)):
+                a, b = max(a, x0), min(b, x1)
+                if a < b:
+                    known[:, a - x0 : b - x0] = filled[y0:y1, a - sh : b - sh]
+            crop = self._canvas(t, values, torch.from_numpy(filled), scale, x0, x1)[:, y0:y1]
+            smooth = push_pull(crop[None], torch.from_numpy(known)[None, None])[0].permute(1, 2, 0)
+            g0, g1 = s0 + c0, s0 + c1
+            gap = torch.from_numpy(~filled[r0:r1, g0:g1])
+            patch = smooth[r0 - y0 : r1 - y0, g0 + shift - x0 : g1 + shift - x0]
+            values[r0:r1, g0:g1] = torch.where(gap[..., None], patch, values[r0:r1, g0:g1])
 
     def _rigid_reach(self, t: _Entry, buf: deque[_Entry]) -> list[_Entry]:
         """Frames of t's shot that the camera motion links to t reliably.

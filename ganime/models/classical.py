@@ -58,10 +58,18 @@ def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     image (N, C, H, W), known (N, 1, H, W) in {0, 1}. Smooth and fast; used for holes
     inside the picture, where side-strip tricks do not apply.
     """
-    if known.min() > 0.5 or min(image.shape[-2:]) <= 2:
+    if known.min() > 0.5:
         return image
-    small = F.avg_pool2d(image * known, 2, ceil_mode=True)
-    weight = F.avg_pool2d(known, 2, ceil_mode=True)
+    h, w = image.shape[-2:]
+    if min(h, w) <= 2:  # the coarsest level: what is still unknown takes the known mean
+        total = known.sum(dim=(-2, -1), keepdim=True)
+        mean = (image * known).sum(dim=(-2, -1), keepdim=True) / total.clamp_min(1e-6)
+        return image * known + mean * (1 - known)
+    # An odd last row or column is pooled with a mirror of its neighbour, so a gap along
+    # the border still meets known pixels on the next level down.
+    pad = (0, w % 2, 0, h % 2)
+    small = F.avg_pool2d(F.pad(image * known, pad, mode="reflect"), 2)
+    weight = F.avg_pool2d(F.pad(known, pad, mode="reflect"), 2)
     coarse = push_pull(small / weight.clamp_min(1e-6), (weight > 0).to(image.dtype))
     up = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
     return image * known + up * (1 - known)
