@@ -46,8 +46,9 @@ def select_device(spec: str = "auto") -> torch.device:
     return dev
 
 
-def configure_cpu_threads() -> None:
-    """Use every core the process may run on (containers often allow fewer than exist).
+def configure_cpu_threads(reserve: int = 0) -> None:
+    """Use every core the process may run on (containers often allow fewer than exist),
+    less ``reserve`` for work running beside torch (at least one thread is kept).
 
     An explicit ``OMP_NUM_THREADS`` wins: the user is sharing the machine on purpose.
     """
@@ -57,6 +58,7 @@ def configure_cpu_threads() -> None:
         n = len(os.sched_getaffinity(0))
     except AttributeError:
         n = os.cpu_count() or 1
+    n = max(1, n - reserve)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
 

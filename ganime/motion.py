@@ -78,7 +78,7 @@ class Match:
 def thumbnail(picture: np.ndarray, factor: int) -> torch.Tensor:
     """(h // factor, w // factor) grey float thumbnail in 8-bit levels of an (h, w, 3) frame."""
     h, w = picture.shape[:2]
-    x = torch.from_numpy(np.ascontiguousarray(picture[: h // factor * factor, : w // factor * factor]))
+    x = torch.from_numpy(picture[: h // factor * factor, : w // factor * factor])  # a strided view, no copy
     weights = torch.tensor([0.299, 0.587, 0.114])
     if picture.dtype == np.uint16:
         x, weights = x.to(torch.int32), weights * (255.0 / 65535.0)

@@ -327,8 +327,6 @@ def convert_file(
         device = select_device(options.device)
     except ValueError as e:
         raise ConvertError(str(e)) from e
-    if device.type == "cpu":
-        configure_cpu_threads()
     started = time.perf_counter()
     try:
         frames, decode_errors, warnings, fill_seconds = _run(plan, options, device, progress, index, files)
@@ -364,6 +362,13 @@ def _run(
     info = plan.info
     copy = tuple(s.index for s in info.copied_streams)
     filler = make_filler(plan, options, device)
+    if filler.device.type == "cpu":
+        # The encoder keeps a core busy. Only a network run on every frame gains from
+        # torch having that core too; the weight-free fills and the temporal engine
+        # (many small steps) lose more to threads contending with it (measured in
+        # benchmarks/bench_convert.py: 1 thread of 2 is ~15 % faster for them).
+        neural = any(True for _ in filler.model.parameters())
+        configure_cpu_threads(reserve=0 if neural and not options.temporal else 1)
     excerpt = options.start is not None or options.duration is not None
     total = info.estimated_frames
     if excerpt and info.frame_rate:
