@@ -122,6 +122,22 @@ def taps(coords: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return i0, i1, frac
 
 
+def _consecutive(idx: np.ndarray) -> bool:
+    """Whether sorted indices are i, i+1, i+2, ...
+
+    Floors of increasing affine coordinates step by floor(a) or ceil(a), so spanning
+    exactly len - 1 means every step is 1.
+    """
+    return int(idx[-1]) - int(idx[0]) == idx.size - 1
+
+
+def _columns(image: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``image[:, idx]``; a slice (no gather) when the indices are consecutive, as in any pure shift."""
+    if _consecutive(idx):
+        return image[:, int(idx[0]) : int(idx[-1]) + 1]
+    return image[:, idx]
+
+
 def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """(len(y), len(x), C) float32 bilinear samples of an (h, w, C) image on the grid y x x.
 
@@ -134,14 +150,12 @@ def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     y0, y1, fy = taps(y, h)
     lo, hi = int(y0[0]), int(y1[-1]) + 1
     band = image[lo:hi]
-    cols = band[:, x0].astype(np.float32)
+    cols = _columns(band, x0).astype(np.float32)
     if fx.any():
-        cols += (band[:, x1] - cols) * fx[None, :, None]
+        cols += (_columns(band, x1) - cols) * fx[None, :, None]
     if not fy.any():
-        # Floors of increasing affine coordinates step by floor(a) or ceil(a): spanning
-        # exactly len - 1 means every step is 1, the rows lo..hi-1 themselves.
-        if hi - lo == y0.size and int(y0[-1]) - lo == y0.size - 1:
-            return cols
+        if _consecutive(y0) and hi - lo == y0.size:
+            return cols  # exactly the rows lo..hi-1
         return cols[y0 - lo]
     top = cols[y0 - lo]
     return top + (cols[y1 - lo] - top) * fy[:, None, None]
