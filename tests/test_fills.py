@@ -11,6 +11,7 @@ from torch import nn
 from ganime.engine import Compositor, Filler, column_bands, nearest_known, select_device
 from ganime.geometry import compute_layout
 from ganime.models import REGISTRY, build_model, default_model, list_models
+from ganime.models.classical import push_pull
 
 
 def _canvas(n: int = 2, h: int = 24, w: int = 44, left: int = 6, right: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -165,3 +166,15 @@ def test_resize_frames() -> None:
     ramp = np.repeat(np.linspace(0, 255, 64).astype(np.uint8)[None, None, :, None], 3, axis=3).repeat(8, axis=1)
     half = resize_frames(ramp, 8, 32)
     assert np.all(np.diff(half[0, 0, :, 0].astype(int)) >= 0)  # still a ramp, left to right
+
+
+@pytest.mark.parametrize(("h", "w"), [(17, 30), (9, 33), (480, 34)])
+def test_push_pull_fills_gaps_along_odd_borders(h: int, w: int) -> None:
+    """A gap on the last row or column of an odd-sized image is filled from its neighbours, not left black."""
+    colour = torch.tensor([0.2, 0.6, 0.9]).view(1, 3, 1, 1)
+    image = colour.expand(1, 3, h, w).clone()
+    known = torch.ones(1, 1, h, w)
+    known[..., -1, :] = 0  # the bottom row
+    known[..., :, -2:] = 0  # and the last two columns
+    out = push_pull(image * known, known)
+    assert torch.allclose(out, image, atol=1e-5)

@@ -13,7 +13,7 @@ from ganime import synthetic, video
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import build_model
-from ganime.motion import match, thumbnail, to_frame
+from ganime.motion import match, sample_grid, thumbnail, to_frame
 from ganime.temporal import TemporalFiller, TemporalOptions
 
 CPU = torch.device("cpu")
@@ -79,6 +79,22 @@ def test_zoom_is_recovered() -> None:
     m = match(thumbnail(view(1.0), 1), thumbnail(view(1 / 1.04), 1))  # zooming in by 4 %
     assert abs(m.motion.a - 1 / 1.04) < 0.003
     assert m.difference < 0.5
+
+
+@pytest.mark.parametrize(("a", "bx", "by"), [(1.0, 3.0, 0.0), (1.0, 2.37, -1.61), (0.93, 4.2, 5.5), (1.08, -0.5, 0.25)])
+def test_separable_sampling_equals_bilinear_sampling(a: float, bx: float, by: float) -> None:
+    """The rectangle sampler (shifts and zooms) agrees with torch's bilinear grid_sample."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    x = a * np.arange(5, 30, dtype=np.float64) + bx
+    y = a * np.arange(4, 28, dtype=np.float64) + by
+    ours = sample_grid(image, x, y)
+    gx, gy = np.meshgrid(x, y)  # pixel centres -> grid_sample's [-1, 1] (align_corners=False)
+    grid = torch.from_numpy(np.stack([(2 * gx + 1) / 50 - 1, (2 * gy + 1) / 40 - 1], -1)).float()[None]
+    src = torch.from_numpy(image).permute(2, 0, 1).float()[None]
+    ref = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    assert ours.shape == (y.size, x.size, 3)
+    assert np.abs(ours - ref[0].permute(1, 2, 0).numpy()).max() < 1e-3
 
 
 def test_unrelated_pictures_are_a_cut() -> None:
