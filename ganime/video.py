@@ -644,6 +644,10 @@ class Writer:
         if src_cc.color_trc not in (0, 2):
             cc.color_trc = src_cc.color_trc
         cc.thread_count = 0
+        # What the ffmpeg CLI does: frame and slice threading allowed. PyAV's default
+        # (slice only) makes libx264 use sliced threads: slower, and ~4 % larger files
+        # at the same CRF.
+        cc.thread_type = "AUTO"
         if rotation:
             ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
         self._copy_metadata(vs, ov, drop_stale=True)
