@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .geometry import Layout
+from .models.classical import PictureFill
 
 
 class DeviceError(ValueError):
@@ -277,7 +278,8 @@ class Filler:
         return int(max(1, min(8, 4_000_000 // pixels)))
 
     def _canvas(self, n: int) -> torch.Tensor:
-        """A zeroed float canvas batch, reused: only the picture area is ever written."""
+        """A zeroed float canvas batch, reused: only the picture area is ever written
+        (and the strips by picture fills, which never read them)."""
         lay = self.layout
         if self._buffer is None or self._buffer.shape[0] < n:
             self._buffer = torch.zeros(n, 3, lay.canvas_height, lay.canvas_width, device=self.device)
@@ -323,7 +325,12 @@ class Filler:
         pic = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
         canvas[..., lay.left : lay.left + c.width] = pic.float().div_(scale)
         mask = self.compositor.mask.expand(len(frames), -1, -1, -1)
-        prediction = self._predict(canvas, mask)
+        if isinstance(self.model, PictureFill):
+            # Filled in place: a picture fill never reads the strips, so the reused
+            # buffer's strips may stay dirty, and a full-canvas copy is saved.
+            prediction = self.model.fill_(canvas, mask)
+        else:
+            prediction = self._predict(canvas, mask)
         for (x0, x1), band in zip(self.compositor.bands, self.compositor.blend(canvas, prediction), strict=True):
             q = band.mul(scale).round_().clamp_(0, scale).permute(0, 2, 3, 1).cpu().numpy().astype(dtype)
             # Only generated pixels are written: known pixels in a band stay the source's.

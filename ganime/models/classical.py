@@ -120,7 +120,15 @@ class PictureFill(nn.Module):
     """
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self._fill_groups(image, mask, image.clone(), self.fill_columns)
+        return self.fill_(image.clone(), mask)
+
+    def fill_(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``forward`` in place: the generated columns of ``image`` are overwritten.
+
+        For callers that own the canvas (the engine): a full-canvas copy per frame
+        costs as much as the fill itself.
+        """
+        return self._fill_groups(image, mask, image, self.fill_columns)
 
     def _fill_groups(
         self,
