@@ -22,6 +22,9 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   frame's canvas (widened to what the frames ahead will show, so a pan does not need
   it again next frame) with everything known filled in, and the result goes into the
   shot memory. A static shot runs the model once; a pan every so often.
+- **Generated sides stay honest**: where no frame shows a side pixel, the shot's
+  generated content and the frame's own per-frame fill are two guesses; ``own_share``
+  of the latter is mixed in (closer to the truth than either, still mostly steady).
 - **No popping**: real content that propagation brings in is faded in over ``ramp``
   frames as it comes within reach, replacing what the memory held; the seam is
   feathered against the current frame's edge.
