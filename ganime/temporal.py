@@ -158,7 +158,6 @@ class TemporalFiller:
         self.side_cols = torch.cat([torch.arange(0, lay.left), torch.arange(lay.left + self.pic_w, self.w)]).float()
         # Side-grid column ranges of the two strips (each maps to a contiguous picture span).
         self._strips = [r for r in ((0, lay.left), (lay.left, self.side_cols.numel())) if r[1] > r[0]]
-        self.rows = torch.arange(self.h).float()
         self._side_cols, self._rows = self.side_cols.double().numpy(), np.arange(self.h, dtype=np.float64)
         self.n_side = self.h * self.side_cols.numel()
         self._feather = self._feather_map()
@@ -422,10 +421,7 @@ class TemporalFiller:
             todo = [t] + [
                 e
                 for e in buf
-                if e.index > t.index
-                and e.shot == t.shot
-                and not (e.single or e.held)
-                and e.index not in self._own
+                if e.index > t.index and e.shot == t.shot and not (e.single or e.held) and e.index not in self._own
             ]
             todo = todo[: self.filler.batch_size]
             started = time.perf_counter()
@@ -686,12 +682,14 @@ class TemporalFiller:
         inner[:, self.side_cols.long()] = filled.float()
         known[0, mt : mt + self.h, ml : ml + self.w] = inner
         if self._memory is not None:  # the margins take what the shot memory has there
-            ys, xs = torch.nonzero(known[0] < 0.5, as_tuple=True)
-            rx, ry = t.to_ref.apply(xs.float() - ml, ys.float() - mt)
-            mv, ok = _sample_memory(self._memory, rx, ry)
-            mv = self._lit(mv, t)
-            big[:, ys[ok], xs[ok]] = mv[ok].T
-            known[0, ys[ok], xs[ok]] = 1
+            a, bx, by = t.to_ref.a, t.to_ref.bx, t.to_ref.by
+            xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
+            ys = a * (np.arange(bh, dtype=np.float64) - mt) + by
+            mv, ok = _memory_grid(self._memory, xs, ys)
+            mv = torch.from_numpy(mv).permute(2, 0, 1)
+            take = torch.from_numpy(ok) & (known[0] < 0.5)
+            big = torch.where(take, self._lit(mv, t), big)
+            known[0] = torch.where(take, 1.0, known[0])
         mask = 1 - known
         device = self.filler.device
         with torch.inference_mode():
@@ -834,40 +832,6 @@ class TemporalFiller:
         out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
         out[:, self.left + self.pic_w :] = q[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
-
-
-def _bilinear(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(k, 3) float bilinear samples of an (h, w, 3) image at (x, y), which lie inside it."""
-    h, w = image.shape[:2]
-    flat = image.reshape(h * w, 3)
-    x0 = x.floor().clamp(0, w - 1)
-    y0 = y.floor().clamp(0, h - 1)
-    fx, fy = (x - x0).clamp(0, 1)[:, None], (y - y0).clamp(0, 1)[:, None]
-    x0l, y0l = x0.long(), y0.long()
-    x1l, y1l = (x0l + 1).clamp(max=w - 1), (y0l + 1).clamp(max=h - 1)
-    a = flat[y0l * w + x0l].float()
-    b = flat[y0l * w + x1l].float()
-    c = flat[y1l * w + x0l].float()
-    d = flat[y1l * w + x1l].float()
-    return (a * (1 - fx) + b * fx) * (1 - fy) + (c * (1 - fx) + d * fx) * fy
-
-
-def _sample_memory(mem: _Memory, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(k, 3) values and (k,) validity of the memory at reference points (x, y)."""
-    gx, gy = x - mem.x0, y - mem.y0
-    _, h, w = mem.values.shape
-    inside = (gx >= 0) & (gx <= w - 1) & (gy >= 0) & (gy <= h - 1)
-    out = torch.zeros(x.numel(), 3)
-    ok = torch.zeros(x.numel(), dtype=torch.bool)
-    if bool(inside.any()):
-        ix, iy = gx[inside], gy[inside]
-        out[inside] = _bilinear(mem.values.permute(1, 2, 0), ix, iy)
-        # Valid only where every pixel the sample mixes is valid.
-        v = mem.valid
-        x0, y0 = ix.floor().long(), iy.floor().long()
-        x1, y1 = (x0 + 1).clamp(max=w - 1), (y0 + 1).clamp(max=h - 1)
-        ok[inside] = v[y0, x0] & v[y0, x1] & v[y1, x0] & v[y1, x1]
-    return out, ok
 
 
 def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
