@@ -22,9 +22,6 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   frame's canvas (widened to what the frames ahead will show, so a pan does not need
   it again next frame) with everything known filled in, and the result goes into the
   shot memory. A static shot runs the model once; a pan every so often.
-- **Generated sides stay honest**: where no frame shows a side pixel, the shot's
-  generated content and the frame's own per-frame fill are two guesses; ``own_share``
-  of the latter is mixed in (closer to the truth than either, still mostly steady).
 - **No popping**: real content that propagation brings in is faded in over ``ramp``
   frames as it comes within reach, replacing what the memory held; the seam is
   feathered against the current frame's edge.
@@ -73,8 +70,6 @@ class TemporalOptions:
         rigid: frames whose motion fit is worse than this stop propagation across them.
         edge_change: mean change (8-bit levels) of the picture's outer tenth since the key
             frame above which a still camera's sides start leaning on the frame's own fill.
-        own_share: share of the frame's own per-frame fill mixed into side pixels that no
-            frame of the shot shows (generated ones).
     """
 
     window: int = 48
@@ -89,7 +84,6 @@ class TemporalOptions:
     drift_span: int = 12
     rigid: float = 0.3
     edge_change: float = 8.0
-    own_share: float = 0.25
 
 
 @dataclass
@@ -176,7 +170,6 @@ class TemporalFiller:
         self._loose = False  # the last frame leaned on its own fill
         self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
-        self._own: dict[int, torch.Tensor] = {}  # frames' own fills, computed ahead in batches
 
     # ------------------------------------------------------------ streaming
 
@@ -394,43 +387,16 @@ class TemporalFiller:
                 self._key = None
             self._loose = bool((trust < 1).any())
             values, real = self._sides(t, buf, scale)
-            share = self.o.own_share
-            if self._loose or (share > 0 and bool((real < 1).any())):
-                own_sides = self._own_sides(t, buf, scale)
-                # Where no frame shows the side, the shot's generated content and this
-                # frame's own fill are two guesses: their mix is closer to the truth than
-                # either, and still mostly steady. Real content stays as it is.
-                mix = (1 - real) * share
-                values = values + (own_sides - values) * mix[..., None]
-                if self._loose:  # lean on the frame itself where the sides do not hold
-                    self.stats.loose += 1
-                    values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
-                    real = real * trust
+            if self._loose:  # lean on the frame itself where the sides do not hold
+                self.stats.loose += 1
+                started = time.perf_counter()
+                (own,) = self.filler.fill([t.frame.image])
+                self.stats.model_seconds += time.perf_counter() - started
+                own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
+                values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
+                real = real * trust
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
-
-    def _own_sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> torch.Tensor:
-        """(H, S, 3) sides of frame t filled on its own, computed a batch of frames ahead at a time.
-
-        Most frames of a shot need their own fill, and the model runs several times
-        faster per frame in a batch than one frame at a time.
-        """
-        for i in [i for i in self._own if i < t.index]:
-            del self._own[i]
-        if t.index not in self._own:
-            todo = [t] + [
-                e
-                for e in buf
-                if e.index > t.index and e.shot == t.shot and not (e.single or e.held) and e.index not in self._own
-            ]
-            todo = todo[: self.filler.batch_size]
-            started = time.perf_counter()
-            filled = self.filler.fill([e.frame.image for e in todo])
-            self.stats.model_seconds += time.perf_counter() - started
-            cols = self.side_cols.long().numpy()
-            for e, canvas in zip(todo, filled, strict=True):
-                self._own[e.index] = torch.from_numpy(canvas[:, cols].astype(np.float32) / scale)
-        return self._own.pop(t.index)
 
     def _edge_trust(self, t: _Entry) -> torch.Tensor:
         """(S,) trust per side column: low where the picture next to that side has changed
