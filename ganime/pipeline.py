@@ -365,8 +365,8 @@ def _run(
     if filler.device.type == "cpu":
         # The encoder keeps a core busy. Only a network run on every frame gains from
         # torch having that core too; the weight-free fills and the temporal engine
-        # (many small steps) lose more to threads contending with it (measured in
-        # benchmarks/bench_convert.py: 1 thread of 2 is ~15 % faster for them).
+        # (many small steps) lose more to threads contending with it (on 2 cores,
+        # OMP_NUM_THREADS=1 converts the benchmark clip ~15 % faster than 2).
         neural = any(True for _ in filler.model.parameters())
         configure_cpu_threads(reserve=0 if neural and not options.temporal else 1)
     excerpt = options.start is not None or options.duration is not None
