@@ -40,9 +40,6 @@ class Similarity:
     def inverse(self) -> Similarity:
         return Similarity(1 / self.a, -self.bx / self.a, -self.by / self.a)
 
-    def apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.a * x + self.bx, self.a * y + self.by
-
     def box(self, x0: float, y0: float, x1: float, y1: float) -> tuple[float, float, float, float]:
         """Image of the axis-aligned box (x0, y0, x1, y1) (a > 0 keeps it axis-aligned)."""
         return self.a * x0 + self.bx, self.a * y0 + self.by, self.a * x1 + self.bx, self.a * y1 + self.by

@@ -314,11 +314,11 @@ class TemporalFiller:
         entry.decided = True
 
     @staticmethod
-    def _lit(values: torch.Tensor, t: _Entry) -> torch.Tensor:
+    def _lit(values: np.ndarray, t: _Entry) -> np.ndarray:
         """Memory values (reference brightness) at frame t's brightness."""
         if t.gain == 1.0 and t.offset == 0.0:
             return values
-        return (values * t.gain + t.offset).clamp(0, 1)
+        return np.clip(values * t.gain + t.offset, 0, 1)
 
     def _snap(self, motion: Similarity) -> Similarity:
         """Motion under 0.05 px anywhere in the picture is noise: a still camera stays exactly still."""
@@ -465,8 +465,7 @@ class TemporalFiller:
             assert self._memory is not None
             r0, r1, c0, c1 = box
             mv, ok = _memory_grid(self._memory, X[c0:c1], Y[r0:r1])
-            if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference brightness
-                mv = np.clip(mv * t.gain + t.offset, 0, 1)
+            mv = self._lit(mv, t)
             ok &= want[r0:r1, c0:c1]
             fresh = filled_np[r0:r1, c0:c1] & ok
             wk = w[r0:r1, c0:c1]
@@ -652,9 +651,9 @@ class TemporalFiller:
             xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
             ys = a * (np.arange(bh, dtype=np.float64) - mt) + by
             mv, ok = _memory_grid(self._memory, xs, ys)
-            mv = torch.from_numpy(mv).permute(2, 0, 1)
+            mv = torch.from_numpy(self._lit(mv, t)).permute(2, 0, 1)
             take = torch.from_numpy(ok) & (known[0] < 0.5)
-            big = torch.where(take, self._lit(mv, t), big)
+            big = torch.where(take, mv, big)
             known[0] = torch.where(take, 1.0, known[0])
         mask = 1 - known
         device = self.filler.device
