@@ -491,6 +491,10 @@ def train(
     val_every: Annotated[int, typer.Option(min=1, help="Validate (and keep the best weights) every N steps.")] = 200,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Write a checkpoint every N steps.")] = 200,
     height: Annotated[int, typer.Option(min=16, help="Training height (the width is 16:9 of it).")] = 144,
+    ssim_weight: Annotated[
+        float, typer.Option(min=0.0, help="Add this weight of 1 - SSIM to the family's losses (0: the papers').")
+    ] = 0.0,
+    val_frames: Annotated[int, typer.Option(min=1, help="Held-out frames scored at each validation.")] = 128,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
 ) -> None:
@@ -505,6 +509,7 @@ def train(
         data=data, output=output, model=name, steps=steps, batch_size=batch_size, lr=lr,
         config=_config_overrides(set_), init=init, resume=resume, val_every=val_every,
         checkpoint_every=checkpoint_every, device=device, seed=seed, height=height // 8 * 8, width=width,
+        ssim_weight=ssim_weight, val_frames=val_frames,
     )  # fmt: skip
     progress = Progress(
         TextColumn("{task.description}"),

@@ -6,7 +6,9 @@
 - Every still image is a shot of its own. The validation split takes whole shots, so
   no validation frame has a near-twin in training.
 - A sample is a random 16:9 crop at the training resolution, lightly scaled and
-  flipped (no colour changes: animation has exact palettes), with the sides outside
+  flipped (no colour changes: animation has exact palettes), a share of them part-way
+  through a fade to black or white (every show fades; a correction learnt on full
+  brightness must shrink in the dark, where SSIM sees a level's shift), with the sides outside
   a jittered 4:3 centre to generate, or, for a share of samples, random rectangles
   and strokes so a model also learns to fill holes it has context on both sides of.
 - Samples depend only on (seed, step, index): a resumed run sees exactly the batches
@@ -44,6 +46,8 @@ class DataOptions:
         cut: mean absolute difference above which a new shot starts.
         val_fraction: share of shots held out for validation.
         random_mask_share: share of training samples with random holes instead of sides.
+        fade_share: share of samples (and of validation frames) faded towards black or
+            white; training draws the remaining brightness log-uniformly from 3-100 %.
         store_height: frames are kept at this height (room for the scale augmentation).
     """
 
@@ -54,6 +58,7 @@ class DataOptions:
     cut: float = 28.0
     val_fraction: float = 0.15
     random_mask_share: float = 0.25
+    fade_share: float = 0.2
     store_height: int = 192
     source_aspect: Fraction = Fraction(4, 3)
 
@@ -208,7 +213,11 @@ class Samples:
         out = F.interpolate(crop, size=(o.height, o.width), mode="bilinear", antialias=True, align_corners=False)[0]
         if rng is not None and rng.random() < 0.5:
             out = out.flip(-1)
-        return (out / 255).clamp(0, 1)
+        out = (out / 255).clamp(0, 1)
+        if rng is not None and rng.random() < o.fade_share:
+            keep = math.exp(rng.uniform(math.log(0.03), 0.0))
+            out = out * keep if rng.random() < 0.75 else 1 - (1 - out) * keep  # to black, or a flash to white
+        return out
 
     def centre_width(self) -> int:
         o = self.options
@@ -237,5 +246,10 @@ class Samples:
         frames = self.val_frames or self.frames
         picks = np.linspace(0, len(frames) - 1, num=min(limit, len(frames))).round().astype(int)
         images = torch.stack([self._crop(frames[i], None) for i in picks])
+        # A fixed share faded to black at a ladder of depths (every show has fades).
+        ladder = (0.08, 0.25, 0.5)
+        faded = np.flatnonzero(np.arange(len(images)) % max(1, round(1 / o.fade_share)) == 1) if o.fade_share else []
+        for k, i in enumerate(faded):
+            images[i] *= ladder[k % len(ladder)]
         mask = side_mask(o.height, o.width, self.centre_width())
         return images, mask.expand(len(images), -1, -1, -1).clone()

@@ -55,6 +55,8 @@ class TrainOptions:
     width: int = 256
     glcic_phases: tuple[float, float] = (0.18, 0.02)  # shares of the steps for phases 1 and 2
     half: bool = True  # store the exported weights in half precision
+    ssim_weight: float = 0.0  # weight of the optional structural term (1 - SSIM), every family
+    val_frames: int = 128  # held-out frames scored at each validation
 
     def resolved(self) -> TrainOptions:
         o = TrainOptions(**{**asdict(self), "data": [Path(p) for p in self.data], "output": Path(self.output)})
@@ -103,10 +105,11 @@ class Trainer:
         self.amp = self.device.type == "cuda"
         self.step = 0
         self.best = -math.inf
+        self.floor = -math.inf  # SSIM of the start: kept weights never score below it
         data = DataOptions(height=self.o.height, width=self.o.width)
         train, val = gather(self.o.data, data)
         self.samples = Samples(train, val, data, seed=self.o.seed)
-        self.val_images, self.val_masks = self.samples.validation()
+        self.val_images, self.val_masks = self.samples.validation(self.o.val_frames)
         if self.o.resume:
             self._load_checkpoint(self.o.resume)
 
@@ -146,7 +149,7 @@ class Trainer:
         out = pred * m + x * (1 - m)  # what a viewer would see: the composite
         logs: dict[str, float] = {}
         if self.family == "glcic" and self._glcic_phase() == 1:
-            loss_g = L.masked_l2(pred, x, m)
+            loss_g = L.masked_l2(pred, x, m) + self._structure(out, x, m)
             self._update(self.opt_g, loss_g)
             return {"mse": float(loss_g.detach())}
         # Discriminator step.
@@ -169,7 +172,7 @@ class Trainer:
         # Generator step.
         if self.family == "glcic":
             rec = L.masked_l2(pred, x, m)
-            loss_g = rec + 0.0004 * L.generator_adversarial(self.d(out, m))
+            loss_g = rec + self._structure(out, x, m) + 0.0004 * L.generator_adversarial(self.d(out, m))
         elif self.family == "lama":
             fake_logits, fake_feats = self.d(out)
             with torch.no_grad():
@@ -180,14 +183,21 @@ class Trainer:
                 + 100 * L.feature_matching(fake_feats, real_feats)
                 + 10 * rec
                 + 30 * L.gradient_loss(out, x)
+                + 10 * self._structure(out, x, m)  # on the L1 term's scale, as L1 is on MSE's
             )
         else:
             fake_logits, _ = self.d(out)
             rec = L.masked_l2(pred, x, m)
-            loss_g = 0.999 * rec + 0.001 * L.generator_adversarial(fake_logits)
+            loss_g = 0.999 * (rec + self._structure(out, x, m)) + 0.001 * L.generator_adversarial(fake_logits)
         self._update(self.opt_g, loss_g)
         logs.update(g=float(loss_g.detach()), rec=float(rec.detach()))
         return logs
+
+    def _structure(self, out: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The optional 1 - SSIM term, weighted (zero and free when off)."""
+        if not self.o.ssim_weight:
+            return out.new_zeros(())
+        return self.o.ssim_weight * L.ssim_loss(out, x, m)
 
     @staticmethod
     def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -234,6 +244,7 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "step": self.step,
             "best": self.best,
+            "floor": self.floor,
             "config": json.dumps(self.config),
             "rng": torch.get_rng_state(),
         }
@@ -254,6 +265,7 @@ class Trainer:
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
         self.best = float(state["best"])
+        self.floor = float(state.get("floor", -math.inf))
         torch.set_rng_state(state["rng"])
 
     # -------------------------------------------------------------------- run
@@ -269,7 +281,11 @@ class Trainer:
                     self._tb.add_scalar(k, v, record["step"])
 
     def run(self) -> Path:
-        """Train to ``steps``; returns the weight file (best validation PSNR so far)."""
+        """Train to ``steps``; returns the weight file.
+
+        The weights kept are the best validation PSNR among those whose SSIM is no lower
+        than the start's: a fine-tune must not trade the structure of the sides for PSNR.
+        """
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -281,7 +297,7 @@ class Trainer:
             val = self.validate()
             self._log({"step": 0, **{f"val_{k}": v for k, v in val.items()}})
             # The start is a candidate too: the weights kept are never worse than it on validation.
-            self.best = val["psnr"]
+            self.best, self.floor = val["psnr"], val["ssim"]
             self.export(self.o.output)
         while self.step < self.o.steps:
             images, masks = self.samples.batch(self.step, self.o.batch_size)
@@ -290,7 +306,8 @@ class Trainer:
             val = None
             if self.step % self.o.val_every == 0 or self.step == self.o.steps:
                 val = self.validate()
-                if val["psnr"] > self.best or not self.o.output.exists():
+                better = val["psnr"] > self.best and val["ssim"] >= self.floor
+                if better or not self.o.output.exists():
                     self.best = max(self.best, val["psnr"])
                     self.export(self.o.output)
             self._log({"step": self.step, **logs, **({f"val_{k}": v for k, v in val.items()} if val else {})})
