@@ -222,6 +222,24 @@ def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, t
         assert torch.equal(model(image, mask), load_file(path)(image, mask))
 
 
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_colour_correction_fades_out_next_to_black(arch: str) -> None:
+    """A correction learnt on bright frames must not lift the blacks of a fade."""
+    model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
+    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 4][-1]
+    with torch.no_grad():
+        out_layer.bias[:3] = 0.05  # lift every colour channel by ~13 levels
+    image, mask = canvas(1)
+    edge = EdgeFill()
+    shift = {}
+    for level in (1.0, 0.02):
+        x = image * level
+        with torch.no_grad():
+            shift[level] = float(((model(x, mask) - edge(x, mask).clamp(0, 1)) * mask).sum() / mask.sum() / 3)
+    assert shift[1.0] > 0.02  # bright: the correction applies
+    assert 0 <= shift[0.02] < 0.25 * shift[1.0]  # near black: it fades out
+
+
 def test_lama_working_height_runs_small_and_returns_full_size() -> None:
     model = ARCHS["lama"]({**TINY["lama"], "working_height": 16}).eval()
     seen: list[tuple[int, int]] = []

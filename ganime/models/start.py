@@ -9,7 +9,8 @@ and predicts a *correction* to it: three channels added to the colour, and a fou
 that shifts, pixel by pixel, how much of the fill's sharp mirror is kept against its
 blur (the fill itself fades from one to the other with distance from the seam). Its
 output layer starts at zero, so an untrained network is exactly the edge fill and
-training moves it only where the data says. The correction is computed at the
+training moves it only where the data says. Colour corrections fade out next to black
+(``DARK``), so fades keep their blacks. The correction is computed at the
 network's working scale and enlarged; the mirror and blur it mixes keep full
 resolution, so detail next to the seam stays sharp and can be dropped where it misleads.
 
@@ -28,6 +29,11 @@ from .classical import EdgeFill
 
 PREFILLS: dict[str, Callable[[], EdgeFill]] = {"edge": EdgeFill}
 OUTPUTS = {None: 3, "edge": 4}  # channels the core network predicts
+# Below this level (of 1) a channel's colour correction fades out linearly: next to black
+# a shift of one or two 8-bit levels is a large relative change (SSIM's luminance term,
+# and the eye, judge it so), and a correction learnt on full-brightness frames must not
+# lift or crush the sides of a fade.
+DARK = 0.1
 
 
 def check_prefill(name: str | None) -> None:
@@ -104,4 +110,5 @@ class Started(nn.Module):
         # Channels 0-2 correct the colour; channel 3 moves each pixel between the sharp
         # mirror and the blur (at full resolution, where a small correction cannot reach).
         keep = (1 - t + y[:, 3:4]).clamp(0, 1)
-        return (blurred + keep * (sharp - blurred) + y[:, :3]).clamp(0, 1)
+        colour = y[:, :3] * (blurred / DARK).clamp(max=1)
+        return (blurred + keep * (sharp - blurred) + colour).clamp(0, 1)
