@@ -24,7 +24,10 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   shot memory. A static shot runs the model once; a pan every so often.
 - **No popping**: real content that propagation brings in is faded in over ``ramp``
   frames as it comes within reach, replacing what the memory held; the seam is
-  feathered against the current frame's edge.
+  feathered against the current frame's edge, and generated pixels within a fifth of
+  the side from it lean (``live_mirror``) toward the current frame's mirror image, so
+  something moving along the picture's edge shows next to the seam, as in a per-frame
+  fill, while the memory and the rest of the sides stay still.
 - **Where the model of the shot fails**: frames the camera motion explains poorly
   (parallax, smoke), or a still shot whose picture edge changed since its key frame (a
   character walked into it), lean gradually toward their own per-frame fill.
@@ -70,6 +73,9 @@ class TemporalOptions:
         rigid: frames whose motion fit is worse than this stop propagation across them.
         edge_change: mean change (8-bit levels) of the picture's outer tenth since the key
             frame above which a still camera's sides start leaning on the frame's own fill.
+        live_mirror: strength (0-1) with which generated side pixels next to the seam
+            take the current frame's mirror image; it fades out over ``mirror_reach``.
+        mirror_reach: that zone, as a fraction of the widest side.
     """
 
     window: int = 48
@@ -84,6 +90,8 @@ class TemporalOptions:
     drift_span: int = 12
     rigid: float = 0.3
     edge_change: float = 8.0
+    live_mirror: float = 0.5
+    mirror_reach: float = 0.2
 
 
 @dataclass
@@ -155,6 +163,7 @@ class TemporalFiller:
         self._side_cols, self._rows = self.side_cols.double().numpy(), np.arange(self.h, dtype=np.float64)
         self.n_side = self.h * self.side_cols.numel()
         self._feather = self._feather_map()
+        self._mirror = self._mirror_map()
         # Frames consulted for propagation: every near one, then sparser (content far
         # from the picture only shows up in frames far away, and it moves with the camera).
         d, self._distances = 1, set()
@@ -395,8 +404,41 @@ class TemporalFiller:
                 own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
                 values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
                 real = real * trust
+            values = self._live_mirror(t, values, real, scale)
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
+
+    def _mirror_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(side columns, their mirror columns in the picture, weights) of the live-mirror zone."""
+        reach = max(self.left, self.w - self.left - self.pic_w, 1) * self.o.mirror_reach
+        s = torch.arange(self.side_cols.numel())
+        c = self.side_cols.long()
+        right = c >= self.left
+        # Distance from the seam (1 = the first generated column) and the picture column
+        # that mirrors onto it about the picture's edge.
+        dist = torch.where(right, c - (self.left + self.pic_w) + 1, self.left - c)
+        src = torch.where(right, self.pic_w - dist, dist - 1).clamp(0, self.pic_w - 1)
+        weight = (1 - (dist.float() - 1) / max(reach, 1e-6)).clamp(0, 1) * self.o.live_mirror
+        keep = weight > 0
+        return s[keep], src[keep], weight[keep]
+
+    def _live_mirror(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
+        """Generated side pixels next to the seam take this frame's mirror image.
+
+        What the memory generated next to the seam is the mirror of the frame it was
+        made from; when a character moves along the picture's edge, that copy goes stale
+        while a fill of each frame follows it. Real content (seen in some frame) is kept;
+        the shot memory itself is never changed, so nothing drifts.
+        """
+        cols, src, weight = self._mirror
+        if cols.numel() == 0:
+            return values
+        live = t.picture[:, src].float() / scale  # (H, k, 3)
+        w = (1 - real[:, cols]) * weight  # (H, k)
+        out = values.clone()
+        sub = out[:, cols]
+        out[:, cols] = sub + w[..., None] * (live - sub)
+        return out
 
     def _edge_trust(self, t: _Entry) -> torch.Tensor:
         """(S,) trust per side column: low where the picture next to that side has changed

@@ -137,6 +137,31 @@ def test_static_shot_has_identical_sides_and_runs_the_model_once() -> None:
     assert eng.stats.key_frames == 1 and eng.stats.shots == 1
 
 
+def test_generated_sides_next_to_the_seam_follow_the_picture_edge() -> None:
+    """A small thing moving along the picture's edge shows in the mirror next to the seam,
+    as in a fill of each frame, while the shot memory and the rest of the sides stay still."""
+    _, source, _ = shot(10, pan=0.0, character=False)
+    moving = []
+    for i, f in enumerate(source):
+        f = f.copy()
+        f[4 + 8 * i : 20 + 8 * i, 0:5] = 250  # a white mark sliding down the left edge
+        moving.append(f)
+    live, eng = run(moving, live_mirror=1.0)
+    still, _ = run(moving, live_mirror=0.0)
+    left = eng.layout.left
+    col = left - 2  # the second generated column, mirroring picture column 1 (past the seam feather)
+    truth_mirror = np.stack(moving)[:, :, 1].astype(float)
+
+    def error(out: np.ndarray) -> float:
+        return float(np.abs(out[1:, :, col].astype(float) - truth_mirror[1:]).mean())
+
+    assert error(live) < 0.7 * error(still)  # the mirror has weight 0.77 in that column
+    # Beyond the mirror's reach (a fifth of the side) nothing changes.
+    reach = int(np.ceil(0.2 * left)) + 1
+    assert np.array_equal(live[:, :, : left - reach], still[:, :, : left - reach])
+    assert np.array_equal(live[:, :, -(left - reach) :], still[:, :, -(left - reach) :])
+
+
 def test_held_frames_reuse_the_sides() -> None:
     _, source, _ = shot(8, pan=0.3)
     doubled = [f for f in source for _ in range(2)]  # every drawing held for two frames
