@@ -400,7 +400,7 @@ def eval_cmd(
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     table = Table(title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)", title_justify="left")
-    for col in ("model", "PSNR dB", "SSIM", "temporal", "seam", "fill fps", "total fps"):
+    for col in ("model", "PSNR dB", "SSIM", "temporal", "flicker", "seam", "fill fps", "total fps"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for m in report.models():
         r = report.mean(m)
@@ -409,6 +409,7 @@ def eval_cmd(
             f"{r['psnr']:.2f}",
             f"{r['ssim']:.4f}",
             f"{r['temporal']:.2f}",
+            f"{r['flicker']:.2f}",
             f"{r['seam']:.2f}",
             f"{r['fill_fps']:.1f}",
             f"{r['total_fps']:.1f}",

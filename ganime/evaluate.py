@@ -74,6 +74,7 @@ class Score:
     psnr: float
     ssim: float
     temporal: float
+    flicker: float
     seam: float
     fill_fps: float
     total_fps: float
@@ -97,7 +98,7 @@ class Report:
     def mean(self, model: str) -> dict[str, float]:
         """Mean of each figure over the clips (PSNR: mean of the per-clip dB)."""
         rows = [s for s in self.scores if s.model == model]
-        keys = ("psnr", "ssim", "temporal", "seam", "fill_fps", "total_fps")
+        keys = ("psnr", "ssim", "temporal", "flicker", "seam", "fill_fps", "total_fps")
         out = {}
         for k in keys:
             vals = [getattr(s, k) for s in rows if math.isfinite(getattr(s, k))]
@@ -120,26 +121,27 @@ class Report:
 
     def to_markdown(self) -> str:
         head = (
-            "| model | PSNR dB ↑ | SSIM ↑ | temporal ↓ | seam ↓ | fill fps | total fps |\n|---|---|---|---|---|---|---|"
+            "| model | PSNR dB ↑ | SSIM ↑ | temporal ↓ | flicker ↓ | seam ↓ | fill fps | total fps |\n"
+            "|---|---|---|---|---|---|---|---|"
         )
         lines = [f"Mean over {len(self.clips())} clip(s):", "", head]
         for m in self.models():
             r = self.mean(m)
             lines.append(
-                f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['temporal']:.2f} | {r['seam']:.2f} "
-                f"| {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
+                f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['temporal']:.2f} | {r['flicker']:.2f} "
+                f"| {r['seam']:.2f} | {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
             )
         lines += [
             "",
             "Per clip:",
             "",
             "| clip | size | frames | " + head.split("\n")[0][2:],
-            "|---|---|---|" + "---|" * 7,
+            "|---|---|---|" + "---|" * 8,
         ]
         for s in self.scores:
             lines.append(
                 f"| {s.clip} | {s.width}x{s.height} | {s.frames} | {s.model} | {s.psnr:.2f} | {s.ssim:.4f} "
-                f"| {s.temporal:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
+                f"| {s.temporal:.2f} | {s.flicker:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
             )
         return "\n".join(lines) + "\n"
 

@@ -11,6 +11,11 @@ the input depth, so figures from different sources compare.
 - ``temporal_error``: mean |(out[t+1] - out[t]) - (truth[t+1] - truth[t])| over generated
   pixels: the change between frames that the ground truth does not have, i.e. flicker
   or frozen sides where the scene moves.
+- ``flicker``: mean |out[t+1] - out[t]| over generated pixels whose ground truth is
+  still (no channel changes by more than ``STILL`` levels): motion the sides make up
+  where the scene has none. ``temporal_error`` also counts sides that stay still while
+  the scene moves, which no fill that does not know the true sides can avoid; this one
+  isolates what a viewer calls flicker. NaN when nothing is still.
 - ``seam_error``: mean |jump_out - jump_truth| over horizontally or vertically adjacent
   pairs with one kept and one generated pixel: a visible edge at the join is error,
   an edge the ground truth also has there is not.
@@ -106,6 +111,21 @@ def temporal_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> floa
     return float(np.mean(np.abs(np.diff(o, axis=0) - np.diff(t, axis=0)), dtype=np.float64))
 
 
+STILL = 2.0  # levels: a ground-truth pixel that changes less than this between frames is still
+
+
+def flicker(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Frame-to-frame change of the output where the ground truth is still (8-bit levels)."""
+    _check(out, truth, mask)
+    if out.shape[0] < 2:
+        return 0.0
+    o, t = _levels(out[:, mask]), _levels(truth[:, mask])  # (T, P, 3)
+    still = np.abs(np.diff(t, axis=0)).max(axis=-1) <= STILL  # (T-1, P)
+    if not still.any():
+        return math.nan
+    return float(np.abs(np.diff(o, axis=0)).mean(axis=-1)[still].mean(dtype=np.float64))
+
+
 def _seam_pairs(mask: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """(y0, x0, y1, x1) index arrays of neighbour pairs that straddle the kept/generated edge."""
     pairs = []
@@ -132,10 +152,11 @@ def seam_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
 
 
 def all_metrics(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """PSNR, SSIM, temporal and seam error in one dict."""
+    """PSNR, SSIM, temporal error, flicker and seam error in one dict."""
     return {
         "psnr": psnr(out, truth, mask),
         "ssim": ssim(out, truth, mask),
         "temporal": temporal_error(out, truth, mask),
+        "flicker": flicker(out, truth, mask),
         "seam": seam_error(out, truth, mask),
     }

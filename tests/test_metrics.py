@@ -20,10 +20,33 @@ def _sides(h: int = 24, w: int = 40, side: int = 6) -> np.ndarray:
 
 def test_identical_is_perfect() -> None:
     a, m = _clip(), _sides()
+    a[1] = a[0]  # a held frame: still pixels for the flicker figure to judge
     got = metrics.all_metrics(a, a.copy(), m)
     assert got["psnr"] == math.inf
     assert got["ssim"] == pytest.approx(1.0)
-    assert got["temporal"] == 0.0 and got["seam"] == 0.0
+    assert got["temporal"] == 0.0 and got["seam"] == 0.0 and got["flicker"] == 0.0
+
+
+def test_flicker_counts_made_up_motion_where_the_scene_is_still() -> None:
+    a, m = _clip(t=6), _sides()
+    still = np.repeat(a[:1], 6, axis=0)  # a still scene
+    noisy = still.astype(np.int16)
+    noisy[1::2][:, m] += 6  # sides that pump by 6 levels every other frame
+    assert metrics.flicker(noisy.astype(np.uint8), still, m) == pytest.approx(6.0)
+    # Sides frozen while the scene moves are not flicker (the temporal error counts them).
+    moving = still.astype(np.int16)
+    for t in range(6):
+        moving[t][m] = 100 + 5 * t
+    frozen = moving.copy()
+    frozen[:, m] = 100
+    assert math.isnan(metrics.flicker(frozen.astype(np.uint8), moving.astype(np.uint8), m))
+    assert metrics.temporal_error(frozen.astype(np.uint8), moving.astype(np.uint8), m) == pytest.approx(5.0)
+    # Only the still pixels are judged: half the sides move with the truth, half pump.
+    mixed_truth, mixed_out = moving.copy(), moving.copy()
+    mixed_truth[:, :, :3] = still[:, :, :3]  # the left strip is still in the truth...
+    mixed_out[:, :, :3] = still[:, :, :3]
+    mixed_out[1::2, :, :3] += 4  # ...and pumps by 4 in the output
+    assert metrics.flicker(mixed_out.astype(np.uint8), mixed_truth.astype(np.uint8), m) == pytest.approx(4.0)
 
 
 def test_the_centre_is_excluded() -> None:
