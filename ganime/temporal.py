@@ -30,7 +30,9 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   fill, while the memory and the rest of the sides stay still.
 - **Where the model of the shot fails**: frames the camera motion explains poorly
   (parallax, smoke), or a still shot whose picture edge changed since its key frame (a
-  character walked into it), lean gradually toward their own per-frame fill.
+  character walked into it), lean gradually toward their own per-frame fill. Back on
+  firm ground (say, the end of a fade) the memory starts afresh and the sides
+  cross-fade from the last ones shown over ``handover`` frames instead of popping.
 
 Memory is bounded: frames are held for ``window`` frames each way at most, and the
 panorama is capped at ``max_extent`` canvases; frames leave in the order they came,
@@ -76,6 +78,8 @@ class TemporalOptions:
         live_mirror: strength (0-1) with which generated side pixels next to the seam
             take the current frame's mirror image; it fades out over ``mirror_reach``.
         mirror_reach: that zone, as a fraction of the widest side.
+        handover: frames over which the sides cross-fade from the last ones shown when
+            the engine leaves frames that leaned on their own fill (0: switch at once).
     """
 
     window: int = 48
@@ -92,6 +96,7 @@ class TemporalOptions:
     edge_change: float = 8.0
     live_mirror: float = 0.5
     mirror_reach: float = 0.2
+    handover: int = 8
 
 
 @dataclass
@@ -179,6 +184,7 @@ class TemporalFiller:
         self._loose = False  # the last frame leaned on its own fill
         self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
+        self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
 
     # ------------------------------------------------------------ streaming
 
@@ -381,6 +387,7 @@ class TemporalFiller:
             self._memory_shot = t.shot
             self._last = None
             self._loose = False
+            self._handover = None
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         if t.held and self._last is not None and self._last[0] == t.index - 1:
             self.stats.held += 1
@@ -391,9 +398,12 @@ class TemporalFiller:
             trust = trust[None, :]
             if self._loose and bool((trust >= 1).all()):
                 # Back on firm ground after frames that leaned on their own fill: what the
-                # memory holds is from before the disturbance; start it afresh from here.
+                # memory holds is from before the disturbance; start it afresh from here,
+                # cross-fading from the last sides shown so the end of a fade does not pop.
                 self._memory = None
                 self._key = None
+                if self._last is not None and self._last[0] == t.index - 1 and self.o.handover > 0:
+                    self._handover = (self._last[1], self.o.handover)
             self._loose = bool((trust < 1).any())
             values, real = self._sides(t, buf, scale)
             if self._loose:  # lean on the frame itself where the sides do not hold
@@ -405,6 +415,10 @@ class TemporalFiller:
                 values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
                 real = real * trust
             values = self._live_mirror(t, values, real, scale)
+            if self._handover is not None:
+                before, left = self._handover
+                values = values + (before - values) * (left / (self.o.handover + 1))
+                self._handover = (before, left - 1) if left > 1 else None
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
 

@@ -162,6 +162,22 @@ def test_generated_sides_next_to_the_seam_follow_the_picture_edge() -> None:
     assert np.array_equal(live[:, :, -(left - reach) :], still[:, :, -(left - reach) :])
 
 
+def test_the_end_of_a_fade_does_not_pop() -> None:
+    """Leaving frames that leaned on their own fill (a fade-in) hands over gradually."""
+    _, source, _ = shot(24, pan=0.0)  # a character moves: no frame is a held copy
+    faded = [np.clip(f.astype(np.float32) * min(1.0, 0.35 + 0.065 * i), 0, 255).astype(np.uint8) for i, f in
+             enumerate(source)]  # fmt: skip
+    end = 11  # the first frame at full brightness
+
+    def biggest_step(handover: int) -> float:
+        out, eng = run(faded, handover=handover)
+        assert eng.stats.loose > 0  # the fade leaned on each frame's own fill
+        s = sides(out, eng.layout.left).astype(np.float64)
+        return max(float(np.abs(s[i + 1] - s[i]).mean()) for i in range(end, len(s) - 1))
+
+    assert biggest_step(8) < 0.5 * biggest_step(0)
+
+
 def test_held_frames_reuse_the_sides() -> None:
     _, source, _ = shot(8, pan=0.3)
     doubled = [f for f in source for _ in range(2)]  # every drawing held for two frames
