@@ -35,7 +35,8 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   cross-fade from the last ones shown over ``handover`` frames instead of popping.
 
 Memory is bounded: frames are held for ``window`` frames each way at most, and the
-panorama is capped at ``max_extent`` canvases; frames leave in the order they came,
+panorama is capped at ``max_extent`` canvases (a zoom past 2x either way starts a new
+shot, whose sides cross-fade from the old ones like the end of a fade); frames leave in the order they came,
 with their own timestamps.
 """
 
@@ -131,6 +132,7 @@ class _Entry:
     fit: float = 0.0  # how badly the camera motion explains this frame against the last (0 = exactly)
     single: bool = False  # filled on its own (flash or blank)
     held: bool = False  # repeats the previous frame
+    continues: bool = False  # starts a new shot that continues the last one's scene (a long zoom)
     decided: bool = False
     match: Match | None = None
 
@@ -315,6 +317,7 @@ class TemporalFiller:
         to_ref = anchor.to_ref.then(motion)
         if not 0.5 < to_ref.a < 2.0:  # zoomed far from the reference: start afresh (bounded memory)
             self._new_shot(entry)
+            entry.continues = True  # the same scene: the sides cross-fade instead of jumping
             return
         entry.shot = anchor.shot
         entry.to_ref = to_ref
@@ -385,9 +388,11 @@ class TemporalFiller:
         if t.shot != self._memory_shot:
             self._memory = None
             self._memory_shot = t.shot
-            self._last = None
+            last, self._last = self._last, None
             self._loose = False
             self._handover = None
+            if t.continues and last is not None and last[0] == t.index - 1 and self.o.handover > 0:
+                self._handover = (last[1], self.o.handover)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         if t.held and self._last is not None and self._last[0] == t.index - 1:
             self.stats.held += 1

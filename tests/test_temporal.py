@@ -178,6 +178,32 @@ def test_the_end_of_a_fade_does_not_pop() -> None:
     assert biggest_step(8) < 0.5 * biggest_step(0)
 
 
+def test_a_long_zoom_restarts_the_shot_without_a_jump() -> None:
+    """Past 2x the memory starts afresh (bounded), and the sides cross-fade into it."""
+    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
+    h, w = 120, 160
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+
+    def view(scale: float) -> np.ndarray:
+        gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
+        grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
+        img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
+        return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+    source = [view(1.035**-i) for i in range(30)]  # zooming in 3.5 % a frame, 2.7x in all
+
+    def steps(handover: int) -> np.ndarray:
+        out, eng = run(source, handover=handover)
+        assert eng.stats.shots == 2  # one restart, where the zoom passed 2x
+        s = sides(out, eng.layout.left).astype(np.float64)
+        return np.abs(np.diff(s, axis=0)).mean(axis=(1, 2, 3))
+
+    jump, faded = steps(0), steps(8)
+    restart = int(jump.argmax())
+    assert jump[restart] > 1.5 * np.median(jump)  # without the cross-fade the restart shows
+    assert faded[restart] < 0.3 * jump[restart]
+
+
 def test_held_frames_reuse_the_sides() -> None:
     _, source, _ = shot(8, pan=0.3)
     doubled = [f for f in source for _ in range(2)]  # every drawing held for two frames
