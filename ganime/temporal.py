@@ -36,8 +36,8 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
 
 Memory is bounded: frames are held for ``window`` frames each way at most, and the
 panorama is capped at ``max_extent`` canvases (a zoom past 2x either way starts a new
-shot, whose sides cross-fade from the old ones like the end of a fade); frames leave in the order they came,
-with their own timestamps.
+shot, whose sides cross-fade from the old ones like the end of a fade); frames leave
+in the order they came, with their own timestamps.
 """
 
 from __future__ import annotations

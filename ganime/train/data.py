@@ -6,11 +6,12 @@
 - Every still image is a shot of its own. The validation split takes whole shots, so
   no validation frame has a near-twin in training.
 - A sample is a random 16:9 crop at the training resolution, lightly scaled and
-  flipped (no colour changes: animation has exact palettes), a share of them part-way
-  through a fade to black or white (every show fades; a correction learnt on full
-  brightness must shrink in the dark, where SSIM sees a level's shift), with the sides outside
+  flipped (no colour changes: animation has exact palettes), with the sides outside
   a jittered 4:3 centre to generate, or, for a share of samples, random rectangles
   and strokes so a model also learns to fill holes it has context on both sides of.
+  A share is caught part-way through a fade to black or white: every show fades, and
+  a correction learnt at full brightness must shrink in the dark, where one 8-bit
+  level is a large change.
 - Samples depend only on (seed, step, index): a resumed run sees exactly the batches
   the interrupted one would have.
 """

@@ -17,7 +17,7 @@ Optional for every family (``--ssim-weight``, off by default): a structural term
 1 - SSIM over the generated pixels. Pixel losses alone settle on the blurry mean of
 what the sides could hold, which wins PSNR and gives away SSIM; a weight-free fill that
 keeps the picture's structure next to the seam then stays ahead on SSIM. The shipped
-weights say in their model cards whether they used it.
+weights were trained without it (their model cards give the exact commands).
 """
 
 from __future__ import annotations

@@ -183,7 +183,7 @@ class Trainer:
                 + 100 * L.feature_matching(fake_feats, real_feats)
                 + 10 * rec
                 + 30 * L.gradient_loss(out, x)
-                + 10 * self._structure(out, x, m)  # on the L1 term's scale, as L1 is on MSE's
+                + 10 * self._structure(out, x, m)  # weighted like LaMa's L1 term
             )
         else:
             fake_logits, _ = self.d(out)
