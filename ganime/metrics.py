@@ -60,11 +60,12 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return g
 
 
-def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """(T, H, W) SSIM per pixel (mean over RGB), window centred on each pixel."""
-    x = torch.from_numpy(_levels(out)).permute(0, 3, 1, 2)  # (T, 3, H, W)
-    y = torch.from_numpy(_levels(truth)).permute(0, 3, 1, 2)
-    g = _gaussian_window().float()
+def ssim_tensor(x: torch.Tensor, y: torch.Tensor, peak: float = 255.0) -> torch.Tensor:
+    """(N, H, W) SSIM per pixel (mean over channels) of (N, C, H, W) tensors on a 0-``peak`` scale.
+
+    Differentiable, so training can use the same figure as a loss.
+    """
+    g = _gaussian_window().to(x)
     c = x.shape[1]
     pad = len(g) // 2
 
@@ -73,13 +74,20 @@ def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
         z = F.conv2d(z, g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
         return F.conv2d(z, g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
     mx, my = blur(x), blur(y)
     sxx = blur(x * x) - mx * mx
     syy = blur(y * y) - my * my
     sxy = blur(x * y) - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
-    return s.mean(dim=1).numpy()
+    return s.mean(dim=1)
+
+
+def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(T, H, W) SSIM per pixel (mean over RGB), window centred on each pixel."""
+    x = torch.from_numpy(_levels(out)).permute(0, 3, 1, 2)  # (T, 3, H, W)
+    y = torch.from_numpy(_levels(truth)).permute(0, 3, 1, 2)
+    return ssim_tensor(x, y).numpy()
 
 
 def _column_runs(cols: np.ndarray) -> list[tuple[int, int]]:

@@ -454,10 +454,9 @@ class TemporalFiller:
             return values
         live = t.picture[:, src].float() / scale  # (H, k, 3)
         w = (1 - real[:, cols]) * weight  # (H, k)
-        out = values.clone()
-        sub = out[:, cols]
-        out[:, cols] = sub + w[..., None] * (live - sub)
-        return out
+        sub = values[:, cols]
+        values[:, cols] = sub + w[..., None] * (live - sub)  # values are this frame's own
+        return values
 
     def _edge_trust(self, t: _Entry) -> torch.Tensor:
         """(S,) trust per side column: low where the picture next to that side has changed
