@@ -71,6 +71,18 @@ def test_samples_are_reproducible_and_masked(footage: Path) -> None:
     assert vm[0, 0, :, (56 - centre) // 2 : (56 + centre) // 2].max() == 0 and vm[0, 0, :, 0].min() == 1
 
 
+def test_validation_includes_fades(footage: Path) -> None:
+    """A fixed share of held-out frames is faded to black, the same ones every run."""
+    o = DataOptions(height=32, width=56)
+    train, val = gather([footage], o)
+    plain, _ = Samples(train, val, DataOptions(height=32, width=56, fade_share=0.0)).validation()
+    faded, _ = Samples(train, val, o).validation()
+    ratio = faded.flatten(1).sum(1) / plain.flatten(1).sum(1)
+    dark = torch.nonzero(ratio < 0.99).flatten().tolist()
+    assert dark == list(range(1, len(plain), 5))
+    assert float(ratio[1]) == pytest.approx(0.08, abs=1e-4)
+
+
 @pytest.mark.parametrize("model", sorted(TINY))
 def test_each_family_learns(model: str, footage: Path, tmp_path: Path) -> None:
     # The optional structural term rides along, so every family's use of it is exercised.
