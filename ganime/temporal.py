@@ -439,7 +439,9 @@ class TemporalFiller:
         src = torch.where(right, self.pic_w - dist, dist - 1).clamp(0, self.pic_w - 1)
         weight = (1 - (dist.float() - 1) / max(reach, 1e-6)).clamp(0, 1) * self.o.live_mirror
         keep = weight > 0
-        return s[keep], src[keep], weight[keep]
+        cols = s[keep]
+        assert cols.numel() == 0 or int(cols[-1]) - int(cols[0]) + 1 == cols.numel()  # one run
+        return cols, src[keep], weight[keep]
 
     def _live_mirror(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
         """Generated side pixels next to the seam take this frame's mirror image.
@@ -452,10 +454,11 @@ class TemporalFiller:
         cols, src, weight = self._mirror
         if cols.numel() == 0:
             return values
-        live = t.picture[:, src].float() / scale  # (H, k, 3)
-        w = (1 - real[:, cols]) * weight  # (H, k)
-        sub = values[:, cols]
-        values[:, cols] = sub + w[..., None] * (live - sub)  # values are this frame's own
+        # The zone is one run of side-grid columns (the inner ends of both strips): a view.
+        c0, c1 = int(cols[0]), int(cols[-1]) + 1
+        live = t.picture.index_select(1, src).float().div_(scale)  # (H, k, 3)
+        w = (1 - real[:, c0:c1]) * weight  # (H, k)
+        values[:, c0:c1].lerp_(live, w[..., None])  # values are this frame's own
         return values
 
     def _edge_trust(self, t: _Entry) -> torch.Tensor:
