@@ -391,8 +391,8 @@ class TemporalFiller:
             last, self._last = self._last, None
             self._loose = False
             self._handover = None
-            if t.continues and last is not None and last[0] == t.index - 1 and self.o.handover > 0:
-                self._handover = (last[1], self.o.handover)
+            if t.continues:
+                self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         if t.held and self._last is not None and self._last[0] == t.index - 1:
             self.stats.held += 1
@@ -407,8 +407,7 @@ class TemporalFiller:
                 # cross-fading from the last sides shown so the end of a fade does not pop.
                 self._memory = None
                 self._key = None
-                if self._last is not None and self._last[0] == t.index - 1 and self.o.handover > 0:
-                    self._handover = (self._last[1], self.o.handover)
+                self._hand_over(self._last, t)
             self._loose = bool((trust < 1).any())
             values, real = self._sides(t, buf, scale)
             if self._loose:  # lean on the frame itself where the sides do not hold
@@ -426,6 +425,11 @@ class TemporalFiller:
                 self._handover = (before, left - 1) if left > 1 else None
         self._last = (t.index, values, real)
         return self._composite(t, values, real, scale)
+
+    def _hand_over(self, last: tuple[int, torch.Tensor, torch.Tensor] | None, t: _Entry) -> None:
+        """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
+        if last is not None and last[0] == t.index - 1 and self.o.handover > 0:
+            self._handover = (last[1], self.o.handover)
 
     def _mirror_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(side columns, their mirror columns in the picture, weights) of the live-mirror zone."""

@@ -49,6 +49,17 @@ def sides(frames: np.ndarray, left: int) -> np.ndarray:
     return np.concatenate([frames[:, :, :left], frames[:, :, -left:]], axis=2)
 
 
+def view(scale: float) -> np.ndarray:
+    """A 160x120 window on a painted world whose pixels are ``scale`` world pixels (a zoom)."""
+    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
+    h, w = 120, 160
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
+    grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
+    img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
+    return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+
 # ------------------------------------------------------------------ motion
 
 
@@ -66,16 +77,6 @@ def test_translation_is_recovered_despite_a_character(shift: int) -> None:
 
 
 def test_zoom_is_recovered() -> None:
-    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
-    h, w = 120, 160
-    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-
-    def view(scale: float) -> np.ndarray:  # a 160x120 window whose pixels are `scale` world pixels
-        gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
-        grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
-        img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
-        return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-
     m = match(thumbnail(view(1.0), 1), thumbnail(view(1 / 1.04), 1))  # zooming in by 4 %
     assert abs(m.motion.a - 1 / 1.04) < 0.003
     assert m.difference < 0.5
@@ -164,7 +165,7 @@ def test_generated_sides_next_to_the_seam_follow_the_picture_edge() -> None:
 
 def test_the_end_of_a_fade_does_not_pop() -> None:
     """Leaving frames that leaned on their own fill (a fade-in) hands over gradually."""
-    _, source, _ = shot(24, pan=0.0)  # a character moves: no frame is a held copy
+    _, source, _ = shot(24, pan=0.0)  # a character moves (on twos), so the shot leaves its loose frames
     faded = [np.clip(f.astype(np.float32) * min(1.0, 0.35 + 0.065 * i), 0, 255).astype(np.uint8) for i, f in
              enumerate(source)]  # fmt: skip
     end = 11  # the first frame at full brightness
@@ -180,16 +181,6 @@ def test_the_end_of_a_fade_does_not_pop() -> None:
 
 def test_a_long_zoom_restarts_the_shot_without_a_jump() -> None:
     """Past 2x the memory starts afresh (bounded), and the sides cross-fade into it."""
-    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
-    h, w = 120, 160
-    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-
-    def view(scale: float) -> np.ndarray:
-        gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
-        grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
-        img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
-        return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-
     source = [view(1.035**-i) for i in range(30)]  # zooming in 3.5 % a frame, 2.7x in all
 
     def steps(handover: int) -> np.ndarray:
