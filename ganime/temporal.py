@@ -170,6 +170,7 @@ class TemporalFiller:
         self._side_cols, self._rows = self.side_cols.double().numpy(), np.arange(self.h, dtype=np.float64)
         self.n_side = self.h * self.side_cols.numel()
         self._feather = self._feather_map()
+        self._feather_at = (self._feather[0].numpy(), self._feather[1].numpy())
         self._mirror = self._mirror_map()
         # Frames consulted for propagation: every near one, then sparser (content far
         # from the picture only shows up in frames far away, and it moves with the camera).
@@ -186,6 +187,7 @@ class TemporalFiller:
         self._loose = False  # the last frame leaned on its own fill
         self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
+        self._last_sides: np.ndarray | None = None  # the last frame's composited sides, as output
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
 
     # ------------------------------------------------------------ streaming
@@ -394,9 +396,12 @@ class TemporalFiller:
             if t.continues:
                 self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-        if t.held and self._last is not None and self._last[0] == t.index - 1:
+        if t.held and self._last is not None and self._last[0] == t.index - 1 and self._last_sides is not None:
+            # The same drawing: the same sides as last frame; only the seam follows the picture.
             self.stats.held += 1
-            _, values, real = self._last
+            self._last = (t.index, *self._last[1:])
+            self._last_sides = self._composite(t, self._last[1], scale, base=self._last_sides)
+            return self._canvas_out(t, self._last_sides)
         else:
             # Per side column: how far the shot's sides still hold for this frame.
             trust = torch.minimum(torch.full((self.side_cols.numel(),), self._trust(t, buf)), self._edge_trust(t))
@@ -424,7 +429,8 @@ class TemporalFiller:
                 values = values + (before - values) * (left / (self.o.handover + 1))
                 self._handover = (before, left - 1) if left > 1 else None
         self._last = (t.index, values, real)
-        return self._composite(t, values, real, scale)
+        self._last_sides = self._composite(t, values, scale)
+        return self._canvas_out(t, self._last_sides)
 
     def _hand_over(self, last: tuple[int, torch.Tensor, torch.Tensor] | None, t: _Entry) -> None:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
@@ -843,26 +849,35 @@ class TemporalFiller:
             return empty, empty, torch.zeros(0), empty
         return torch.cat(rows), torch.cat(cols), torch.cat(alphas), torch.cat(sources)
 
-    def _composite(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> video.Frame:
-        """The output canvas: source picture untouched, sides feathered into the seam.
+    def _composite(self, t: _Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
+        """(H, S, 3) output samples of the sides: values feathered into the seam.
 
         Real content is feathered too: a fraction of a pixel of motion error, or a
         character that moved since the frame it came from, would otherwise show as a step.
+        With ``base`` (a held drawing's last sides), only the seam is redone.
         """
         fr, fc, fa, fs = self._feather
-        side = values.clone()
+        dtype = t.frame.image.dtype
+        if base is not None:
+            out = base.copy()
+        else:
+            out = values.mul(scale).round_().clamp_(0, scale).numpy().astype(dtype)
         if fr.numel():
-            # The compositor's blend from the picture's edge, except where the side is real.
+            # The compositor's blend from this frame's picture edge, except where the side is real.
             a = fa[:, None]
-            edge = t.picture.reshape(-1, 3)[fs].float() / scale
-            side[fr, fc] = a * side[fr, fc] + (1 - a) * edge
+            edge = t.picture.reshape(-1, 3).index_select(0, fs).float()
+            seam = (a * scale) * values[fr, fc] + (1 - a) * edge
+            out[self._feather_at] = seam.round_().clamp_(0, scale).numpy().astype(dtype)
+        return out
+
+    def _canvas_out(self, t: _Entry, sides: np.ndarray) -> video.Frame:
+        """The output canvas: the source picture untouched, ``sides`` beside it."""
         image = t.frame.image
-        q = side.mul_(scale).round_().clamp_(0, scale).numpy().astype(image.dtype)
         c = self.layout.content
         out = np.empty((self.h, self.w, 3), image.dtype)
-        out[:, : self.left] = q[:, : self.left]
+        out[:, : self.left] = sides[:, : self.left]
         out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
-        out[:, self.left + self.pic_w :] = q[:, self.left :]
+        out[:, self.left + self.pic_w :] = sides[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
 
 
