@@ -18,6 +18,7 @@ makes that indifferent to fades and brightness changes.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -194,6 +195,49 @@ def _gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of an array, by one partition (np.median's own overhead is ten times this)."""
+    flat = a.reshape(-1)
+    n = flat.size
+    k = n // 2
+    if n % 2:
+        return float(np.partition(flat, k)[k])
+    part = np.partition(flat, (k - 1, k))
+    return (float(part[k - 1]) + float(part[k])) / 2
+
+
+class _Prepared:
+    """What the fit needs of one thumbnail, whichever side of a pair it is on."""
+
+    def __init__(self, thumb: torch.Tensor) -> None:
+        self.thumb = weakref.ref(thumb)
+        # Flat colours and hard outlines linearise badly: a light blur widens the basin.
+        self.smooth = _smooth(thumb.numpy())
+        self.gx, self.gy = gx, gy = _gradients(self.smooth)
+        self.stack = np.stack([self.smooth, gx, gy], axis=-1)  # sampled together in one pass
+        # Flat paint matches any shift: only pixels with some texture tell starts apart.
+        self.textured = (np.abs(gx) + np.abs(gy)) > 2.0
+        self.texture = max(1, int(self.textured.sum()))
+
+
+# Each frame is matched against the next one, and some against frames further back:
+# its preparation is kept while the thumbnail lives (a weak reference tells).
+_PREPARED: dict[int, _Prepared] = {}
+_KEEP = 32
+
+
+def _prepared(thumb: torch.Tensor) -> _Prepared:
+    p = _PREPARED.get(id(thumb))
+    if p is not None and p.thumb() is thumb:
+        return p
+    p = _Prepared(thumb)
+    _PREPARED.pop(id(thumb), None)
+    while len(_PREPARED) >= _KEEP:
+        del _PREPARED[next(iter(_PREPARED))]
+    _PREPARED[id(thumb)] = p
+    return p
+
+
 Params = tuple[float, float, float, float, float]  # zoom, x shift, y shift, gain, offset
 Box = tuple[int, int, int, int]  # rows r0:r1, columns c0:c1
 
@@ -208,20 +252,16 @@ class _Fit:
 
     margin = 1.0
 
-    def __init__(self, prev: np.ndarray, cur: np.ndarray) -> None:
+    def __init__(self, prev: torch.Tensor, cur: torch.Tensor) -> None:
         self.h, self.w = h, w = cur.shape
         self.cx, self.cy = (w - 1) / 2, (h - 1) / 2
         self.rx = np.arange(w, dtype=np.float32) - self.cx
         self.ry = np.arange(h, dtype=np.float32) - self.cy
-        self.raw = prev[..., None]
-        # Flat colours and hard outlines linearise badly: a light blur widens the basin.
-        self.prev, self.cur = _smooth(prev), _smooth(cur)
-        self.gx, self.gy = _gradients(self.prev)
-        self.stack = np.stack([self.prev, self.gx, self.gy], axis=-1)
-        self.cgx, self.cgy = _gradients(self.cur)
-        # Flat paint matches any shift: only pixels with some texture tell starts apart.
-        self.textured = (np.abs(self.cgx) + np.abs(self.cgy)) > 2.0
-        self.texture = max(1, int(self.textured.sum()))
+        self.raw = prev.numpy()[..., None]
+        p, c = _prepared(prev), _prepared(cur)
+        self.prev, self.stack = p.smooth, p.stack
+        self.cur, self.cgx, self.cgy = c.smooth, c.gx, c.gy
+        self.textured, self.texture = c.textured, c.texture
 
     def coords(self, p: Params) -> tuple[np.ndarray, np.ndarray, Box | None]:
         """Where each column and row of cur lands in prev, and the box of cur that lands inside."""
@@ -263,7 +303,7 @@ class _Fit:
             ix = (g * wgx + self.cgx[r0:r1, c0:c1]) / 2
             iy = (g * wgy + self.cgy[r0:r1, c0:c1]) / 2
             a = np.abs(r)
-            sigma = 1.4826 * float(np.median(a)) + 0.5
+            sigma = 1.4826 * _median(a) + 0.5
             if it < 3:  # Huber to settle, then Tukey so outliers stop counting at all
                 k = 1.345 * sigma
                 wgt = np.minimum(1.0, k / np.maximum(a, 1e-12))
@@ -309,7 +349,7 @@ def match(
     sp, sc = float(prev.std()), float(cur.std())
     if min(sp, sc) < 1.0:  # (nearly) flat: no motion to see; compare brightness only
         return Match(Similarity(), 0.0 if abs(sp - sc) < 1.0 and change < 4 else 2.0, change, 1.0, 1.0)
-    fit = _Fit(prev.numpy(), cur.numpy())
+    fit = _Fit(prev, cur)
 
     def centred(m: Similarity) -> Params:  # about the origin -> about the centre
         return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a), 1.0, 0.0

@@ -188,6 +188,7 @@ class TemporalFiller:
         self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
         self._last_sides: np.ndarray | None = None  # the last frame's composited sides, as output
+        self._seam_thumb: torch.Tensor | None = None  # thumbnail of the frame whose edge those sides blend
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
 
     # ------------------------------------------------------------ streaming
@@ -372,13 +373,26 @@ class TemporalFiller:
             ),
             None,
         )
-        if ref is None:
+        if ref is None or (ref.to_ref == entry.to_ref and self._still_since(ref, entry, buf)):
             return
         guess = ref.to_ref.inverse().then(entry.to_ref)  # entry canvas -> ref canvas
         thumb = _to_thumb(guess, self.factor, self.left)
         m = match(ref.thumb, entry.thumb, exact=thumb)
         if m.difference <= self.o.cut and m.overlap > 0.5:
             entry.to_ref = ref.to_ref.then(self._snap(to_frame(m.motion, self.factor, self.left)))
+
+    def _still_since(self, ref: _Entry, entry: _Entry, buf: deque[_Entry]) -> bool:
+        """Whether the measured (unsnapped) motions from ``ref`` to ``entry`` add up to
+        under 0.1 px: the camera stood still, so there is no drift to re-measure (a
+        slow pan snapped to zero link by link still adds up past that)."""
+        moved = 0.0
+        for e in buf:
+            if ref.index < e.index <= entry.index:
+                if e.match is None or e.single:
+                    return False
+                m = to_frame(e.match.motion, self.factor, self.left)
+                moved += abs(m.bx) + abs(m.by) + abs(m.a - 1) * max(self.h, self.pic_w)
+        return moved < 0.1
 
     # ------------------------------------------------------------ rendering
 
@@ -400,7 +414,9 @@ class TemporalFiller:
             # The same drawing: the same sides as last frame; only the seam follows the picture.
             self.stats.held += 1
             self._last = (t.index, *self._last[1:])
-            self._last_sides = self._composite(t, self._last[1], scale, base=self._last_sides)
+            if not self._seam_still(t):
+                self._last_sides = self._composite(t, self._last[1], scale, base=self._last_sides)
+                self._seam_thumb = t.thumb
             return self._canvas_out(t, self._last_sides)
         else:
             # Per side column: how far the shot's sides still hold for this frame.
@@ -430,7 +446,17 @@ class TemporalFiller:
                 self._handover = (before, left - 1) if left > 1 else None
         self._last = (t.index, values, real)
         self._last_sides = self._composite(t, values, scale)
+        self._seam_thumb = t.thumb
         return self._canvas_out(t, self._last_sides)
+
+    def _seam_still(self, t: _Entry) -> bool:
+        """Whether the picture's outer columns are as they were when the sides' seam was
+        blended (within codec noise), so the seam needs no redoing."""
+        ref = self._seam_thumb
+        if ref is None or ref.shape != t.thumb.shape:
+            return False
+        edges = (slice(None), [0, -1])
+        return float((t.thumb[edges] - ref[edges]).abs().max()) < 1.0
 
     def _hand_over(self, last: tuple[int, torch.Tensor, torch.Tensor] | None, t: _Entry) -> None:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
@@ -732,7 +758,7 @@ class TemporalFiller:
         device = self.filler.device
         with torch.inference_mode():
             pred = self.filler._run((big * known)[None].to(device), mask[None].to(device))[0].float().cpu()
-        full = big * known + pred.clamp(0, 1) * mask
+        full = torch.where(known > 0.5, big, pred.clamp(0, 1))
         crop = full[:, mt : mt + self.h, ml : ml + self.w][:, :, self.side_cols.long()].permute(1, 2, 0)
         values[~filled] = crop[~filled]
         self._remember(t, full, offset=(ml, mt))
@@ -781,10 +807,16 @@ class TemporalFiller:
         fy = np.clip(inv.a * np.arange(gy0 + r0, gy0 + r1) + inv.by + oy, 0, ch - 1)
         k0, k1 = int(fx.min()), min(cw, int(fx.max()) + 2)  # the canvas columns they mix
         part = canvas(k0, k1) if callable(canvas) else canvas[:, :, k0:k1]
-        sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy)
+        whole = float(fx[0]).is_integer() and float(fy[0]).is_integer()
+        if inv.a == 1.0 and whole and fx[-1] - fx[0] == fx.size - 1 and fy[-1] - fy[0] == fy.size - 1:
+            # A whole-pixel shift (a still camera, a key frame): the pixels themselves, no resampling.
+            fx0, fy0 = int(fx[0]) - k0, int(fy[0])
+            sample = part.numpy()[:, fy0 : fy0 + fy.size, fx0 : fx0 + fx.size]
+        else:
+            sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy).transpose(2, 0, 1)
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
-        np.copyto(mem.values.numpy()[:, ys, xs], sample.transpose(2, 0, 1), where=empty[None])
+        np.copyto(mem.values.numpy()[:, ys, xs], sample, where=empty[None])
         valid[ys, xs] |= empty
 
     def _grow(self, need: tuple[int, int, int, int]) -> None:

@@ -586,6 +586,9 @@ class Writer:
         self.final = Path(final)
         # (x, y, width, height) of the picture in the source and its x on the canvas.
         self.centre = centre
+        # Per strip: the last RGB strip converted and its YUV planes. Held drawings and
+        # still shots repeat their sides exactly; their conversion is done once.
+        self._strips: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         self.partial = partial_path(self.final)
         self.color = color
         self.frames_written = 0
@@ -731,10 +734,19 @@ class Writer:
         for x0, x1 in ((0, left), (left + w, width)):
             if x1 <= x0:
                 continue
-            strip = self._to_yuv(image[:, x0:x1])
-            for out, (sx, sy), p in zip(outs, subsampling, strip.planes, strict=True):
-                src = np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)
-                out[: height // sy, x0 // sx : x1 // sx] = src[:, : (x1 - x0) // sx]
+            rgb = image[:, x0:x1]
+            last = self._strips.get(x0)
+            if last is not None and np.array_equal(last[0], rgb):
+                converted = last[1]
+            else:
+                strip = self._to_yuv(rgb)
+                converted = [
+                    np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : (x1 - x0) // sx].copy()
+                    for p, (sx, _) in zip(strip.planes, subsampling, strict=True)
+                ]
+                self._strips[x0] = (rgb.copy(), converted)
+            for out, (sx, sy), src in zip(outs, subsampling, converted, strict=True):
+                out[: height // sy, x0 // sx : x1 // sx] = src
         for out, (sx, sy), src in zip(outs, subsampling, planes, strict=True):
             out[: h // sy, left // sx : (left + w) // sx] = src[y // sy : (y + h) // sy, x // sx : (x + w) // sx]
         return frame
