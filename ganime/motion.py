@@ -141,7 +141,7 @@ def _columns(image: np.ndarray, idx: np.ndarray) -> np.ndarray:
     """``image[:, idx]``; a slice (no gather) when the indices are consecutive, as in any pure shift."""
     if _consecutive(idx):
         return image[:, int(idx[0]) : int(idx[-1]) + 1]
-    return image[:, idx]
+    return np.take(image, idx, axis=1)  # several times faster than image[:, idx] on (h, w, C)
 
 
 def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from . import geometry, video
 from .engine import Filler, configure_cpu_threads, select_device
 from .geometry import Layout
 from .models import default_model, load_model, resolve_weights
-from .temporal import TemporalFiller, TemporalOptions
+from .temporal import Prepared, TemporalFiller, TemporalOptions
 from .weights import WeightsError
 
 
@@ -410,6 +410,8 @@ def _run(
         for item in reader:
             if stop.is_set():
                 return
+            if engine is not None and isinstance(item, video.Frame):
+                item = engine.prepare(item)  # while the frame is hot in this core's cache
             _put(decoded, item, stop)
         _put(decoded, _END, stop)
 
@@ -428,13 +430,13 @@ def _run(
     done = 0
     ok = False
 
-    def frames() -> Iterator[video.Frame]:
+    def frames() -> Iterator[video.Frame | Prepared]:
         """Decoded frames; packets of copied streams go straight on to the writer."""
         while True:
             item = _get(decoded, stop, [reader_t, writer_t])
             if item is _END:
                 return
-            if isinstance(item, video.Frame):
+            if isinstance(item, video.Frame | Prepared):
                 yield item
             else:
                 _put(to_write, item, stop, writer_t)

@@ -117,6 +117,15 @@ class TemporalStats:
     peak_memory_pixels: int = 0  # largest shot memory, in pixels
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A frame with what analysis needs of it, made by ``TemporalFiller.prepare``."""
+
+    frame: video.Frame
+    picture: torch.Tensor  # (h, w, 3) source samples of the picture area, uint8 or int32 (16-bit)
+    thumb: torch.Tensor
+
+
 @dataclass
 class _Entry:
     """One frame on its way through the engine."""
@@ -143,12 +152,12 @@ class _Memory:
 
     x0: int
     y0: int
-    values: torch.Tensor  # (3, h, w) float in [0, 1]
-    valid: torch.Tensor  # (h, w) bool
+    values: np.ndarray  # (h, w, 3) float32 in [0, 1]: sides are read from it as (rows, columns, colour)
+    valid: np.ndarray  # (h, w) bool
 
     @property
     def box(self) -> tuple[int, int, int, int]:
-        return self.x0, self.y0, self.x0 + self.values.shape[2], self.y0 + self.values.shape[1]
+        return self.x0, self.y0, self.x0 + self.values.shape[1], self.y0 + self.values.shape[0]
 
 
 class TemporalFiller:
@@ -193,13 +202,26 @@ class TemporalFiller:
 
     # ------------------------------------------------------------ streaming
 
+    def prepare(self, frame: video.Frame) -> Prepared:
+        """The per-frame part of analysis that needs no other frame (its thumbnail).
+
+        Safe to call from another thread: a conversion calls it on the decoding thread,
+        while the frame is still in that core's cache, beside the engine's own work.
+        """
+        c = self.layout.content
+        pic = frame.image[c.y : c.bottom, c.x : c.right]
+        picture = torch.from_numpy(np.ascontiguousarray(pic))
+        if picture.dtype == torch.uint16:
+            picture = picture.to(torch.int32)
+        return Prepared(frame, picture, thumbnail(pic, self.factor))
+
     def stream(
-        self, frames: Iterable[video.Frame], on_frame: Callable[[int], None] | None = None
+        self, frames: Iterable[video.Frame | Prepared], on_frame: Callable[[int], None] | None = None
     ) -> Iterator[video.Frame]:
-        """Source frames in, filled canvases out, in the same order with the same timestamps."""
+        """Source frames (or prepared ones) in, filled canvases out, in the same order with the same timestamps."""
         if self.n_side == 0:
             for f in frames:  # nothing to generate: the canvas is the picture
-                yield from self._plain([f])
+                yield from self._plain([f.frame if isinstance(f, Prepared) else f])
             return
         buf: deque[_Entry] = deque()
         self._next = 0
@@ -250,13 +272,9 @@ class TemporalFiller:
 
     # ------------------------------------------------------------- analysis
 
-    def _analyse(self, frame: video.Frame, index: int, buf: deque[_Entry]) -> _Entry:
-        c = self.layout.content
-        pic = frame.image[c.y : c.bottom, c.x : c.right]
-        picture = torch.from_numpy(np.ascontiguousarray(pic))
-        if picture.dtype == torch.uint16:
-            picture = picture.to(torch.int32)
-        entry = _Entry(index, frame, picture, thumbnail(pic, self.factor))
+    def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[_Entry]) -> _Entry:
+        p = frame if isinstance(frame, Prepared) else self.prepare(frame)
+        entry = _Entry(index, p.frame, p.picture, p.thumb)
         for e in buf:  # a frame waits for the next one only to tell a flash from a cut
             if not e.decided:
                 self._decide(e, entry, buf)
@@ -793,7 +811,7 @@ class TemporalFiller:
         gx1, gy1 = min(x1, math.floor(bx1 + eps) + 1), min(y1, math.floor(by1 + eps) + 1)
         if gx0 >= gx1 or gy0 >= gy1:
             return
-        valid = mem.valid.numpy()
+        valid = mem.valid
         region = valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
         box = _bbox(~region)
         if box is None:
@@ -807,16 +825,15 @@ class TemporalFiller:
         fy = np.clip(inv.a * np.arange(gy0 + r0, gy0 + r1) + inv.by + oy, 0, ch - 1)
         k0, k1 = int(fx.min()), min(cw, int(fx.max()) + 2)  # the canvas columns they mix
         part = canvas(k0, k1) if callable(canvas) else canvas[:, :, k0:k1]
-        whole = float(fx[0]).is_integer() and float(fy[0]).is_integer()
-        if inv.a == 1.0 and whole and fx[-1] - fx[0] == fx.size - 1 and fy[-1] - fy[0] == fy.size - 1:
+        if _whole_run(fx) and _whole_run(fy):
             # A whole-pixel shift (a still camera, a key frame): the pixels themselves, no resampling.
             fx0, fy0 = int(fx[0]) - k0, int(fy[0])
-            sample = part.numpy()[:, fy0 : fy0 + fy.size, fx0 : fx0 + fx.size]
+            sample = part.numpy()[:, fy0 : fy0 + fy.size, fx0 : fx0 + fx.size].transpose(1, 2, 0)
         else:
-            sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy).transpose(2, 0, 1)
+            sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy)
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
-        np.copyto(mem.values.numpy()[:, ys, xs], sample, where=empty[None])
+        np.copyto(mem.values[ys, xs], sample, where=empty[..., None])
         valid[ys, xs] |= empty
 
     def _grow(self, need: tuple[int, int, int, int]) -> None:
@@ -827,7 +844,7 @@ class TemporalFiller:
         mem = self._memory
         if mem is None:
             self._memory = _Memory(
-                nx0, ny0, torch.zeros(3, ny1 - ny0, nx1 - nx0), torch.zeros(ny1 - ny0, nx1 - nx0, dtype=torch.bool)
+                nx0, ny0, np.zeros((ny1 - ny0, nx1 - nx0, 3), np.float32), np.zeros((ny1 - ny0, nx1 - nx0), bool)
             )
             self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, (ny1 - ny0) * (nx1 - nx0))
             return
@@ -847,17 +864,16 @@ class TemporalFiller:
             cy = (ny0 + ny1) // 2
             uy0 = min(max(uy0, cy - limit_h // 2), uy1 - limit_h)
             uy1 = uy0 + limit_h
-        values = torch.zeros(3, uy1 - uy0, ux1 - ux0)
-        valid = torch.zeros(uy1 - uy0, ux1 - ux0, dtype=torch.bool)
+        values = np.zeros((uy1 - uy0, ux1 - ux0, 3), np.float32)
+        valid = np.zeros((uy1 - uy0, ux1 - ux0), bool)
         # Copy the overlap of the old memory.
         ox0, oy0, ox1, oy1 = max(x0, ux0), max(y0, uy0), min(x1, ux1), min(y1, uy1)
         if ox0 < ox1 and oy0 < oy1:
-            values[:, oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0] = mem.values[
-                :, oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0
-            ]
-            valid[oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0] = mem.valid[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+            new, old = np.s_[oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0], np.s_[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+            values[new] = mem.values[old]
+            valid[new] = mem.valid[old]
         self._memory = _Memory(ux0, uy0, values, valid)
-        self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.numel())
+        self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.size)
 
     def _feather_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The compositor's seam blend in side-grid terms: (rows, side columns, alpha, picture index)."""
@@ -918,7 +934,7 @@ def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
 
     Valid only where every memory pixel the sample mixes is valid.
     """
-    _, h, w = mem.values.shape
+    h, w = mem.valid.shape
     gx, gy = x - mem.x0, y - mem.y0
     out = np.zeros((y.size, x.size, 3), np.float32)
     ok = np.zeros((y.size, x.size), bool)
@@ -927,13 +943,27 @@ def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
         return out, ok
     (c0, c1), (r0, r1) = cs, rs
     gx, gy = gx[c0:c1], gy[r0:r1]
-    out[r0:r1, c0:c1] = sample_grid(mem.values.numpy().transpose(1, 2, 0), gx, gy)
+    if _whole(gx) and _whole(gy):  # whole-pixel positions (a still camera): the memory's own pixels
+        rows = slice(int(gy[0]), int(gy[0]) + gy.size) if _whole_run(gy) else gy.astype(np.intp)
+        cols = gx.astype(np.intp)
+        out[r0:r1, c0:c1] = np.take(mem.values[rows], cols, axis=1)
+        ok[r0:r1, c0:c1] = np.take(mem.valid[rows], cols, axis=1)
+        return out, ok
+    out[r0:r1, c0:c1] = sample_grid(mem.values, gx, gy)
     x0, x1, _ = taps(gx, w)
     y0, y1, _ = taps(gy, h)
-    valid = mem.valid.numpy()
-    v = valid[:, x0] & valid[:, x1]
+    v = mem.valid[:, x0] & mem.valid[:, x1]
     ok[r0:r1, c0:c1] = v[y0] & v[y1]
     return out, ok
+
+
+def _whole(c: np.ndarray) -> bool:
+    return bool((c == np.floor(c)).all())
+
+
+def _whole_run(c: np.ndarray) -> bool:
+    """Whether increasing coordinates are consecutive whole pixels (k, k + 1, ...)."""
+    return float(c[0]).is_integer() and float(c[-1] - c[0]) == c.size - 1
 
 
 def _bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
