@@ -22,7 +22,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,8 @@ class Match:
     offset: float = 0.0  # cur brightness = gain * prev + offset (offset in [0, 1] units)
 
 
-def thumbnail(picture: np.ndarray, factor: int) -> torch.Tensor:
-    """(h // factor, w // factor) grey float thumbnail in 8-bit levels of an (h, w, 3) frame.
+def thumbnail(picture: np.ndarray, factor: int) -> np.ndarray:
+    """(h // factor, w // factor) grey float32 thumbnail in 8-bit levels of an (h, w, 3) frame.
 
     Block sums in integers first (rows of each block, then its columns), the colour
     weights last on the small result: one light pass over the frame, which matters
@@ -89,10 +88,10 @@ def thumbnail(picture: np.ndarray, factor: int) -> torch.Tensor:
         rows += x[:, i]
     sums = np.add.reduceat(rows.reshape(th, tw * factor, 3), np.arange(0, tw * factor, factor), axis=1)
     weights = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255 / top / (factor * factor))
-    return torch.from_numpy(sums.astype(np.float32) @ weights)
+    return sums.astype(np.float32) @ weights
 
 
-def _phase_peaks(prev: torch.Tensor, cur: torch.Tensor, count: int = 3) -> list[tuple[float, float]]:
+def _phase_peaks(prev: np.ndarray, cur: np.ndarray, count: int = 3) -> list[tuple[float, float]]:
     """The ``count`` strongest integer shifts (dx, dy) with cur(x) ~ prev(x + dx, y + dy).
 
     Phase correlation: one peak per layer that moves as a whole. The strongest is
@@ -100,17 +99,17 @@ def _phase_peaks(prev: torch.Tensor, cur: torch.Tensor, count: int = 3) -> list[
     painted sky, so the next peaks are returned too and the fit decides.
     """
     h, w = cur.shape
-    win = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
-    fp = torch.fft.rfft2((prev - prev.mean()) * win)
-    fc = torch.fft.rfft2((cur - cur.mean()) * win)
+    win = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
+    fp = np.fft.rfft2((prev - prev.mean()) * win)
+    fc = np.fft.rfft2((cur - cur.mean()) * win)
     cross = fp * fc.conj()
-    r = torch.fft.irfft2(cross / cross.abs().clamp_min(1e-6), s=(h, w))
+    r = np.fft.irfft2(cross / np.maximum(np.abs(cross), 1e-6), s=(h, w))
     peaks = []
     for _ in range(count):
-        k = int(torch.argmax(r))
+        k = int(np.argmax(r))
         dy, dx = divmod(k, w)
-        ys = torch.arange(dy - 2, dy + 3) % h
-        xs = torch.arange(dx - 2, dx + 3) % w
+        ys = np.arange(dy - 2, dy + 3) % h
+        xs = np.arange(dx - 2, dx + 3) % w
         r[ys[:, None], xs[None, :]] = -math.inf  # suppress this peak's neighbourhood
         peaks.append((float(dx - w if dx > w // 2 else dx), float(dy - h if dy > h // 2 else dy)))
     return peaks
@@ -209,10 +208,10 @@ def _median(a: np.ndarray) -> float:
 class _Prepared:
     """What the fit needs of one thumbnail, whichever side of a pair it is on."""
 
-    def __init__(self, thumb: torch.Tensor) -> None:
+    def __init__(self, thumb: np.ndarray) -> None:
         self.thumb = weakref.ref(thumb)
         # Flat colours and hard outlines linearise badly: a light blur widens the basin.
-        self.smooth = _smooth(thumb.numpy())
+        self.smooth = _smooth(thumb)
         self.gx, self.gy = gx, gy = _gradients(self.smooth)
         self.stack = np.stack([self.smooth, gx, gy], axis=-1)  # sampled together in one pass
         # Flat paint matches any shift: only pixels with some texture tell starts apart.
@@ -226,7 +225,7 @@ _PREPARED: dict[int, _Prepared] = {}
 _KEEP = 32
 
 
-def _prepared(thumb: torch.Tensor) -> _Prepared:
+def _prepared(thumb: np.ndarray) -> _Prepared:
     p = _PREPARED.get(id(thumb))
     if p is not None and p.thumb() is thumb:
         return p
@@ -252,12 +251,12 @@ class _Fit:
 
     margin = 1.0
 
-    def __init__(self, prev: torch.Tensor, cur: torch.Tensor) -> None:
+    def __init__(self, prev: np.ndarray, cur: np.ndarray) -> None:
         self.h, self.w = h, w = cur.shape
         self.cx, self.cy = (w - 1) / 2, (h - 1) / 2
         self.rx = np.arange(w, dtype=np.float32) - self.cx
         self.ry = np.arange(h, dtype=np.float32) - self.cy
-        self.raw = prev.numpy()[..., None]
+        self.raw = prev[..., None]
         p, c = _prepared(prev), _prepared(cur)
         self.prev, self.stack = p.smooth, p.stack
         self.cur, self.cgx, self.cgy = c.smooth, c.gx, c.gy
@@ -329,8 +328,8 @@ class _Fit:
 
 
 def match(
-    prev: torch.Tensor,
-    cur: torch.Tensor,
+    prev: np.ndarray,
+    cur: np.ndarray,
     hint: Similarity | None = None,
     still: float = 0.15,
     exact: Similarity | None = None,
@@ -343,10 +342,10 @@ def match(
     (an estimate known to be close, e.g. chained through frames between), its shift
     is refined and its zoom kept.
     """
-    change = float((cur - prev).abs().mean())
+    change = float(np.abs(cur - prev).mean())
     if change < still:  # the same picture up to codec noise: nothing moved
         return Match(Similarity(), 0.0, change, 1.0, 1.0)
-    sp, sc = float(prev.std()), float(cur.std())
+    sp, sc = float(prev.std(ddof=1)), float(cur.std(ddof=1))
     if min(sp, sc) < 1.0:  # (nearly) flat: no motion to see; compare brightness only
         return Match(Similarity(), 0.0 if abs(sp - sc) < 1.0 and change < 4 else 2.0, change, 1.0, 1.0)
     fit = _Fit(prev, cur)
@@ -382,7 +381,7 @@ def match(
         return Match(motion, 2.0, change, 1.0, overlap)
     r0, r1, c0, c1 = box
     warped = sample_grid(fit.raw, px[c0:c1], py[r0:r1])[..., 0]
-    now = cur.numpy()[r0:r1, c0:c1]
+    now = cur[r0:r1, c0:c1]
     zw = (warped - warped.mean()) / (warped.std(ddof=1) + 1e-6)
     zc = (now - now.mean()) / (now.std(ddof=1) + 1e-6)
     difference = float(np.abs(zw - zc).mean())

@@ -123,7 +123,8 @@ class Prepared:
 
     frame: video.Frame
     picture: torch.Tensor  # (h, w, 3) source samples of the picture area, uint8 or int32 (16-bit)
-    thumb: torch.Tensor
+    thumb: np.ndarray  # grey, 8-bit levels
+    contrast: float  # the thumbnail's standard deviation (levels): blank frames have next to none
 
 
 @dataclass
@@ -133,7 +134,8 @@ class _Entry:
     index: int
     frame: video.Frame
     picture: torch.Tensor  # (h, w, 3) source samples, uint8 or int32 (16-bit)
-    thumb: torch.Tensor
+    thumb: np.ndarray
+    contrast: float
     shot: int = -1
     to_ref: Similarity = IDENTITY  # canvas coordinates -> shot reference
     gain: float = 1.0  # brightness: value here = gain * value in the reference frame + offset
@@ -194,10 +196,10 @@ class TemporalFiller:
         self._memory: _Memory | None = None
         self._memory_shot = -1
         self._loose = False  # the last frame leaned on its own fill
-        self._key: tuple[int, Similarity, torch.Tensor] | None = None  # (shot, camera, thumbnail) of the last key frame
+        self._key: tuple[int, Similarity, np.ndarray] | None = None  # (shot, camera, thumbnail) of the last key frame
         self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
         self._last_sides: np.ndarray | None = None  # the last frame's composited sides, as output
-        self._seam_thumb: torch.Tensor | None = None  # thumbnail of the frame whose edge those sides blend
+        self._seam_thumb: np.ndarray | None = None  # thumbnail of the frame whose edge those sides blend
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
 
     # ------------------------------------------------------------ streaming
@@ -213,7 +215,8 @@ class TemporalFiller:
         picture = torch.from_numpy(np.ascontiguousarray(pic))
         if picture.dtype == torch.uint16:
             picture = picture.to(torch.int32)
-        return Prepared(frame, picture, thumbnail(pic, self.factor))
+        thumb = thumbnail(pic, self.factor)
+        return Prepared(frame, picture, thumb, float(thumb.std(ddof=1)))
 
     def stream(
         self, frames: Iterable[video.Frame | Prepared], on_frame: Callable[[int], None] | None = None
@@ -274,7 +277,7 @@ class TemporalFiller:
 
     def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[_Entry]) -> _Entry:
         p = frame if isinstance(frame, Prepared) else self.prepare(frame)
-        entry = _Entry(index, p.frame, p.picture, p.thumb)
+        entry = _Entry(index, p.frame, p.picture, p.thumb, p.contrast)
         for e in buf:  # a frame waits for the next one only to tell a flash from a cut
             if not e.decided:
                 self._decide(e, entry, buf)
@@ -289,7 +292,7 @@ class TemporalFiller:
         return None
 
     def _is_blank(self, entry: _Entry) -> bool:
-        return float(entry.thumb.std()) < self.o.blank
+        return entry.contrast < self.o.blank
 
     def _decide_if_plain(self, entry: _Entry, buf: deque[_Entry]) -> None:
         """Decide ``entry`` now when no look-ahead is needed (same shot, held, blank, first)."""
@@ -474,7 +477,7 @@ class TemporalFiller:
         if ref is None or ref.shape != t.thumb.shape:
             return False
         edges = (slice(None), [0, -1])
-        return float((t.thumb[edges] - ref[edges]).abs().max()) < 1.0
+        return float(np.abs(t.thumb[edges] - ref[edges]).max()) < 1.0
 
     def _hand_over(self, last: tuple[int, torch.Tensor, torch.Tensor] | None, t: _Entry) -> None:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
@@ -528,8 +531,8 @@ class TemporalFiller:
             return ones
         thumb = t.thumb
         band = max(1, thumb.shape[1] // 10)  # the outer tenth of the picture on each side
-        left = float((thumb[:, :band] - key[2][:, :band]).abs().mean())
-        right = float((thumb[:, -band:] - key[2][:, -band:]).abs().mean())
+        left = float(np.abs(thumb[:, :band] - key[2][:, :band]).mean())
+        right = float(np.abs(thumb[:, -band:] - key[2][:, -band:]).mean())
         lo, hi = self.o.edge_change, 2 * self.o.edge_change
 
         def level(change: float) -> float:
@@ -869,7 +872,8 @@ class TemporalFiller:
         # Copy the overlap of the old memory.
         ox0, oy0, ox1, oy1 = max(x0, ux0), max(y0, uy0), min(x1, ux1), min(y1, uy1)
         if ox0 < ox1 and oy0 < oy1:
-            new, old = np.s_[oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0], np.s_[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
+            new = np.s_[oy0 - uy0 : oy1 - uy0, ox0 - ux0 : ox1 - ux0]
+            old = np.s_[oy0 - y0 : oy1 - y0, ox0 - x0 : ox1 - x0]
             values[new] = mem.values[old]
             valid[new] = mem.valid[old]
         self._memory = _Memory(ux0, uy0, values, valid)
