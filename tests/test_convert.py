@@ -213,3 +213,34 @@ def test_empty_excerpt_is_an_error(rich_source: Path, tmp_path: Path) -> None:
     with pytest.raises(ConvertError, match="no video frame"):
         convert_file(rich_source, tmp_path / "x.mkv", ConvertOptions(start=5.0, duration=1.0, device="cpu"))
     assert not (tmp_path / "x.mkv").exists()
+
+
+def test_repeated_strips_are_converted_once_and_stay_right(plain_source: Path, tmp_path: Path) -> None:
+    """The writer reuses a strip's conversion while it repeats, and only then."""
+    from ganime import video
+
+    plan = plan_file(plain_source, tmp_path / "o.mkv", ConvertOptions(encoder=LOSSLESS))
+    lay, info = plan.layout, plan.info
+    with video.Reader(plain_source, keep_planes=True, color=plan.color) as reader:
+        frames = [f for f in reader if isinstance(f, video.Frame)][:4]
+        writer = video.Writer(
+            plan.output, source=reader.container, video_stream=reader.stream, width=lay.canvas_width,
+            height=lay.canvas_height, sar=lay.sar, encoder=LOSSLESS, bit_depth=info.bit_depth,
+            source_pix_fmt=info.pix_fmt, color=plan.color, copy=(),
+            centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
+        )  # fmt: skip
+        a, b = (synthetic.paint_background(lay.canvas_width, lay.canvas_height, seed=s) for s in (1, 2))
+        pattern = [a, a, b, a]  # repeat, change, change back
+        canvases = []
+        for f, side in zip(frames, pattern, strict=True):
+            canvas = side.copy()
+            canvas[:, lay.left : lay.left + lay.content.width] = f.image
+            canvases.append(canvas)
+            writer.write(video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt))
+        writer.close()
+    out = [f for _, f in decoded_frames(plan.output)]
+    left = lay.left
+    assert psnr(a[:, :left], b[:, :left]) < 20 and psnr(a[:, -left:], b[:, -left:]) < 20
+    for want, got in zip(canvases, out, strict=True):  # chroma subsampling of hard edges: ~29 dB
+        assert psnr(want[:, :left], got[:, :left]) > 26
+        assert psnr(want[:, -left:], got[:, -left:]) > 26

@@ -13,7 +13,7 @@ from ganime import synthetic, video
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import build_model
-from ganime.motion import match, sample_grid, thumbnail, to_frame
+from ganime.motion import _median, match, sample_grid, thumbnail, to_frame
 from ganime.temporal import TemporalFiller, TemporalOptions
 
 CPU = torch.device("cpu")
@@ -96,6 +96,34 @@ def test_separable_sampling_equals_bilinear_sampling(a: float, bx: float, by: fl
     ref = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
     assert ours.shape == (y.size, x.size, 3)
     assert np.abs(ours - ref[0].permute(1, 2, 0).numpy()).max() < 1e-3
+
+
+@pytest.mark.parametrize(("dtype", "factor"), [(np.uint8, 1), (np.uint8, 6), (np.uint8, 17), (np.uint16, 6)])
+def test_thumbnail_is_the_mean_grey_of_each_block(dtype: type, factor: int) -> None:
+    rng = np.random.default_rng(5)
+    top = np.iinfo(dtype).max
+    picture = rng.integers(0, top, (70, 90, 3), endpoint=True).astype(dtype)
+    th, tw = 70 // factor, 90 // factor
+    grey = picture[: th * factor, : tw * factor].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) * 255 / top
+    expect = grey.reshape(th, factor, tw, factor).mean(axis=(1, 3))
+    got = thumbnail(picture, factor)
+    assert got.shape == (th, tw) and got.dtype == np.float32
+    assert np.abs(got - expect).max() < 1e-3
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 1001])
+def test_median_by_partition_is_the_median(n: int) -> None:
+    a = np.random.default_rng(n).normal(size=n).astype(np.float32)
+    assert _median(a) == pytest.approx(float(np.median(a.astype(np.float64))), abs=1e-6)
+
+
+def test_fit_preparations_follow_each_thumbnail() -> None:
+    """Fits keep per-thumbnail work while the thumbnail lives; a new array never gets an old one's."""
+    world = synthetic.paint_background(400, 96, seed=6)
+    for shift in range(0, 40, 3):  # new arrays every round: freed ids are reused
+        a, b = thumbnail(world[:, 100:228], 1), thumbnail(world[:, 100 + shift : 228 + shift], 1)
+        assert match(a, b) == match(a.copy(), b.copy())
+        assert abs(to_frame(match(a, b).motion, 1).bx - shift) < 0.25
 
 
 def test_unrelated_pictures_are_a_cut() -> None:
@@ -203,6 +231,30 @@ def test_held_frames_reuse_the_sides() -> None:
     s = sides(out, eng.layout.left)
     for i in range(0, len(doubled), 2):
         assert np.array_equal(s[i], s[i + 1])
+
+
+def test_a_held_drawing_redoes_only_the_seam_where_the_edge_changed() -> None:
+    _, source, _ = shot(6, pan=0.0, character=False)
+    still = source[0]
+    changed = still.copy()
+    changed[40:46, :4] = 255 - changed[40:46, :4]  # a small change at the picture's left edge
+    out, eng = run([still, still, changed, changed, still])
+    assert eng.stats.held == 4
+    s = sides(out, eng.layout.left)
+    assert np.array_equal(s[0], s[1]) and np.array_equal(s[2], s[3])
+    diff = np.abs(s[2].astype(int) - s[1]).max(axis=(1, 2))
+    assert diff[40:46].max() > 10  # the seam blends the changed edge ...
+    assert diff[:30].max() == 0 and diff[56:].max() == 0  # ... and nothing else moved
+    assert np.array_equal(s[4], s[0])
+
+
+def test_prepared_frames_give_the_same_output() -> None:
+    _, source, _ = shot(16, pan=0.7)
+    plain, _ = run(source)
+    eng = engine(source)
+    frames = [eng.prepare(video.Frame(f, i, Fraction(1, 24))) for i, f in enumerate(source)]
+    prepared = np.stack([f.image for f in eng.stream(frames)])
+    assert np.array_equal(plain, prepared)
 
 
 def test_a_cut_resets_and_nothing_crosses_it() -> None:
