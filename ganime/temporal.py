@@ -836,8 +836,12 @@ class TemporalFiller:
             sample = sample_grid(part.permute(1, 2, 0).numpy(), fx - k0, fy)
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
-        np.copyto(mem.values[ys, xs], sample, where=empty[..., None])
-        valid[ys, xs] |= empty
+        if empty.all():  # a fresh region (a shot's first key frame): no mask to respect
+            mem.values[ys, xs] = sample
+            valid[ys, xs] = True
+        else:
+            np.copyto(mem.values[ys, xs], sample, where=empty[..., None])
+            valid[ys, xs] |= empty
 
     def _grow(self, need: tuple[int, int, int, int]) -> None:
         """Make the memory cover ``need`` (reference box), within ``max_extent`` canvases."""

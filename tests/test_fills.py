@@ -178,3 +178,19 @@ def test_push_pull_fills_gaps_along_odd_borders(h: int, w: int) -> None:
     known[..., :, -2:] = 0  # and the last two columns
     out = push_pull(image * known, known)
     assert torch.allclose(out, image, atol=1e-5)
+
+
+def test_small_holes_close_locally_like_the_whole_pyramid() -> None:
+    from ganime.models.classical import close_holes, push_pull
+
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 120), torch.linspace(0, 1, 200), indexing="ij")
+    image = torch.stack([yy, xx, (yy + xx) / 2])[None]  # smooth: the fill is well defined
+    known = torch.ones(1, 1, 120, 200)
+    known[..., 50:53, 90:94] = 0
+    holed = image * known
+    local, whole = close_holes(holed, known), push_pull(holed, known)
+    assert torch.equal(local[known.expand_as(local) > 0.5], holed[known.expand_as(holed) > 0.5])
+    assert (local - whole).abs().max() < 0.02 and (local - image).abs().max() < 0.05
+    big = torch.ones(1, 1, 120, 200)
+    big[..., 10:110, 20:180] = 0  # most of the picture: the whole pyramid, exactly
+    assert torch.equal(close_holes(image * big, big), push_pull(image * big, big))
