@@ -692,9 +692,15 @@ class TemporalFiller:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
                 need = unfilled[r0:r1, c0:c1]
-                sample = _relight(sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1]) / scale, u, t)
-                np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
-                dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
+                sample = sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1])
+                sample *= np.float32(1 / scale)
+                sample = _relight(sample, u, t)
+                if need.all():  # the usual case: a band no nearer frame showed any of
+                    values[r0:r1, c0:c1] = sample
+                    dist[r0:r1, c0:c1] = abs(u.index - t.index)
+                else:
+                    np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
+                    dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
                 need[...] = False  # a view: marks them filled
                 wrote = True
             if wrote and not unfilled.any():
