@@ -590,9 +590,15 @@ class TemporalFiller:
             fresh = filled_np[r0:r1, c0:c1] & ok
             wk = w[r0:r1, c0:c1]
             old = values_np[r0:r1, c0:c1]
-            mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
-            np.copyto(old, mixed, where=ok[..., None])
-            real_np[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real_np[r0:r1, c0:c1])
+            if fresh.any():  # real content fading in over the memory
+                mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
+                real_np[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real_np[r0:r1, c0:c1])
+            else:  # the memory alone (a still shot): where it is valid, nothing real was there
+                mixed = mv
+            if ok.all():
+                old[...] = mixed
+            else:
+                np.copyto(old, mixed, where=ok[..., None])
             filled_np[r0:r1, c0:c1] |= ok
         # Shared memory: later steps work on torch views of the same arrays.
         values, real, filled = torch.from_numpy(values_np), torch.from_numpy(real_np), torch.from_numpy(filled_np)
