@@ -983,12 +983,14 @@ def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
 
 
 def _whole(c: np.ndarray) -> bool:
+    """Whether every coordinate falls on a pixel centre (no interpolation needed)."""
     return bool((c == np.floor(c)).all())
 
 
 def _whole_run(c: np.ndarray) -> bool:
-    """Whether increasing coordinates are consecutive whole pixels (k, k + 1, ...)."""
-    return float(c[0]).is_integer() and float(c[-1] - c[0]) == c.size - 1
+    """Whether increasing, evenly spaced coordinates are consecutive whole pixels (k, k + 1, ...)."""
+    mid = c.size // 2
+    return float(c[0]).is_integer() and float(c[-1] - c[0]) == c.size - 1 and float(c[mid] - c[0]) == mid
 
 
 def _bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
