@@ -70,11 +70,11 @@ class TemporalOptions:
         blank: thumbnails with less contrast than this (levels) are blank (fades).
         key_share: share of side pixels left unknown that calls the model (less is smoothed over).
         margin: a key frame is generated this much wider on every side (fraction of the side
-            width) than what the frames ahead will show, for the memory; the frame itself
-            always gets the fill of its own canvas (a wider canvas changes what a fill
-            makes: the edge fill's fade grows with the generated width, a network sees
-            other proportions than it was trained on). 0 (2 px) scores best on the
-            training clips (0.5 before).
+            width) than what the frames ahead will show. 0 (2 px): a still shot's key frame
+            is the fill of that frame as a per-frame run makes it; a wider canvas changes
+            what a fill makes (the edge fill's fade grows with the generated width, a
+            network sees other proportions than it was trained on), which the training
+            clips and the eval clips both score lower (0.5 before).
         ramp: frames over which real content fades in over the shot memory.
         max_extent: the shot memory covers at most this many canvases across and down.
         drift_span: chained motion is re-measured against a frame this far back.
