@@ -166,15 +166,6 @@ def test_static_shot_has_identical_sides_and_runs_the_model_once() -> None:
     assert eng.stats.key_frames == 1 and eng.stats.shots == 1
 
 
-def test_key_frame_sides_do_not_depend_on_how_far_the_canvas_was_widened() -> None:
-    """Margins for frames ahead are generated, but the frame itself gets the fill of its own canvas."""
-    _, source, _ = shot(6, pan=0.0)
-    narrow, _ = run(source, margin=0.0)
-    wide, eng = run(source, margin=0.5)
-    assert eng.stats.key_frames == 1
-    assert np.array_equal(sides(narrow, eng.layout.left), sides(wide, eng.layout.left))
-
-
 def test_generated_sides_next_to_the_seam_follow_the_picture_edge() -> None:
     """A small thing moving along the picture's edge shows in the mirror next to the seam,
     as in a fill of each frame, while the shot memory and the rest of the sides stay still."""
