@@ -154,6 +154,16 @@ class _Entry:
 
 
 @dataclass
+class _Shown:
+    """The sides of the last frame rendered, for held drawings and cross-fades."""
+
+    index: int
+    values: torch.Tensor  # (H, S, 3) in [0, 1], before the seam blend
+    sides: np.ndarray  # (H, S, 3) output samples, seam blended
+    seam_thumb: np.ndarray  # thumbnail of the frame whose picture edge the seam blends
+
+
+@dataclass
 class _Memory:
     """The shot memory: a panorama in reference coordinates, first value written wins."""
 
@@ -202,9 +212,7 @@ class TemporalFiller:
         self._memory_shot = -1
         self._loose = False  # the last frame leaned on its own fill
         self._key: tuple[int, Similarity, np.ndarray] | None = None  # (shot, camera, thumbnail) of the last key frame
-        self._last: tuple[int, torch.Tensor, torch.Tensor] | None = None  # (index, values, realness)
-        self._last_sides: np.ndarray | None = None  # the last frame's composited sides, as output
-        self._seam_thumb: np.ndarray | None = None  # thumbnail of the frame whose edge those sides blend
+        self._last: _Shown | None = None  # the sides of the last frame rendered
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
 
     # ------------------------------------------------------------ streaming
@@ -436,14 +444,15 @@ class TemporalFiller:
             if t.continues:
                 self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-        if t.held and self._last is not None and self._last[0] == t.index - 1 and self._last_sides is not None:
+        last = self._last
+        if t.held and last is not None and last.index == t.index - 1:
             # The same drawing: the same sides as last frame; only the seam follows the picture.
             self.stats.held += 1
-            self._last = (t.index, *self._last[1:])
-            if not self._seam_still(t):
-                self._last_sides = self._composite(t, self._last[1], scale, base=self._last_sides)
-                self._seam_thumb = t.thumb
-            return self._canvas_out(t, self._last_sides)
+            last.index = t.index
+            if not self._seam_still(t, last):
+                last.sides = self._composite(t, last.values, scale, base=last.sides)
+                last.seam_thumb = t.thumb
+            return self._canvas_out(t, last.sides)
         else:
             # Per side column: how far the shot's sides still hold for this frame.
             trust = torch.minimum(torch.full((self.side_cols.numel(),), self._trust(t, buf)), self._edge_trust(t))
@@ -470,24 +479,23 @@ class TemporalFiller:
                 before, left = self._handover
                 values = values + (before - values) * (left / (self.o.handover + 1))
                 self._handover = (before, left - 1) if left > 1 else None
-        self._last = (t.index, values, real)
-        self._last_sides = self._composite(t, values, scale)
-        self._seam_thumb = t.thumb
-        return self._canvas_out(t, self._last_sides)
+        self._last = _Shown(t.index, values, self._composite(t, values, scale), t.thumb)
+        return self._canvas_out(t, self._last.sides)
 
-    def _seam_still(self, t: _Entry) -> bool:
-        """Whether the picture's outer columns are as they were when the sides' seam was
+    @staticmethod
+    def _seam_still(t: _Entry, last: _Shown) -> bool:
+        """Whether the picture's outer columns are as they were when ``last``'s seam was
         blended (within codec noise), so the seam needs no redoing."""
-        ref = self._seam_thumb
-        if ref is None or ref.shape != t.thumb.shape:
+        ref = last.seam_thumb
+        if ref.shape != t.thumb.shape:
             return False
         edges = (slice(None), [0, -1])
         return float(np.abs(t.thumb[edges] - ref[edges]).max()) < 1.0
 
-    def _hand_over(self, last: tuple[int, torch.Tensor, torch.Tensor] | None, t: _Entry) -> None:
+    def _hand_over(self, last: _Shown | None, t: _Entry) -> None:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
-        if last is not None and last[0] == t.index - 1 and self.o.handover > 0:
-            self._handover = (last[1], self.o.handover)
+        if last is not None and last.index == t.index - 1 and self.o.handover > 0:
+            self._handover = (last.values, self.o.handover)
 
     def _mirror_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(side columns, their mirror columns in the picture, weights) of the live-mirror zone."""
