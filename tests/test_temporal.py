@@ -238,6 +238,8 @@ def test_generated_sides_follow_a_picture_that_changed() -> None:
     assert psnr(out[right], truth[right]) > psnr(kept[right], truth[right]) + 3
     unchanged = np.abs(out[after, :, :left].astype(np.int16) - kept[after, :, :left])
     assert unchanged.max() <= 1  # up to rounding
+    _, deep = run([f.astype(np.uint16) * 257 for f in source])  # 16-bit sources judge staleness alike
+    assert deep.stats.refreshed == eng.stats.refreshed
 
 
 def test_a_long_zoom_restarts_the_shot_without_a_jump() -> None:
