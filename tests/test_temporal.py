@@ -222,6 +222,18 @@ def test_a_memory_made_in_the_dark_is_not_brought_up_to_full_brightness() -> Non
     assert gap[14:].max() > 3  # afterwards the memory (real content from the pan) takes over
 
 
+def test_a_still_camera_stays_still_after_a_fade_in() -> None:
+    """Motion read off a fade's dark frames (where a character outweighs the faded
+    background) is never a drift reference: after the fade the sides stand still."""
+    _, source, _ = shot(36, pan=0.0)
+    faded = [np.clip(f.astype(np.float32) * min(1.0, 0.35 + 0.065 * i), 0, 255).astype(np.uint8) for i, f in
+             enumerate(source)]  # fmt: skip
+    out, eng = run(faded)
+    outer = out[:, :, : eng.layout.left // 2].astype(np.int16)  # beyond the live mirror next to the seam
+    steps = np.abs(np.diff(outer[22:], axis=0)).max(axis=(1, 2, 3))  # once the cross-fade is over
+    assert steps.max() <= 1
+
+
 def test_generated_sides_follow_a_picture_that_changed() -> None:
     """A light comes on over the right of a slow pan: that side's generated content is
     made again from the changed picture; the left side keeps what it had."""
