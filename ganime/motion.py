@@ -364,6 +364,13 @@ def match(
         for p in starts:
             if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 1.0 or abs(p[0] - q[0]) > 0.01 for q in unique):
                 unique.append(p)
+        # Under a fade no start explains the texture at the old brightness, and a
+        # character's displacement could win by chance: each start is also tried at
+        # the brightness the two frames' statistics suggest.
+        g0 = sc / sp
+        o0 = float(cur.mean()) - g0 * float(prev.mean())
+        if abs(g0 - 1) > 0.03 or abs(o0) > 2.0:
+            unique += [(q[0], q[1], q[2], g0, o0) for q in unique]
         # The start that explains most of the frame's texture is refined.
         best = max(unique, key=fit.inliers) if len(unique) > 1 else unique[0]
         s, tx, ty, g, o = fit.refine(best, 10)

@@ -151,7 +151,6 @@ class _Entry:
     gain: float = 1.0  # brightness: value here = gain * value in the reference frame + offset
     offset: float = 0.0
     fit: float = 0.0  # how badly the camera motion explains this frame against the last (0 = exactly)
-    fading: bool = False  # its brightness changed against the last frame as in a fade
     single: bool = False  # filled on its own (flash or blank)
     held: bool = False  # repeats the previous frame
     continues: bool = False  # starts a new shot that continues the last one's scene (a long zoom)
@@ -370,12 +369,10 @@ class TemporalFiller:
         # A fade changes what every pixel looks like from frame to frame: count a few
         # percent of brightness change per frame as a poor fit, so the sides follow the
         # frame instead of a memory whose brightness has to be guessed.
-        fade = 10 * abs(math.log(max(m.gain, 1e-3))) + 10 * abs(m.offset)
-        entry.fit = max(m.difference, fade)
-        entry.fading = fade > self.o.rigid
+        entry.fit = max(m.difference, 10 * abs(math.log(max(m.gain, 1e-3))) + 10 * abs(m.offset))
+        self._correct_drift(entry, buf)
         entry.gain = anchor.gain * m.gain
         entry.offset = anchor.offset * m.gain + m.offset
-        self._correct_drift(entry, buf)
         entry.held = motion.is_identity and m.change < self.o.hold and anchor.index == entry.index - 1
         entry.decided = True
 
@@ -415,8 +412,6 @@ class TemporalFiller:
                 and e.decided
                 and not e.single
                 and entry.index - span <= e.index < entry.index - 1
-                and not e.fading
-                and _similar_brightness(e, entry)
             ),
             None,
         )
@@ -1070,17 +1065,6 @@ class TemporalFiller:
         out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
         out[:, self.left + self.pic_w :] = sides[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
-
-
-def _similar_brightness(a: _Entry, b: _Entry) -> bool:
-    """Whether two frames of a shot are within a quarter of each other's brightness.
-
-    Motion measured across a fade is the least sure (a character's outline can
-    outweigh a background whose contrast the fade took away): a drift reference
-    taken from inside or before one would pull the frames after it toward that
-    estimate, so neither a fading frame nor one much darker or brighter is one.
-    """
-    return abs(math.log(max(a.gain, 1e-6) / max(b.gain, 1e-6))) < math.log(1.25)
 
 
 def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -193,7 +193,9 @@ def test_generated_sides_next_to_the_seam_follow_the_picture_edge() -> None:
 
 def test_the_end_of_a_fade_does_not_pop() -> None:
     """Leaving frames that leaned on their own fill (a fade-in) hands over gradually."""
-    _, source, _ = shot(24, pan=0.0)  # a character moves (on twos), so the shot leaves its loose frames
+    # A slow pan: the memory that starts after the fade holds what the pan shows, which
+    # differs from the frames' own fills the fade leaned on.
+    _, source, _ = shot(24, pan=0.5)
     faded = [np.clip(f.astype(np.float32) * min(1.0, 0.35 + 0.065 * i), 0, 255).astype(np.uint8) for i, f in
              enumerate(source)]  # fmt: skip
     end = 11  # the first frame at full brightness
@@ -366,3 +368,13 @@ def test_memory_is_bounded_and_output_streams_on_a_long_clip() -> None:
     assert eng.stats.peak_buffer <= 2 * window + 3
     lay = eng.layout
     assert eng.stats.peak_memory_pixels <= (2.0 * lay.canvas_width + 2) * (2.0 * lay.canvas_height + 2)
+
+
+def test_a_fade_is_not_mistaken_for_motion() -> None:
+    """Brightness changing between frames while a character moves: the camera stays put."""
+    _, source, _ = shot(6, pan=0.0)
+    for i in range(1, 5):
+        a, b = (np.clip(source[j].astype(np.float32) * (0.35 + 0.07 * j), 0, 255).astype(np.uint8) for j in (i, i + 1))
+        m = match(thumbnail(a, 1), thumbnail(b, 1))
+        assert abs(m.motion.bx) < 0.25 and abs(m.motion.by) < 0.25 and abs(m.motion.a - 1) < 0.005
+        assert m.gain > 1.05  # the fade is seen as brightness
