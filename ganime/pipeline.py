@@ -401,6 +401,8 @@ def _run(
         raise
 
     engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None
+    if engine is not None and writer.centre is not None:
+        engine.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
     batch = filler.batch_size
     stop = threading.Event()
     decoded: queue.Queue = queue.Queue(maxsize=max(8, 2 * batch))

@@ -190,6 +190,10 @@ class TemporalFiller:
     def __init__(self, filler: Filler, options: TemporalOptions | None = None) -> None:
         self.filler = filler
         self.o = options or TemporalOptions()
+        # Set by a consumer that puts the picture back from the source's own YUV planes
+        # (the conversion writer): frames carrying planes of this format get only their
+        # sides, the picture area of their image left unset.
+        self.centre_from_planes: str | None = None
         lay = filler.layout
         self.layout = lay
         self.h, self.w = lay.canvas_height, lay.canvas_width
@@ -1062,7 +1066,8 @@ class TemporalFiller:
         c = self.layout.content
         out = np.empty((self.h, self.w, 3), image.dtype)
         out[:, : self.left] = sides[:, : self.left]
-        out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
+        if t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes:
+            out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
         out[:, self.left + self.pic_w :] = sides[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
 
