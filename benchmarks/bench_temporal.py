@@ -62,8 +62,8 @@ def main() -> None:
     print(f"{'temporal engine':<22}{1000 * temporal:>10.1f}{1 / temporal:>8.1f}{per_frame / temporal:>7.2f}x")
     s = engine.stats
     print(
-        f"engine: {s.shots} shot(s), {s.key_frames} key frame(s), {s.held} held, {s.single} single, "
-        f"{s.loose} loose; model {s.model_seconds:.2f} s of {s.seconds:.2f} s"
+        f"engine: {s.shots} shot(s), {s.key_frames} key frame(s), {s.refreshed} refreshed, {s.held} held, "
+        f"{s.single} single, {s.loose} loose; model {s.model_seconds:.2f} s of {s.seconds:.2f} s"
     )
 
 
