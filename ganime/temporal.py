@@ -638,7 +638,7 @@ class TemporalFiller:
         rows, ys = rows[inside], ys[inside][:, None]
         # Both bands in one gather: every other column of each.
         cols = np.concatenate([np.arange(0, band, 2), np.arange(self.pic_w - band, self.pic_w, 2)])
-        xs = np.clip(np.rint(a * (cols + self.left) + bx).astype(np.intp) - mem.x0, -1, mem.valid.shape[1])
+        xs = np.rint(a * (cols + self.left) + bx).astype(np.intp) - mem.x0
         inside = (xs >= 0) & (xs < mem.valid.shape[1])
         xs = np.where(inside, xs, 0)[None, :]
         ok = mem.valid[ys, xs] & inside[None, :]
