@@ -223,12 +223,12 @@ def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, t
 
 
 @pytest.mark.parametrize("arch", sorted(TINY))
-def test_colour_correction_fades_out_next_to_black(arch: str) -> None:
+def test_brightness_correction_fades_out_next_to_black(arch: str) -> None:
     """A correction learnt on bright frames must not lift the blacks of a fade."""
     model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
-    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 4][-1]
+    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 2][-1]
     with torch.no_grad():
-        out_layer.bias[:3] = 0.05  # lift every colour channel by ~13 levels
+        out_layer.bias[0] = 0.05  # lift the brightness by ~13 levels
     image, mask = canvas(1)
     edge = EdgeFill()
     shift = {}
@@ -238,6 +238,23 @@ def test_colour_correction_fades_out_next_to_black(arch: str) -> None:
             shift[level] = float(((model(x, mask) - edge(x, mask).clamp(0, 1)) * mask).sum() / mask.sum() / 3)
     assert shift[1.0] > 0.02  # bright: the correction applies
     assert 0 <= shift[0.02] < 0.25 * shift[1.0]  # near black: it fades out
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_correction_shifts_brightness_not_hue(arch: str) -> None:
+    """The learnt correction moves R, G and B alike, and leaves the known pixels as given."""
+    model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
+    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 2][-1]
+    with torch.no_grad():
+        out_layer.bias[0] = -0.04
+    image, mask = canvas(1)
+    x = 0.5 + 0.4 * image  # bright enough that the correction is not faded out
+    with torch.no_grad():
+        delta = model(x, mask) - EdgeFill()(x, mask)
+    gen = mask.expand_as(delta) > 0.5
+    shift = delta[gen].view(3, -1)
+    assert torch.allclose(shift, torch.full_like(shift, -0.04), atol=1e-5)
+    assert torch.equal(model(x, mask)[~gen], (x * (1 - mask))[~gen])
 
 
 def test_lama_working_height_runs_small_and_returns_full_size() -> None:

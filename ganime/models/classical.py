@@ -7,7 +7,7 @@ prediction; the compositor pastes it in, so the known pixels are never altered h
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -161,6 +161,17 @@ class PictureFill(nn.Module):
         columns: Callable[[torch.Tensor, tuple[int, int, int, int], torch.Tensor], torch.Tensor],
     ) -> torch.Tensor:
         """Write ``columns(picture, box, cols)`` into the generated columns of ``out``."""
+        for idx, gen, box, img in self.groups(image, mask):
+            out[idx].index_copy_(3, gen, columns(img, box, gen))
+        return out
+
+    @staticmethod
+    def groups(
+        image: torch.Tensor, mask: torch.Tensor
+    ) -> Iterator[tuple[slice, torch.Tensor, tuple[int, int, int, int], torch.Tensor]]:
+        """Per run of the batch that shares a mask: (batch slice, generated columns, known
+        box, the run's pictures with holes inside the box closed); runs with nothing to
+        generate are skipped."""
         for idx in same_mask_groups(mask):
             gen = generated_columns(mask[idx.start])
             if gen.numel() == 0:
@@ -171,8 +182,7 @@ class PictureFill(nn.Module):
             if inner.min() < 0.5:  # never write into the caller's tensor
                 img = img.clone()
                 img[:, :, y0:y1, x0:x1] = close_holes(img[:, :, y0:y1, x0:x1], inner)
-            out[idx].index_copy_(3, gen, columns(img, box, gen))
-        return out
+            yield idx, gen, box, img
 
     def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, len(cols)): the fill for columns ``cols``, given the picture in ``box``."""
@@ -254,28 +264,17 @@ class EdgeFill(PictureFill):
         self.config = config or EdgeConfig()
 
     def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
-        sharp, blurred, t = self._parts(image, box, cols)
+        sharp, blurred, t = self.column_parts(image, box, cols)
         return torch.lerp(sharp, blurred, t)
 
-    def parts(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The fill's ingredients over the whole canvas: (mirror, blur, t), fill = lerp(mirror, blur, t).
-
-        For known pixels mirror = blur = the image and t = 0. Models that start from this
-        fill use them to move between the sharp mirror and the blur pixel by pixel.
-        """
-        n, _, h, w = image.shape
-        out = torch.cat([image, image, image.new_zeros(n, 1, h, w)], dim=1)
-
-        def columns(img: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
-            sharp, blurred, t = self._parts(img, box, cols)
-            return torch.cat([sharp, blurred, t.expand(img.shape[0], 1, -1, -1)], dim=1)
-
-        out = self._fill_groups(image, mask, out, columns)
-        return out[:, :3], out[:, 3:6], out[:, 6:7]
-
-    def _parts(
+    def column_parts(
         self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The fill's ingredients for columns ``cols``: (mirror, blur, t), fill = lerp(mirror, blur, t).
+
+        Models that start from this fill use them to move between the sharp mirror and
+        the blur pixel by pixel.
+        """
         _, _, h, w = image.shape
         y0, y1, x0, x1 = box
         dev = image.device
