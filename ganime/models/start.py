@@ -102,7 +102,7 @@ class Started(nn.Module):
         core: Callable[[torch.Tensor], torch.Tensor],
         size: Callable[[int, int], tuple[int, int]],
     ) -> torch.Tensor:
-        """The prediction: ``core`` (4 channels in, 3 out) runs at ``size(h, w)``, enlarged back."""
+        """The prediction: ``core`` (4 channels in; 3 out, or 2 with a prefill) runs at ``size(h, w)``."""
         h, w = image.shape[-2:]
         mask = (mask > 0.5).to(image.dtype)
         small = size(h, w)
