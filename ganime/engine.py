@@ -20,6 +20,7 @@ from torch import nn
 
 from .geometry import Layout
 from .models.classical import PictureFill
+from .models.start import prepare_for_inference
 
 
 class DeviceError(ValueError):
@@ -203,16 +204,16 @@ class Filler:
         batch_size: int = 0,
         feather: int | None = None,
     ) -> None:
-        self.model = model.to(device).eval()
+        self.model = prepare_for_inference(model.to(device))
         self.layout = layout
         self.device = device
-        # Neural models on CUDA: channels-last convolutions and mixed precision. bf16
-        # where the GPU has it (fp16 otherwise); LaMa's Fourier units run their FFT in
-        # float32 regardless, since cuFFT in half precision only takes power-of-two sizes.
+        # Neural models on CUDA also run in mixed precision (prepare_for_inference made
+        # their convolutions channels-last everywhere): bf16 where the GPU has it (fp16
+        # otherwise); LaMa's Fourier units run their FFT in float32 regardless, since
+        # cuFFT in half precision only takes power-of-two sizes.
         neural = any(True for _ in self.model.parameters())
         self.amp_dtype: torch.dtype | None = None
         if neural and device.type == "cuda":
-            self.model = self.model.to(memory_format=torch.channels_last)
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.batch_size = batch_size or self.auto_batch_size()
         mask = layout.mask()

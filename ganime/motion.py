@@ -18,6 +18,7 @@ makes that indifferent to fades and brightness changes.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -221,19 +222,24 @@ class _Prepared:
 
 # Each frame is matched against the next one, and some against frames further back:
 # its preparation is kept while the thumbnail lives (a weak reference tells).
+# A conversion matches on two threads (consecutive frames while decoding, drift in
+# the engine), hence the lock.
 _PREPARED: dict[int, _Prepared] = {}
 _KEEP = 32
+_LOCK = threading.Lock()
 
 
 def _prepared(thumb: np.ndarray) -> _Prepared:
-    p = _PREPARED.get(id(thumb))
+    with _LOCK:
+        p = _PREPARED.get(id(thumb))
     if p is not None and p.thumb() is thumb:
         return p
     p = _Prepared(thumb)
-    _PREPARED.pop(id(thumb), None)
-    while len(_PREPARED) >= _KEEP:
-        del _PREPARED[next(iter(_PREPARED))]
-    _PREPARED[id(thumb)] = p
+    with _LOCK:
+        _PREPARED.pop(id(thumb), None)
+        while len(_PREPARED) >= _KEEP:
+            del _PREPARED[next(iter(_PREPARED))]
+        _PREPARED[id(thumb)] = p
     return p
 
 

@@ -52,6 +52,29 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+def blur_radius(sigma: float, h: int, w: int) -> int:
+    """The kernel radius ``gaussian_blur`` uses on an (h, w) image (0: it leaves it as is)."""
+    if sigma <= 0:
+        return 0
+    radius = min(max(1, int(3 * sigma)), w - 1, h - 1)
+    return max(0, radius)
+
+
+def blur_matrix(n: int, sigma: float, radius: int) -> torch.Tensor:
+    """(n, n) float64 weights of ``gaussian_blur`` along one axis, its reflected border included."""
+    if radius < 1:
+        return torch.eye(n, dtype=torch.float64)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    out = torch.arange(n).repeat_interleave(2 * radius + 1)
+    src = out + torch.arange(-radius, radius + 1).repeat(n)
+    src = torch.where(src < 0, -src, torch.where(src >= n, 2 * (n - 1) - src, src))  # F.pad's "reflect"
+    m = torch.zeros(n, n, dtype=torch.float64)
+    m.index_put_((out, src), k.repeat(n), accumulate=True)
+    return m
+
+
 def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     """Fill unknown pixels from known ones by a coarse-to-fine weighted pyramid.
 
@@ -100,12 +123,19 @@ def close_holes(image: torch.Tensor, known: torch.Tensor, context: int = 16) -> 
 
 def shrink(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize (N, C, H, W) to ``size``: area averaging when shrinking (fast, alias-free)."""
-    if size[0] <= x.shape[-2] and size[1] <= x.shape[-1]:
+    h, w = x.shape[-2:]
+    if h % size[0] == 0 and w % size[1] == 0:
+        # Whole blocks: a mean over a view, which (unlike the pooling op) reads a
+        # cropped view where it lies instead of copying it out first.
+        return x.unflatten(3, (size[1], w // size[1])).unflatten(2, (size[0], h // size[0])).mean(dim=(3, 5))
+    if size[0] <= h and size[1] <= w:
         return F.adaptive_avg_pool2d(x, size)
     return F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
 
 
-def resize_matrix(out_size: int, in_size: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def resize_matrix(
+    out_size: int, in_size: int, device: torch.device | None = None, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """(out, in) weights of bilinear resizing (half-pixel centres, as F.interpolate's default)."""
     pos = ((torch.arange(out_size, dtype=torch.float64) + 0.5) * in_size / out_size - 0.5).clamp(0, in_size - 1)
     i0 = pos.floor().long()
@@ -252,6 +282,48 @@ def _reflect_index(length: int, lo: int, hi: int, device: torch.device) -> torch
     return i + lo
 
 
+_OPERATORS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _blur_operators(
+    h: int,
+    w: int,
+    box: tuple[int, int, int, int],
+    cols: torch.Tensor,
+    sigma: float,
+    dtype: torch.dtype,
+    dev: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows (h, ph), columns (len(cols), pw)): ``EdgeFill``'s blur of its quarter-size picture.
+
+    Each is resize . blur . mirror along one axis, as ``gaussian_blur`` and
+    ``upsample_columns`` would do them one after the other. Cached: a video's frames
+    share their layout.
+    """
+    key = (h, w, box, sigma, dtype, str(dev), cols.cpu().numpy().tobytes())
+    found = _OPERATORS.get(key)
+    if found is not None:
+        return found
+    y0, y1, x0, x1 = box
+    sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
+    ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
+    oy, ox = round(y0 * sh / h), round(x0 * sw / w)
+    radius = blur_radius(sigma * sh, sh, sw)
+
+    def axis(n: int, full: int, start: int, span: int) -> torch.Tensor:
+        mirror = torch.zeros(n, span, dtype=torch.float64)  # the quarter-size canvas from the picture
+        mirror[torch.arange(n), _reflect_index(n, start, start + span, torch.device("cpu")) - start] = 1
+        return resize_matrix(full, n) @ blur_matrix(n, sigma * sh, radius) @ mirror
+
+    rows = axis(sh, h, oy, ph)
+    columns = axis(sw, w, ox, pw)[cols.cpu()]
+    found = (rows.to(dev, dtype), columns.to(dev, dtype))
+    if len(_OPERATORS) >= 16:
+        _OPERATORS.pop(next(iter(_OPERATORS)))
+    _OPERATORS[key] = found
+    return found
+
+
 class EdgeFill(PictureFill):
     """Mirror the picture across its edges, fading into a blur away from the seam.
 
@@ -282,14 +354,16 @@ class EdgeFill(PictureFill):
         sharp = image.index_select(3, _reflect_index(w, x0, x1, dev)[cols])
         if y0 > 0 or y1 < h:
             sharp = sharp.index_select(2, _reflect_index(h, y0, y1, dev))
-        # The blur it fades into is smooth: mirror a quarter-size picture and blur that.
+        # The blur it fades into is smooth: mirror a quarter-size picture, blur that and
+        # enlarge the generated columns. Mirroring, blurring and enlarging are each linear
+        # along rows and along columns, so all three are one matrix per axis, applied to
+        # the quarter-size picture: two small products instead of a blur of the whole
+        # mirrored canvas.
         sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
         ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
         small = shrink(image[:, :, y0:y1, x0:x1], (ph, pw))
-        oy, ox = round(y0 * sh / h), round(x0 * sw / w)
-        small = small.index_select(3, _reflect_index(sw, ox, ox + pw, dev) - ox)
-        small = small.index_select(2, _reflect_index(sh, oy, oy + ph, dev) - oy)
-        blurred = upsample_columns(gaussian_blur(small, self.config.sigma * sh), h, w, cols)
+        rows, columns = _blur_operators(h, w, box, cols, self.config.sigma, image.dtype, dev)
+        blurred = torch.matmul(rows, torch.matmul(small, columns.T))
         # Distance (px) from the known box, normalised by the widest generated span.
         ys = torch.arange(h, device=dev)
         dx = torch.clamp(torch.maximum(x0 - cols, cols - (x1 - 1)), min=0)

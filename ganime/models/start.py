@@ -31,8 +31,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .classical import EdgeFill
+from .classical import EdgeFill, upsample_columns
 
 PREFILLS: dict[str, Callable[[], EdgeFill]] = {"edge": EdgeFill}
 OUTPUTS = {None: 3, "edge": 2}  # channels the core network predicts
@@ -75,6 +76,40 @@ def run_padded(net: nn.Module, x: torch.Tensor, modulo: int) -> torch.Tensor:
     return net(x)[:, :, :h, :w]
 
 
+def fuse_batch_norms(module: nn.Module) -> nn.Module:
+    """Fold each BatchNorm that directly follows a convolution in a Sequential into it.
+
+    For inference only (the running statistics become part of the weights): one layer
+    less per block, the same output to float rounding.
+    """
+    for child in module.children():
+        fuse_batch_norms(child)
+    if isinstance(module, nn.Sequential):
+        for i in range(len(module) - 1):
+            conv, bn = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d | nn.ConvTranspose2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(conv, bn, transpose=isinstance(conv, nn.ConvTranspose2d))
+                module[i + 1] = nn.Identity()
+    return module
+
+
+def prepare_for_inference(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode, batch norms folded, convolutions channels-last.
+
+    On one CPU thread this takes the default model's network from 27 to 18 ms at
+    480p (folding ~2 ms; oneDNN's convolutions run faster on channels-last input).
+    Changes ``model`` in place; never for a model that is still to be trained.
+    """
+    model.eval()
+    if any(True for _ in model.parameters()):
+        fuse_batch_norms(model)
+        model.to(memory_format=torch.channels_last)
+        for m in model.modules():
+            if isinstance(m, Started):
+                m.channels_last = True
+    return model
+
+
 def working_size(h: int, w: int, height: int | None) -> tuple[int, int]:
     """(h, w) shrunk to ``height`` lines keeping the shape; never enlarged."""
     if not height or h <= height:
@@ -94,6 +129,10 @@ class Started(nn.Module):
         super().__init__()
         check_prefill(prefill)
         self.prefill = PREFILLS[prefill]() if prefill else None
+        self.channels_last = False  # feed the core channels-last (set by prepare_for_inference)
+
+    def _core_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def complete(
         self,
@@ -104,26 +143,31 @@ class Started(nn.Module):
     ) -> torch.Tensor:
         """The prediction: ``core`` (4 channels in; 3 out, or 2 with a prefill) runs at ``size(h, w)``."""
         h, w = image.shape[-2:]
-        mask = (mask > 0.5).to(image.dtype)
+        holes = mask > 0.5
+        mask = holes.to(image.dtype)
         small = size(h, w)
         if self.prefill is None:
             x = torch.cat([image * (1 - mask), mask], dim=1)
-            return enlarge_to(core(shrink_to(x, small)), (h, w))
+            return enlarge_to(core(self._core_input(shrink_to(x, small))), (h, w))
         # Full-resolution work is done on the generated columns only (a quarter of a
         # 4:3 -> 16:9 canvas): known pixels are returned as given, which is what every
         # caller keeps there anyway (the engine's compositor, the trainer's composite).
-        picture = image * (1 - mask)
-        out = picture.clone()
-        base = picture.clone()
+        # The network sees the canvas shrunk, so the fill is written into the zeroed
+        # picture itself and the picture and the mask are shrunk apart: no full-size
+        # copy of the canvas is made. The fill's ingredients are all read first.
+        out = image.masked_fill(holes, 0.0)
         with torch.no_grad():  # the fill has no parameters; nothing to learn through it
-            groups = []
-            for idx, gen, box, img in self.prefill.groups(picture, mask):
-                sharp, blurred, t = self.prefill.column_parts(img, box, gen)
-                base[idx].index_copy_(3, gen, torch.lerp(sharp, blurred, t))
-                groups.append((idx, gen, sharp, blurred, t))
-        y = enlarge_to(core(shrink_to(torch.cat([base, mask], dim=1), small)), (h, w))
+            groups = [
+                (idx, gen, *self.prefill.column_parts(img, box, gen))
+                for idx, gen, box, img in self.prefill.groups(out, mask)
+            ]
+            for idx, gen, sharp, blurred, t in groups:
+                out[idx].index_copy_(3, gen, torch.lerp(sharp, blurred, t))
+        x = torch.cat([shrink_to(out, small), shrink_to(mask, small)], dim=1)
+        small_y = core(self._core_input(x))
         for idx, gen, sharp, blurred, t in groups:
-            yg = y[idx].index_select(3, gen)
+            # The correction at full resolution, for the generated columns only.
+            yg = upsample_columns(small_y[idx], h, w, gen) if small_y.shape[-2:] != (h, w) else small_y[idx][..., gen]
             # Channel 0 shifts the brightness, the same on R, G and B; channel 1 moves each
             # pixel between the sharp mirror and the blur (at full resolution, where a small
             # correction cannot reach).
