@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from conftest import cartoon_frames, decoded_frames, make_rich_source, packets, psnr
 
 from ganime import EncoderSettings, synthetic
-from ganime.pipeline import ConvertOptions, convert_file, plan_file
+from ganime.geometry import compute_layout
+from ganime.pipeline import ENCODE_QUEUE_BYTES, ConvertOptions, convert_file, encode_queue_size, plan_file
 
 LOSSLESS = EncoderSettings(codec="x264", crf=0, preset="ultrafast")
 
@@ -244,3 +246,17 @@ def test_repeated_strips_are_converted_once_and_stay_right(plain_source: Path, t
     for want, got in zip(canvases, out, strict=True):  # chroma subsampling of hard edges: ~29 dB
         assert psnr(want[:, :left], got[:, :left]) > 26
         assert psnr(want[:, -left:], got[:, -left:]) > 26
+
+
+def test_encode_queue_is_bounded_in_bytes(plain_source: Path) -> None:
+    plan = plan_file(plain_source, None, ConvertOptions(model="edge"))
+    assert encode_queue_size(plan, 1) == 256  # tiny frames: the frame cap
+
+    def at(width: int, height: int, bit_depth: int = 8) -> int:
+        info = dataclasses.replace(plan.info, width=width, height=height, bit_depth=bit_depth)
+        return encode_queue_size(dataclasses.replace(plan, info=info, layout=compute_layout(width, height)), 1)
+
+    dvd, hd, hd10 = at(640, 480), at(1440, 1080), at(1440, 1080, 10)
+    assert dvd > hd > hd10 >= 16  # fewer frames as they grow ...
+    frame = 1920 * 1080 * 3 + 1440 * 1080 * 3 // 2  # ... so that their bytes stay within the budget
+    assert hd * frame <= ENCODE_QUEUE_BYTES < (hd + 1) * frame

@@ -5,13 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import cartoon_frames
 from torch import nn
 
 from ganime.engine import Compositor, Filler, column_bands, nearest_known, select_device
 from ganime.geometry import compute_layout
 from ganime.models import REGISTRY, build_model, default_model, list_models
-from ganime.models.classical import push_pull
+from ganime.models.classical import (
+    EdgeFill,
+    _reflect_index,
+    blur_matrix,
+    blur_radius,
+    gaussian_blur,
+    push_pull,
+    shrink,
+    upsample_columns,
+)
 
 
 def _canvas(n: int = 2, h: int = 24, w: int = 44, left: int = 6, right: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
@@ -194,3 +204,38 @@ def test_small_holes_close_locally_like_the_whole_pyramid() -> None:
     big = torch.ones(1, 1, 120, 200)
     big[..., 10:110, 20:180] = 0  # most of the picture: the whole pyramid, exactly
     assert torch.equal(close_holes(image * big, big), push_pull(image * big, big))
+
+
+@pytest.mark.parametrize(("h", "w", "sigma"), [(7, 10, 1.0), (40, 57, 3.3), (5, 9, 10.0), (2, 3, 0.4)])
+def test_blur_matrices_are_the_separable_blur(h: int, w: int, sigma: float) -> None:
+    x = torch.rand(1, 2, h, w, generator=torch.Generator().manual_seed(3))
+    radius = blur_radius(sigma, h, w)
+    by, bx = blur_matrix(h, sigma, radius).float(), blur_matrix(w, sigma, radius).float()
+    assert torch.allclose(by @ x @ bx.T, gaussian_blur(x, sigma), atol=1e-5)
+
+
+def test_shrink_of_a_cropped_view_by_whole_blocks_is_area_averaging() -> None:
+    x = torch.rand(2, 3, 24, 48, generator=torch.Generator().manual_seed(4))[..., 4:36]
+    assert torch.allclose(shrink(x, (6, 8)), F.adaptive_avg_pool2d(x.contiguous(), (6, 8)), atol=1e-6)
+    assert shrink(x, (5, 7)).shape[-2:] == (5, 7)  # not whole blocks: pooling
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "box"), [(48, 86, (0, 48, 11, 75)), (50, 90, (4, 46, 13, 77)), (31, 57, (0, 31, 7, 49))]
+)
+def test_edge_blur_is_mirror_blur_and_enlarge(h: int, w: int, box: tuple[int, int, int, int]) -> None:
+    # The fill's blur, done step by step: the quarter-size picture mirrored to the
+    # quarter-size canvas, blurred, and the generated columns enlarged.
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(5))
+    cols = torch.tensor([x for x in range(w) if not box[2] <= x < box[3]])
+    fill = EdgeFill()
+    y0, y1, x0, x1 = box
+    sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
+    ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
+    oy, ox = round(y0 * sh / h), round(x0 * sw / w)
+    small = F.adaptive_avg_pool2d(image[:, :, y0:y1, x0:x1], (ph, pw))
+    small = small[..., _reflect_index(sw, ox, ox + pw, torch.device("cpu")) - ox]
+    small = small[:, :, _reflect_index(sh, oy, oy + ph, torch.device("cpu")) - oy]
+    expected = upsample_columns(gaussian_blur(small, fill.config.sigma * sh), h, w, cols)
+    _, blurred, _ = fill.column_parts(image, box, cols)
+    assert torch.allclose(blurred, expected, atol=1e-5)

@@ -16,6 +16,7 @@ from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import ARCHS, REGISTRY, load_file
 from ganime.models.classical import EdgeFill
+from ganime.models.start import prepare_for_inference
 
 TINY = {
     "lama": {"n_blocks": 1, "ngf": 8},
@@ -255,6 +256,27 @@ def test_correction_shifts_brightness_not_hue(arch: str) -> None:
     shift = delta[gen].view(3, -1)
     assert torch.allclose(shift, torch.full_like(shift, -0.04), atol=1e-5)
     assert torch.equal(model(x, mask)[~gen], (x * (1 - mask))[~gen])
+
+
+@pytest.mark.parametrize("arch", sorted(TINY))
+def test_prepared_for_inference_predicts_the_same(arch: str) -> None:
+    model = tiny(arch)
+    torch.manual_seed(1)
+    with torch.no_grad():  # weights and batch statistics away from their initial values
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.3, 0.3)
+            bn.running_var.uniform_(0.5, 2.0)
+    image, mask = canvas(2)
+    norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.inference_mode():
+        before = model(image, mask)
+        prepare_for_inference(model)
+        after = model(image, mask)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) < norms  # folded
+    assert torch.allclose(before, after, atol=1e-5)
+    assert not torch.allclose(before, EdgeFill()(image, mask), atol=1e-3)  # the network counts
 
 
 def test_lama_working_height_runs_small_and_returns_full_size() -> None:

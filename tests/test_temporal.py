@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from fractions import Fraction
 
 import numpy as np
@@ -304,6 +306,32 @@ def test_prepared_frames_give_the_same_output() -> None:
     frames = [eng.prepare(video.Frame(f, i, Fraction(1, 24))) for i, f in enumerate(source)]
     prepared = np.stack([f.image for f in eng.stream(frames)])
     assert np.array_equal(plain, prepared)
+
+
+def test_motion_measured_on_another_thread_gives_the_same_output() -> None:
+    # A pan, a cut, a blank frame and a flash back: every path that measures motion,
+    # with frames prepared on another thread while the engine runs, as a conversion does.
+    _, a, _ = shot(12, pan=0.7, seed=1)
+    _, b, _ = shot(12, pan=0.3, seed=2)
+    source = a + b[:5] + [np.zeros_like(a[0])] + b[5:]
+    plain, _ = run(source)
+    eng = engine(source)
+    ready: queue.Queue = queue.Queue(maxsize=4)
+    made = []
+
+    def produce() -> None:
+        for i, f in enumerate(source):
+            made.append(eng.prepare(video.Frame(f, i, Fraction(1, 24))))
+            ready.put(made[-1])
+        ready.put(None)
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    out = np.stack([f.image for f in eng.stream(iter(ready.get, None))])
+    worker.join()
+    assert np.array_equal(plain, out)
+    # Measured ahead for every frame but the first and those next to the blank one.
+    assert sum(p.match is not None for p in made) == len(source) - 3
 
 
 def test_a_cut_resets_and_nothing_crosses_it() -> None:

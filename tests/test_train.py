@@ -120,7 +120,7 @@ def test_structure_term_trains() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        values.append(float(loss))
+        values.append(float(loss.detach()))
     assert values[-1] < 0.5 * values[0]
 
 
