@@ -310,13 +310,13 @@ def _blur_operators(
     oy, ox = round(y0 * sh / h), round(x0 * sw / w)
     radius = blur_radius(sigma * sh, sh, sw)
 
-    def axis(n: int, full: int, start: int, span: int) -> torch.Tensor:
+    def axis(n: int, resize: torch.Tensor, start: int, span: int) -> torch.Tensor:
         mirror = torch.zeros(n, span, dtype=torch.float64)  # the quarter-size canvas from the picture
         mirror[torch.arange(n), _reflect_index(n, start, start + span, torch.device("cpu")) - start] = 1
-        return resize_matrix(full, n) @ blur_matrix(n, sigma * sh, radius) @ mirror
+        return resize @ (blur_matrix(n, sigma * sh, radius) @ mirror)
 
-    rows = axis(sh, h, oy, ph)
-    columns = axis(sw, w, ox, pw)[cols.cpu()]
+    rows = axis(sh, resize_matrix(h, sh), oy, ph)
+    columns = axis(sw, resize_matrix(w, sw)[cols.cpu()], ox, pw)
     found = (rows.to(dev, dtype), columns.to(dev, dtype))
     if len(_OPERATORS) >= 16:
         _OPERATORS.pop(next(iter(_OPERATORS)))
@@ -351,7 +351,9 @@ class EdgeFill(PictureFill):
         y0, y1, x0, x1 = box
         dev = image.device
         # Sharp mirror at full resolution, for the generated columns only.
-        sharp = image.index_select(3, _reflect_index(w, x0, x1, dev)[cols])
+        # (Gathered as rows of the transpose: index_select along the last dimension is
+        # several times slower on CPU, 14 ms against 2 for a whole 480p canvas.)
+        sharp = image.transpose(2, 3).index_select(2, _reflect_index(w, x0, x1, dev)[cols]).transpose(2, 3)
         if y0 > 0 or y1 < h:
             sharp = sharp.index_select(2, _reflect_index(h, y0, y1, dev))
         # The blur it fades into is smooth: mirror a quarter-size picture, blur that and
