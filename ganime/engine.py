@@ -203,7 +203,10 @@ class Filler:
         device: torch.device,
         batch_size: int = 0,
         feather: int | None = None,
+        compositor: Compositor | None = None,
     ) -> None:
+        """``compositor``: another Filler's of the same layout and device (it takes a
+        while to make), instead of making one with ``feather``."""
         self.model = prepare_for_inference(model.to(device))
         self.layout = layout
         self.device = device
@@ -217,10 +220,12 @@ class Filler:
             self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         self.batch_size = batch_size or self.auto_batch_size()
         mask = layout.mask()
-        if feather is None:
-            feather = max(2, round(layout.canvas_height / 60))  # 8 px at 480 lines
-        feather = min(feather, max(0, layout.side_width // 2))
-        self.compositor = Compositor.for_mask(mask, device, feather)
+        if compositor is None:
+            if feather is None:
+                feather = max(2, round(layout.canvas_height / 60))  # 8 px at 480 lines
+            feather = min(feather, max(0, layout.side_width // 2))
+            compositor = Compositor.for_mask(mask, device, feather)
+        self.compositor = compositor
         self._mask_np = mask > 0
         self.stats = FillStats(batch_size=self.batch_size)
         self._buffer: torch.Tensor | None = None

@@ -207,7 +207,7 @@ class TemporalFiller:
         start = getattr(filler.model, "prefill", None)
         self._own = filler
         if start is not None and not self.o.loose_model:
-            self._own = Filler(start, filler.layout, filler.device, 1, filler.compositor.feather)
+            self._own = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
         # Set by a consumer that puts the picture back from the source's own YUV planes
         # (the conversion writer): frames carrying planes of this format get only their
         # sides, the picture area of their image left unset.
