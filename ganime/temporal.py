@@ -227,6 +227,7 @@ class TemporalFiller:
         self.n_side = self.h * self.side_cols.numel()
         self._feather = self._feather_map()
         self._feather_at = (self._feather[0].numpy(), self._feather[1].numpy())
+        self._seam_bands = self._bands_of(self._feather)
         self._mirror = self._mirror_map()
         # Frames consulted for propagation: every near one, then sparser (content far
         # from the picture only shows up in frames far away, and it moves with the camera).
@@ -1074,6 +1075,39 @@ class TemporalFiller:
             return empty, empty, torch.zeros(0), empty
         return torch.cat(rows), torch.cat(cols), torch.cat(alphas), torch.cat(sources)
 
+    def _bands_of(
+        self, feather: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    ) -> list[tuple[int, int, int, torch.Tensor]] | None:
+        """The seam blend as whole-height bands, if it is that: (first and last side-grid
+        column + 1, the picture column each row blends from, alpha per column).
+
+        Side strips beside a full-height picture blend each row from its own picture
+        edge with an alpha that depends on the column alone; the blend is then done on
+        slices instead of gathering every pixel. None for any other shape.
+        """
+        rows, cols, alphas, sources = feather
+        if rows.numel() == 0:
+            return []
+        bands = []
+        for s0, s1 in self._strips:
+            inside = (cols >= s0) & (cols < s1)
+            if not bool(inside.any()):
+                continue
+            c, r, a, src = cols[inside], rows[inside], alphas[inside], sources[inside]
+            c0, c1 = int(c.min()), int(c.max()) + 1
+            width = c1 - c0
+            if c.numel() != self.h * width:
+                return None
+            grid = torch.full((self.h, width), -1.0)
+            grid[r, c - c0] = a
+            picture_col = src % self.pic_w
+            if (grid < 0).any() or not bool((grid == grid[:1]).all()):
+                return None
+            if not bool((picture_col == picture_col[0]).all()) or not bool((src // self.pic_w == r).all()):
+                return None
+            bands.append((c0, c1, int(picture_col[0]), grid[0].view(1, width, 1)))
+        return bands
+
     def _composite(self, t: _Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
         """(H, S, 3) output samples of the sides: values feathered into the seam.
 
@@ -1087,7 +1121,12 @@ class TemporalFiller:
             out = base.copy()
         else:
             out = values.mul(scale).round_().clamp_(0, scale).numpy().astype(dtype)
-        if fr.numel():
+        if self._seam_bands is not None:
+            for c0, c1, pc, a in self._seam_bands:  # the same blend on slices
+                edge = t.picture[:, pc : pc + 1].float()
+                seam = (a * scale) * values[:, c0:c1] + (1 - a) * edge
+                out[:, c0:c1] = seam.round_().clamp_(0, scale).numpy().astype(dtype)
+        elif fr.numel():
             # The compositor's blend from this frame's picture edge, except where the side is real.
             a = fa[:, None]
             edge = t.picture.reshape(-1, 3).index_select(0, fs).float()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from fractions import Fraction
 
 import numpy as np
@@ -406,3 +407,14 @@ def test_a_fade_is_not_mistaken_for_motion() -> None:
         m = match(thumbnail(a, 1), thumbnail(b, 1))
         assert abs(m.motion.bx) < 0.25 and abs(m.motion.by) < 0.25 and abs(m.motion.a - 1) < 0.005
         assert m.gain > 1.05  # the fade is seen as brightness
+
+
+def test_seam_blend_on_slices_equals_the_blend_pixel_by_pixel() -> None:
+    _, source, _ = shot(4, pan=0.5)
+    eng = engine(source)
+    assert eng._seam_bands  # side strips beside a full-height picture: bands
+    entry = eng._analyse(video.Frame(source[0], 0, Fraction(1, 24)), 0, deque())
+    values = torch.rand(eng.h, eng.side_cols.numel(), 3, generator=torch.Generator().manual_seed(2))
+    fast = eng._composite(entry, values, 255.0)
+    eng._seam_bands = None
+    assert np.array_equal(fast, eng._composite(entry, values, 255.0))
