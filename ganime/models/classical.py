@@ -352,8 +352,10 @@ class EdgeFill(PictureFill):
         dev = image.device
         # Sharp mirror at full resolution, for the generated columns only.
         # (Gathered as rows of the transpose: index_select along the last dimension is
-        # several times slower on CPU, 14 ms against 2 for a whole 480p canvas.)
+        # several times slower on CPU, 14 ms against 2 for a whole 480p canvas; then
+        # made contiguous, or every operation on it would be slower still.)
         sharp = image.transpose(2, 3).index_select(2, _reflect_index(w, x0, x1, dev)[cols]).transpose(2, 3)
+        sharp = sharp.contiguous()
         if y0 > 0 or y1 < h:
             sharp = sharp.index_select(2, _reflect_index(h, y0, y1, dev))
         # The blur it fades into is smooth: mirror a quarter-size picture, blur that and

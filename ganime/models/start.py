@@ -172,6 +172,6 @@ class Started(nn.Module):
             # pixel between the sharp mirror and the blur (at full resolution, where a small
             # correction cannot reach).
             keep = (1 - t + yg[:, 1:2]).clamp(0, 1)
-            shift = yg[:, :1] * (blurred / DARK).clamp(max=1)
-            out[idx].index_copy_(3, gen, (blurred + keep * (sharp - blurred) + shift).clamp(0, 1))
+            shift = (blurred * (1 / DARK)).clamp_(max=1).mul_(yg[:, :1])
+            out[idx].index_copy_(3, gen, torch.lerp(blurred, sharp, keep).add_(shift).clamp_(0, 1))
         return out
