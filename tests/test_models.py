@@ -259,9 +259,10 @@ def test_correction_shifts_brightness_not_hue(arch: str) -> None:
 
 
 @pytest.mark.parametrize("arch", sorted(TINY))
-def test_prepared_for_inference_predicts_the_same(arch: str) -> None:
-    model = tiny(arch)
+@pytest.mark.parametrize("prefill", [None, "edge"])
+def test_prepared_for_inference_predicts_the_same(arch: str, prefill: str | None) -> None:
     torch.manual_seed(1)
+    model = ARCHS[arch]({**TINY[arch], "prefill": prefill}).eval()
     with torch.no_grad():  # weights and batch statistics away from their initial values
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
@@ -287,3 +288,27 @@ def test_lama_working_height_runs_small_and_returns_full_size() -> None:
     with torch.inference_mode():
         out = model(image, mask)
     assert out.shape == image.shape and seen == [(16, 32)]
+
+
+@pytest.mark.parametrize("arch", ["glcic", "context-encoder"])
+def test_rows_above_and_below_are_generated_alone_with_the_same_result(arch: str) -> None:
+    # A key frame's canvas: widened by a few rows and columns, part of the sides known.
+    torch.manual_seed(3)
+    model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    image = torch.rand(1, 3, 40, 70, generator=torch.Generator().manual_seed(4))
+    mask = torch.ones(1, 1, 40, 70)
+    mask[..., 3:37, 12:58] = 0  # the picture
+    mask[..., 10:20, 8:12] = 0  # a few side pixels seen in other frames: a hole-ridden box
+    box = (3, 37, 8, 58)
+    gen = torch.arange(70)
+    blocks = EdgeFill.regions(mask, box, gen)
+    assert [(r, c.numel()) for r, c in blocks] == [(slice(None), 24), (slice(0, 3), 46), (slice(37, 40), 46)]
+    with torch.inference_mode():
+        split = model(image * (1 - mask), mask)
+        model.prefill.regions = lambda m, b, g: [(slice(None), g)]  # every column top to bottom
+        whole = model(image * (1 - mask), mask)
+    generated = mask.expand_as(split) > 0.5
+    assert torch.allclose(split[generated], whole[generated], atol=1e-5)

@@ -148,13 +148,16 @@ def resize_matrix(
     return m.to(device=device, dtype=dtype)
 
 
-def upsample_columns(small: torch.Tensor, h: int, w: int, cols: torch.Tensor) -> torch.Tensor:
-    """Columns ``cols`` of ``small`` bilinearly resized to (h, w): (N, C, h, len(cols)).
+def upsample_columns(
+    small: torch.Tensor, h: int, w: int, cols: torch.Tensor, rows: slice = slice(None)
+) -> torch.Tensor:
+    """Columns ``cols`` (and rows ``rows``) of ``small`` bilinearly resized to (h, w):
+    (N, C, len(rows), len(cols)).
 
     Two small matrix products instead of resizing the whole canvas and throwing most
     of it away: the fills only need the generated columns at full resolution.
     """
-    ry = resize_matrix(h, small.shape[-2], small.device, small.dtype)  # (h, sh)
+    ry = resize_matrix(h, small.shape[-2], small.device, small.dtype)[rows]  # (h, sh)
     rx = resize_matrix(w, small.shape[-1], small.device, small.dtype)[cols]  # (k, sw)
     return torch.matmul(ry, torch.matmul(small, rx.T))
 
@@ -217,6 +220,29 @@ class PictureFill(nn.Module):
     def fill_columns(self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, len(cols)): the fill for columns ``cols``, given the picture in ``box``."""
         raise NotImplementedError
+
+    @staticmethod
+    def regions(
+        mask: torch.Tensor, box: tuple[int, int, int, int], gen: torch.Tensor
+    ) -> list[tuple[slice, torch.Tensor]]:
+        """One (N, 1, H, W) mask run's generated pixels as (rows, columns) blocks.
+
+        Columns with anything to generate beside the known box's rows are done top to
+        bottom; the others only have rows above and below the box to generate (all of
+        them: no known pixel lies there), and only those are done. A key frame widened
+        by a few rows would otherwise make every column a whole generated column.
+        """
+        y0, y1, _, _ = box
+        h = mask.shape[-2]
+        if y0 == 0 and y1 == h:
+            return [(slice(None), gen)]
+        beside = (mask[:, 0, y0:y1] > 0.5).any(dim=0).any(dim=0)[gen]
+        blocks = [(slice(None), gen[beside])]
+        if y0 > 0:
+            blocks.append((slice(0, y0), gen[~beside]))
+        if y1 < h:
+            blocks.append((slice(y1, h), gen[~beside]))
+        return [(r, c) for r, c in blocks if c.numel()]
 
 
 @dataclass
@@ -340,9 +366,10 @@ class EdgeFill(PictureFill):
         return torch.lerp(sharp, blurred, t)
 
     def column_parts(
-        self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor
+        self, image: torch.Tensor, box: tuple[int, int, int, int], cols: torch.Tensor, rows: slice = slice(None)
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The fill's ingredients for columns ``cols``: (mirror, blur, t), fill = lerp(mirror, blur, t).
+        """The fill's ingredients for columns ``cols`` (rows ``rows`` of them): (mirror,
+        blur, t), fill = lerp(mirror, blur, t).
 
         Models that start from this fill use them to move between the sharp mirror and
         the blur pixel by pixel.
@@ -350,14 +377,16 @@ class EdgeFill(PictureFill):
         _, _, h, w = image.shape
         y0, y1, x0, x1 = box
         dev = image.device
+        ys = torch.arange(h, device=dev)[rows]
         # Sharp mirror at full resolution, for the generated columns only.
         # (Gathered as rows of the transpose: index_select along the last dimension is
         # several times slower on CPU, 14 ms against 2 for a whole 480p canvas; then
         # made contiguous, or every operation on it would be slower still.)
-        sharp = image.transpose(2, 3).index_select(2, _reflect_index(w, x0, x1, dev)[cols]).transpose(2, 3)
+        mirror = image
+        if y0 > 0 or y1 < h or ys.numel() < h:
+            mirror = image.index_select(2, _reflect_index(h, y0, y1, dev)[ys])
+        sharp = mirror.transpose(2, 3).index_select(2, _reflect_index(w, x0, x1, dev)[cols]).transpose(2, 3)
         sharp = sharp.contiguous()
-        if y0 > 0 or y1 < h:
-            sharp = sharp.index_select(2, _reflect_index(h, y0, y1, dev))
         # The blur it fades into is smooth: mirror a quarter-size picture, blur that and
         # enlarge the generated columns. Mirroring, blurring and enlarging are each linear
         # along rows and along columns, so all three are one matrix per axis, applied to
@@ -366,13 +395,12 @@ class EdgeFill(PictureFill):
         sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
         ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
         small = shrink(image[:, :, y0:y1, x0:x1], (ph, pw))
-        rows, columns = _blur_operators(h, w, box, cols, self.config.sigma, image.dtype, dev)
-        blurred = torch.matmul(rows, torch.matmul(small, columns.T))
+        by_row, by_col = _blur_operators(h, w, box, cols, self.config.sigma, image.dtype, dev)
+        blurred = torch.matmul(by_row[rows], torch.matmul(small, by_col.T))
         # Distance (px) from the known box, normalised by the widest generated span.
-        ys = torch.arange(h, device=dev)
         dx = torch.clamp(torch.maximum(x0 - cols, cols - (x1 - 1)), min=0)
         dy = torch.clamp(torch.maximum(y0 - ys, ys - (y1 - 1)), min=0)
         reach = max(x0, w - x1, y0, h - y1, 1) * self.config.fade
         dist = torch.maximum(dx.view(1, -1), dy.view(-1, 1)).to(image.dtype)
-        t = (dist / reach).clamp(0, 1).view(1, 1, h, -1)
+        t = (dist / reach).clamp(0, 1).view(1, 1, ys.numel(), -1)
         return sharp, blurred, t

@@ -149,29 +149,34 @@ class Started(nn.Module):
         if self.prefill is None:
             x = torch.cat([image * (1 - mask), mask], dim=1)
             return enlarge_to(core(self._core_input(shrink_to(x, small))), (h, w))
-        # Full-resolution work is done on the generated columns only (a quarter of a
-        # 4:3 -> 16:9 canvas): known pixels are returned as given, which is what every
-        # caller keeps there anyway (the engine's compositor, the trainer's composite).
+        # Full-resolution work is done on the generated pixels only (the columns of a
+        # 4:3 -> 16:9 canvas's strips, PictureFill.regions): known pixels are returned as
+        # given, which is what every caller keeps anyway (the engine's compositor, the
+        # trainer's composite).
         # The network sees the canvas shrunk, so the fill is written into the zeroed
         # picture itself and the picture and the mask are shrunk apart: no full-size
         # copy of the canvas is made. The fill's ingredients are all read first.
         out = image.masked_fill(holes, 0.0)
         with torch.no_grad():  # the fill has no parameters; nothing to learn through it
-            groups = [
-                (idx, gen, *self.prefill.column_parts(img, box, gen))
+            parts = [
+                (idx, rows, cols, *self.prefill.column_parts(img, box, cols, rows))
                 for idx, gen, box, img in self.prefill.groups(out, mask)
+                for rows, cols in self.prefill.regions(mask[idx], box, gen)
             ]
-            for idx, gen, sharp, blurred, t in groups:
-                out[idx].index_copy_(3, gen, torch.lerp(sharp, blurred, t))
+            for idx, rows, cols, sharp, blurred, t in parts:
+                out[idx][:, :, rows].index_copy_(3, cols, torch.lerp(sharp, blurred, t))
         x = torch.cat([shrink_to(out, small), shrink_to(mask, small)], dim=1)
         small_y = core(self._core_input(x))
-        for idx, gen, sharp, blurred, t in groups:
-            # The correction at full resolution, for the generated columns only.
-            yg = upsample_columns(small_y[idx], h, w, gen) if small_y.shape[-2:] != (h, w) else small_y[idx][..., gen]
+        for idx, rows, cols, sharp, blurred, t in parts:
+            # The correction at full resolution, for the generated pixels only.
+            if small_y.shape[-2:] != (h, w):
+                yg = upsample_columns(small_y[idx], h, w, cols, rows)
+            else:
+                yg = small_y[idx][:, :, rows][..., cols]
             # Channel 0 shifts the brightness, the same on R, G and B; channel 1 moves each
             # pixel between the sharp mirror and the blur (at full resolution, where a small
             # correction cannot reach).
             keep = (1 - t + yg[:, 1:2]).clamp(0, 1)
             shift = (blurred * (1 / DARK)).clamp_(max=1).mul_(yg[:, :1])
-            out[idx].index_copy_(3, gen, torch.lerp(blurred, sharp, keep).add_(shift).clamp_(0, 1))
+            out[idx][:, :, rows].index_copy_(3, cols, torch.lerp(blurred, sharp, keep).add_(shift).clamp_(0, 1))
         return out
