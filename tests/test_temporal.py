@@ -321,10 +321,12 @@ def test_motion_measured_on_another_thread_gives_the_same_output() -> None:
     made = []
 
     def produce() -> None:
-        for i, f in enumerate(source):
-            made.append(eng.prepare(video.Frame(f, i, Fraction(1, 24))))
-            ready.put(made[-1])
-        ready.put(None)
+        try:
+            for i, f in enumerate(source):
+                made.append(eng.prepare(video.Frame(f, i, Fraction(1, 24))))
+                ready.put(made[-1])
+        finally:  # a failure shows as missing frames, never as a hung test
+            ready.put(None)
 
     worker = threading.Thread(target=produce)
     worker.start()
