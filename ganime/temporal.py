@@ -133,6 +133,7 @@ class TemporalStats:
     peak_buffer: int = 0  # most frames held at once
     peak_memory_pixels: int = 0  # largest shot memory, in pixels
     refreshed: int = 0  # times generated sides were made again beside a picture that moved on
+    measured_ahead: int = 0  # frames whose camera motion prepare() had measured (on the decoding thread)
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,7 @@ class TemporalFiller:
     def _is_blank(self, entry: _Entry) -> bool:
         return entry.contrast < self.o.blank
 
-    def _decide_if_plain(self, entry: _Entry, buf: deque[_Entry], ahead: Prepared | None = None) -> None:
+    def _decide_if_plain(self, entry: _Entry, buf: deque[_Entry], ahead: Prepared) -> None:
         """Decide ``entry`` now when no look-ahead is needed (same shot, held, blank, first).
 
         ``ahead`` is the frame as prepared, with the motion measured there if any.
@@ -362,8 +363,9 @@ class TemporalFiller:
             self._new_shot(entry)
             return
         hint = anchor.match.motion if anchor.match is not None and anchor.index == entry.index - 1 else None
-        if anchor.index == entry.index - 1 and ahead is not None and ahead.match is not None and ahead.hint == hint:
+        if anchor.index == entry.index - 1 and ahead.match is not None and ahead.hint == hint:
             m = ahead.match  # measured on the decoding thread: the same pair, the same hint
+            self.stats.measured_ahead += 1
         else:
             m = match(anchor.thumb, entry.thumb, hint)
         entry.match = m

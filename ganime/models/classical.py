@@ -34,12 +34,17 @@ def same_mask_groups(mask: torch.Tensor) -> list[slice]:
     return [slice(i, i + 1) for i in range(n)]
 
 
+def blur_radius(sigma: float, h: int, w: int) -> int:
+    """The kernel radius ``gaussian_blur`` uses on an (h, w) image (0: it leaves it as is)."""
+    if sigma <= 0:
+        return 0
+    radius = min(max(1, int(3 * sigma)), w - 1, h - 1)
+    return max(0, radius)
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with reflected borders."""
-    if sigma <= 0:
-        return x
-    radius = max(1, int(3 * sigma))
-    radius = min(radius, x.shape[-1] - 1, x.shape[-2] - 1)
+    radius = blur_radius(sigma, x.shape[-2], x.shape[-1])
     if radius < 1:
         return x
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
@@ -50,14 +55,6 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     x = F.pad(x, (0, 0, radius, radius), mode="reflect")
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-
-
-def blur_radius(sigma: float, h: int, w: int) -> int:
-    """The kernel radius ``gaussian_blur`` uses on an (h, w) image (0: it leaves it as is)."""
-    if sigma <= 0:
-        return 0
-    radius = min(max(1, int(3 * sigma)), w - 1, h - 1)
-    return max(0, radius)
 
 
 def blur_matrix(n: int, sigma: float, radius: int) -> torch.Tensor:
@@ -308,6 +305,21 @@ def _reflect_index(length: int, lo: int, hi: int, device: torch.device) -> torch
     return i + lo
 
 
+def _quarter(h: int, w: int, box: tuple[int, int, int, int]) -> tuple[int, int, int, int, int, int]:
+    """``EdgeFill``'s quarter-size canvas (sh, sw), the picture in it (ph, pw) and where it
+    starts (oy, ox)."""
+    y0, y1, x0, x1 = box
+    sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
+    return (
+        sh,
+        sw,
+        max(1, round((y1 - y0) * sh / h)),
+        max(1, round((x1 - x0) * sw / w)),
+        round(y0 * sh / h),
+        round(x0 * sw / w),
+    )
+
+
 _OPERATORS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
 
@@ -330,10 +342,7 @@ def _blur_operators(
     found = _OPERATORS.get(key)
     if found is not None:
         return found
-    y0, y1, x0, x1 = box
-    sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
-    ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
-    oy, ox = round(y0 * sh / h), round(x0 * sw / w)
+    sh, sw, ph, pw, oy, ox = _quarter(h, w, box)
     radius = blur_radius(sigma * sh, sh, sw)
 
     def axis(n: int, resize: torch.Tensor, start: int, span: int) -> torch.Tensor:
@@ -392,8 +401,7 @@ class EdgeFill(PictureFill):
         # along rows and along columns, so all three are one matrix per axis, applied to
         # the quarter-size picture: two small products instead of a blur of the whole
         # mirrored canvas.
-        sh, sw = max(2, round(h / 4)), max(2, round(w / 4))
-        ph, pw = max(1, round((y1 - y0) * sh / h)), max(1, round((x1 - x0) * sw / w))
+        _, _, ph, pw, _, _ = _quarter(h, w, box)
         small = shrink(image[:, :, y0:y1, x0:x1], (ph, pw))
         by_row, by_col = _blur_operators(h, w, box, cols, self.config.sigma, image.dtype, dev)
         blurred = torch.matmul(by_row[rows], torch.matmul(small, by_col.T))
