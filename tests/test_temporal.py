@@ -212,6 +212,26 @@ def test_the_end_of_a_fade_does_not_pop() -> None:
     assert biggest_step(8) < 0.5 * biggest_step(0)
 
 
+def test_sides_leave_the_memory_gradually_when_a_drawing_on_threes_breaks_it() -> None:
+    """A character steps into the picture's right edge in a still shot drawn on threes:
+    the right side slides to the frame's own fill over several drawings, not in one."""
+    _, source, _ = shot(36, pan=0.0, character=False)
+    drawn = [f.copy() for f in source[::3] for _ in range(3)]  # each drawing held for 3 frames
+    w = drawn[0].shape[1]
+    for i, f in enumerate(drawn[12:]):  # from the 5th drawing on, a block grows at the edge
+        f[20:80, w - w // 8 - 2 * (i // 3) :] = (240, 40, 40)
+
+    def right_sides(loosen: float) -> tuple[np.ndarray, TemporalFiller]:
+        out, eng = run(drawn, loosen=loosen)
+        return out[:, :, -eng.layout.left :].astype(np.float64), eng
+
+    (slid, eng), (jumped, _) = right_sides(0.1), right_sides(1.0)
+    assert eng.stats.loose > 0 and eng.stats.held >= 20
+    step = lambda s: np.abs(np.diff(s, axis=0)).mean(axis=(1, 2, 3))  # noqa: E731
+    assert step(slid).max() < 0.5 * step(jumped).max()
+    assert step(slid)[12:].sum() > 0.5 * step(jumped)[12:].sum()  # it does move to the new fill
+
+
 def test_a_memory_made_in_the_dark_is_not_brought_up_to_full_brightness() -> None:
     """After a fade-in the sides lean on the frame's own fill, not on what the fade's dark
     first frame generated scaled up (coarse and noisy on real footage), until the memory restarts."""
