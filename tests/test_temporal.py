@@ -15,7 +15,7 @@ from conftest import psnr
 from ganime import synthetic, video
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
-from ganime.models import build_model
+from ganime.models import ARCHS, build_model
 from ganime.motion import _median, match, sample_grid, thumbnail, to_frame
 from ganime.temporal import TemporalFiller, TemporalOptions
 
@@ -230,6 +230,36 @@ def test_sides_leave_the_memory_gradually_when_a_drawing_on_threes_breaks_it() -
     step = lambda s: np.abs(np.diff(s, axis=0)).mean(axis=(1, 2, 3))  # noqa: E731
     assert step(slid).max() < 0.5 * step(jumped).max()
     assert step(slid)[12:].sum() > 0.5 * step(jumped)[12:].sum()  # it does move to the new fill
+
+
+def test_frames_leaning_far_on_their_own_fill_get_it_from_the_model() -> None:
+    """A model that starts from a weight-free fill gives frames blended lightly with
+    their own fill that starting fill; once the trust in the shot's sides falls below
+    ``loose_model``, the model's fill, as a per-frame run would."""
+    torch.manual_seed(0)
+    model = ARCHS["glcic"]({"width": 0.125, "prefill": "edge"}).eval()
+    with torch.no_grad():  # an untrained correction is zero: give it one
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    _, source, _ = shot(40, pan=0.0)
+    w = source[0].shape[1]
+    for i in [*range(8, 11), *range(20, 40)]:  # something at the right edge: briefly, then for good
+        source[i][20:80, w - w // 8 :] = (240, 40, 40)
+    lay = compute_layout(w, source[0].shape[0])
+    frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
+    runs = {}
+    for level in (0.0, 0.5, 2.0):
+        eng = TemporalFiller(Filler(model, lay, CPU), TemporalOptions(loose_model=level))
+        runs[level] = np.stack([f.image for f in eng.stream(frames)]).astype(np.int16), eng.stats
+    (start, s0), (mixed, s5), (made, s2) = runs[0.0], runs[0.5], runs[2.0]
+    assert s0.loose_model == 0 and s2.loose_model == s2.loose == s5.loose
+    assert 0 < s5.loose_model < s5.loose
+    from_start = [i for i in range(len(frames)) if np.array_equal(mixed[i], start[i])]
+    from_model = [i for i in range(len(frames)) if np.array_equal(mixed[i], made[i])]
+    assert set(from_start) | set(from_model) == set(range(len(frames)))
+    light = [i for i in from_start if i not in from_model]  # the prefill and the model differ there
+    deep = [i for i in from_model if i not in from_start]
+    assert light and deep and max(light) < min(deep)  # the trust falls gradually
 
 
 def test_a_memory_made_in_the_dark_is_not_brought_up_to_full_brightness() -> None:
