@@ -30,7 +30,9 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
   fill, while the memory and the rest of the sides stay still.
 - **Where the model of the shot fails**: frames the camera motion explains poorly
   (parallax, smoke), or a still shot whose picture edge changed since its key frame (a
-  character walked into it), lean gradually toward their own per-frame fill. Back on
+  character walked into it), lean gradually toward their own per-frame fill: the
+  trust in the shot's sides falls by at most ``loosen`` per new drawing, and only
+  frames leaning far on their own fill (``loose_model``) pay for the model's. Back on
   firm ground (say, the end of a fade) the memory starts afresh and the sides
   cross-fade from the last ones shown over ``handover`` frames instead of popping.
 
