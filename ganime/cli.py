@@ -41,7 +41,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line, however long its path
 out = Console(highlight=False)
 
 
@@ -415,6 +415,8 @@ def eval_cmd(
             f"{r['total_fps']:.1f}",
         )
     out.print(table)
+    for clip, why in report.skipped.items():
+        out.print(f"skipped   {escape(clip)}: {escape(why)}")
     for kind, path in report.files.items():
         out.print(f"{kind:<9} {escape(str(path))}")
 

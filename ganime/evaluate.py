@@ -88,6 +88,7 @@ class Report:
     options: EvalOptions
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # clips in a folder that are not 16:9 truth: why
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(s.model for s in self.scores))
@@ -115,6 +116,7 @@ class Report:
                 "seconds": self.seconds,
                 "mean": {m: self.mean(m) for m in self.models()},
                 "clips": [asdict(s) for s in self.scores],
+                "skipped": self.skipped,
             },
             indent=2,
         )
@@ -143,6 +145,9 @@ class Report:
                 f"| {s.clip} | {s.width}x{s.height} | {s.frames} | {s.model} | {s.psnr:.2f} | {s.ssim:.4f} "
                 f"| {s.temporal:.2f} | {s.flicker:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
             )
+        if self.skipped:
+            lines += ["", "Skipped (not 16:9 ground truth):", ""]
+            lines += [f"- {clip}: {why}" for clip, why in self.skipped.items()]
         return "\n".join(lines) + "\n"
 
 
@@ -218,20 +223,27 @@ def evaluate(
         raise ValueError("--weights goes with exactly one --model")
     for m in options.models:  # unknown models and missing weights fail before any work
         resolve_weights(m, options.weights)
-    clips = [p for p, _ in find_inputs(inputs, IMAGE_EXTENSIONS)]
+    clips = find_inputs(inputs, IMAGE_EXTENSIONS)
     if not clips:
         raise ValueError("no clips or images to evaluate")
     report = Report([], options)
     started = time.perf_counter()
     sheets: list[np.ndarray] = []
     with tempfile.TemporaryDirectory(prefix="ganime-eval-") as tmp:
-        for clip in clips:
+        for clip, folder in clips:
             if progress:
                 progress(f"{clip.name}: reading ground truth")
             frames, info = read_frames(clip, options.frames, options.stride, options.start)
             if not frames:
                 raise ValueError(f"{clip}: no frames at {options.start} s")
-            truth, lay = prepare_truth(frames, info.sar, options)
+            try:
+                truth, lay = prepare_truth(frames, info.sar, options)
+            except ValueError as e:
+                if folder is None:  # named on its own: the user meant this clip
+                    raise ValueError(f"{clip}: {e}") from None
+                # A folder of footage mixes 4:3 and 16:9 clips: score those that can be.
+                report.skipped[str(clip.relative_to(folder))] = str(e)
+                continue
             mask = lay.mask() > 0
             src = synthetic.write_clip(
                 Path(tmp) / f"{clip.stem}.4x3.mkv", list(centre(truth, lay)), crf=0, pix_fmt="yuv444p"
@@ -273,6 +285,9 @@ def evaluate(
             sheet = contact_sheet(truth, lay, outputs, options.sheet_frames)
             save_png(sheet, out_dir / f"sheet_{clip.stem}.png")
             sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))
+    if not report.scores:
+        clip, why = next(iter(report.skipped.items()))
+        raise ValueError(f"no clip is 16:9 ground truth ({clip}: {why}; {len(report.skipped)} skipped)")
     report.seconds = time.perf_counter() - started
     (out_dir / "eval.json").write_text(report.to_json())
     (out_dir / "eval.md").write_text(report.to_markdown())
