@@ -88,7 +88,7 @@ class Report:
     options: EvalOptions
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
-    skipped: dict[str, str] = field(default_factory=dict)  # clips in a folder that are not 16:9 truth: why
+    skipped: dict[str, str] = field(default_factory=dict)  # clips in a folder that are not usable truth: why
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(s.model for s in self.scores))
@@ -146,7 +146,7 @@ class Report:
                 f"| {s.temporal:.2f} | {s.flicker:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
             )
         if self.skipped:
-            lines += ["", "Skipped (not 16:9 ground truth):", ""]
+            lines += ["", "Skipped (not usable as 16:9 ground truth):", ""]
             lines += [f"- {clip}: {why}" for clip, why in self.skipped.items()]
         return "\n".join(lines) + "\n"
 
@@ -287,7 +287,7 @@ def evaluate(
             sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))
     if not report.scores:
         clip, why = next(iter(report.skipped.items()))
-        raise ValueError(f"no clip is 16:9 ground truth ({clip}: {why}; {len(report.skipped)} skipped)")
+        raise ValueError(f"no clip is usable as 16:9 ground truth ({clip}: {why}; {len(report.skipped)} skipped)")
     report.seconds = time.perf_counter() - started
     (out_dir / "eval.json").write_text(report.to_json())
     (out_dir / "eval.md").write_text(report.to_markdown())

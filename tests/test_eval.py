@@ -92,7 +92,7 @@ def test_a_folder_skips_clips_that_are_not_16x9_truth(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "o" / "eval.json").read_text())["skipped"] == report.skipped
     assert "narrow.mkv: 64x48 is narrower" in (tmp_path / "o" / "eval.md").read_text()
     # Nothing usable: an error, and no results written.
-    with pytest.raises(ValueError, match=r"no clip is 16:9 ground truth .*narrow\.mkv"):
+    with pytest.raises(ValueError, match=r"no clip is usable as 16:9 ground truth .*narrow\.mkv"):
         evaluate.evaluate([footage / "old"], options, tmp_path / "none")
     assert not (tmp_path / "none" / "eval.json").exists()
 
