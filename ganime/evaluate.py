@@ -223,7 +223,10 @@ def evaluate(
         raise ValueError("--weights goes with exactly one --model")
     for m in options.models:  # unknown models and missing weights fail before any work
         resolve_weights(m, options.weights)
-    clips = find_inputs(inputs, IMAGE_EXTENSIONS)
+    # A folder scan leaves out what an earlier eval wrote there (its sheets are PNGs).
+    written = out_dir.resolve()
+    found = find_inputs(inputs, IMAGE_EXTENSIONS)
+    clips = [(p, f) for p, f in found if f is None or written not in p.resolve().parents]
     if not clips:
         raise ValueError("no clips or images to evaluate")
     report = Report([], options)

@@ -723,7 +723,8 @@ class TemporalFiller:
 
         From the motion fits of the frames around t, averaged so that it changes
         gradually: sides move from the shot's memory to filling each frame alone (and
-        back) over several frames instead of switching.
+        back) over several frames instead of switching. Held drawings do not count, so
+        on animation drawn on threes the caller also bounds the fall (``loosen``).
         """
         near = [
             e.fit

@@ -85,12 +85,14 @@ def test_a_folder_skips_clips_that_are_not_16x9_truth(tmp_path: Path) -> None:
     synthetic.write_clip(footage / "wide.mkv", gradient(3), crf=0, pix_fmt="yuv444p")
     synthetic.write_clip(footage / "old" / "narrow.mkv", cartoon_frames(3, 64, 48))
     options = evaluate.EvalOptions(models=("edge",), device="cpu", temporal=(True,), frames=3)
-    report = evaluate.evaluate([footage], options, tmp_path / "o")
+    report = evaluate.evaluate([footage], options, footage / "results")
     assert [s.clip for s in report.scores] == ["wide.mkv"]
+    again = evaluate.evaluate([footage], options, footage / "results")  # its sheets are not clips
+    assert [s.clip for s in again.scores] == ["wide.mkv"] and again.skipped == report.skipped
     assert list(report.skipped) == [str(Path("old") / "narrow.mkv")]
     assert "narrower than 16:9" in report.skipped[str(Path("old") / "narrow.mkv")]
-    assert json.loads((tmp_path / "o" / "eval.json").read_text())["skipped"] == report.skipped
-    assert "narrow.mkv: 64x48 is narrower" in (tmp_path / "o" / "eval.md").read_text()
+    assert json.loads((footage / "results" / "eval.json").read_text())["skipped"] == report.skipped
+    assert "narrow.mkv: 64x48 is narrower" in (footage / "results" / "eval.md").read_text()
     # Nothing usable: an error, and no results written.
     with pytest.raises(ValueError, match=r"no clip is usable as 16:9 ground truth .*narrow\.mkv"):
         evaluate.evaluate([footage / "old"], options, tmp_path / "none")
@@ -103,8 +105,11 @@ def test_eval_cli(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "edge" in r.output and (tmp_path / "e" / "eval.md").exists()
     assert runner.invoke(app, ["eval", str(gt), "-m", "nope"]).exit_code == 2
-    narrow = synthetic.write_clip(tmp_path / "narrow.mkv", cartoon_frames(2, 64, 48))
-    r = runner.invoke(app, ["eval", str(tmp_path), "-m", "edge", "-o", str(tmp_path / "f"), "--frames", "2"])
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    synthetic.write_clip(mixed / "gt.mkv", cartoon_frames(2, 86, 48), crf=0)
+    narrow = synthetic.write_clip(mixed / "narrow.mkv", cartoon_frames(2, 64, 48))
+    r = runner.invoke(app, ["eval", str(mixed), "-m", "edge", "-o", str(tmp_path / "f"), "--frames", "2"])
     assert r.exit_code == 0 and "skipped   narrow.mkv: 64x48 is narrower than 16:9" in r.output, r.output
     r = runner.invoke(app, ["eval", str(narrow), "-m", "edge", "-o", str(tmp_path / "g")])
     assert r.exit_code == 1 and str(narrow) in r.output and len(r.output.strip().splitlines()) == 1
