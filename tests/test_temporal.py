@@ -309,6 +309,29 @@ def test_generated_sides_follow_a_picture_that_changed() -> None:
     assert deep.stats.refreshed == eng.stats.refreshed
 
 
+def test_a_side_drifting_from_the_memory_leans_on_its_own_fill() -> None:
+    """A light slowly brightens the right of a slow pan. Before the picture's edge is far
+    enough from the memory for that side to be made again, the side leans toward the
+    frame's own fill, gradually; back on firm ground the memory starts afresh, and
+    neither side jumps."""
+    truth, _, _ = shot(40, pan=0.1, character=False)
+    lit = truth.astype(np.float32)
+    for i in range(5, len(lit)):
+        lit[i, :, int(0.75 * lit.shape[2]) :] += 0.4 * (i - 4)
+    source = [synthetic.centre_crop(f) for f in np.clip(lit.round(), 0, 255).astype(np.uint8)]
+    (out, eng), (kept, plain) = run(source), run(source, stale_lean=0.0)
+    own = per_frame(source)
+    left = eng.layout.left
+    assert eng.stats.loose > 0 and plain.stats.loose == 0
+    assert eng.stats.refreshed == plain.stats.refreshed == 0  # it never went stale enough
+    strip = {"left": np.s_[:, :, :left], "right": np.s_[:, :, -left:]}
+    gap = lambda a: np.abs(a[strip["right"]].astype(np.float64) - own[strip["right"]]).mean(axis=(1, 2, 3))  # noqa: E731
+    assert gap(out).mean() < gap(kept).mean() - 1 and (gap(out) < gap(kept) - 3).any()
+    for part in strip.values():  # no pop on either side: steps no bigger than the plain run's
+        step = lambda a: np.abs(np.diff(a[part].astype(np.float64), axis=0)).mean(axis=(1, 2, 3))  # noqa: B023, E731
+        assert step(out).max() <= step(kept).max() + 1
+
+
 def test_a_long_zoom_restarts_the_shot_without_a_jump() -> None:
     """Past 2x the memory starts afresh (bounded), and the sides cross-fade into it."""
     source = [view(1.035**-i) for i in range(30)]  # zooming in 3.5 % a frame, 2.7x in all
