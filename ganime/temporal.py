@@ -121,8 +121,8 @@ class TemporalOptions:
             again, and the sides beside it no longer continue it. With ``glcic``, 2.5
             against 0: eval clips +0.033 dB, +0.0032 SSIM, flicker -6 %, and the strip
             PSNR is no lower than per frame on every clip (a tilt with parallax, 27.63
-            against 27.87 dB, becomes 27.88); training clips +0.032 dB, +0.0020 SSIM,
-            flicker +2.8 %. 2.0, 3.0 and 3.5 score lower PSNR on the training clips.
+            against 27.87 dB, becomes 27.88); training clips +0.031 dB, +0.0019 SSIM,
+            flicker +3 %. 2.0, 3.0 and 3.5 score lower PSNR on the training clips.
     """
 
     window: int = 48
@@ -278,7 +278,6 @@ class TemporalFiller:
         self._last: _Shown | None = None  # the sides of the last frame rendered
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
         self._prepared: Prepared | None = None  # the last frame prepare() saw
-        self._refresh_due: list[bool] | None = None  # (left, right) sides to make again this frame
 
     # ------------------------------------------------------------ streaming
 
@@ -542,7 +541,7 @@ class TemporalFiller:
             trust = trust[None, :]
             # Firm: the camera model holds and the memory was made at this brightness.
             firm = bool((trust >= 1).all()) and self._memory_trust(t) >= 1
-            stale = self._stale_trust(t, scale, firm)
+            stale, due = self._stale_trust(t, scale, firm)
             if stale is not None:
                 trust = torch.minimum(trust, stale)
             if self._trusted is not None:
@@ -559,12 +558,12 @@ class TemporalFiller:
                 # here, cross-fading from the last sides shown so nothing pops.
                 self._memory = None
                 self._key = None
-                self._refresh_due = None
+                due = None
                 self._hand_over(self._last, t)
             trust = trust * self._memory_trust(t)
             self._loose = bool((trust < 1).any())
-            if self._refresh_due is not None:
-                self._refresh(t, scale, self._refresh_due)
+            if due is not None:
+                self._refresh(t, scale, due)
             values, real = self._sides(t, buf, scale)
             if self._loose:  # lean on the frame itself where the sides do not hold
                 self.stats.loose += 1
@@ -672,30 +671,29 @@ class TemporalFiller:
         ones[self.left :] = level(right)
         return ones
 
-    def _stale_trust(self, t: _Entry, scale: float, firm: bool) -> torch.Tensor | None:
-        """(1, S) trust per side column from how stale the memory's sides are, or None.
+    def _stale_trust(self, t: _Entry, scale: float, firm: bool) -> tuple[torch.Tensor | None, list[bool] | None]:
+        """((1, S) trust per side column from how stale the memory's sides are, or None;
+        the (left, right) sides to make again this frame, or None).
 
-        Sets ``_refresh_due`` to the sides whose memory is past ``stale`` when the frame
-        is otherwise on firm ground (they are made again, so they are trusted); below
-        that, from ``stale_lean`` up, a side leans toward the frame's own fill.
+        A side is made again when its memory is past ``stale`` and the frame is otherwise
+        on firm ground (so it is trusted); below that, from ``stale_lean`` up, it leans
+        toward the frame's own fill.
         """
-        self._refresh_due = None
         mem = self._memory
         if mem is None or self.o.stale <= 0 or (self._key is not None and self._key[1] == t.to_ref):
-            return None
+            return None, None
         readings, seen = self._stale(t, scale)
-        if firm and any(r > self.o.stale for r in readings):
-            self._refresh_due = [r > self.o.stale for r in readings]
+        due = [r > self.o.stale for r in readings] if firm and any(r > self.o.stale for r in readings) else None
         if self.o.stale_lean <= 0 or self.o.stale_lean >= self.o.stale:
-            return None
+            return None, due
         out = torch.ones(1, self.side_cols.numel())
-        due = self._refresh_due or [False, False]
         # Only against what frames showed: a pan always finds generated memory that differs
         # from what it now shows by a few levels, and that is for the refresh to judge.
-        for cols, r, made_again in zip((np.s_[: self.left], np.s_[self.left :]), seen, due, strict=True):
+        strips = (np.s_[: self.left], np.s_[self.left :])
+        for cols, r, made_again in zip(strips, seen, due or (False, False), strict=True):
             if not made_again:
                 out[:, cols] = min(1.0, max(0.0, (self.o.stale - r) / (self.o.stale - self.o.stale_lean)))
-        return out
+        return out, due
 
     def _refresh(self, t: _Entry, scale: float, changed: list[bool]) -> None:
         """Regenerate the memory's generated content beside a picture that has moved on.
