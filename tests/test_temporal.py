@@ -348,6 +348,22 @@ def test_a_long_zoom_restarts_the_shot_without_a_jump() -> None:
     assert faded[restart] < 0.3 * jump[restart]
 
 
+def test_sides_follow_a_fade_too_slow_to_break_a_held_drawing() -> None:
+    """A still picture fades by less than ``hold`` per frame, so every frame on its own
+    looks held: the sides still follow the picture's brightness, not the first frame's."""
+    _, source, _ = shot(1, pan=0.0, character=False)
+    n = 300
+    faded = [np.clip(source[0] * (1 - 0.6 * i / (n - 1)), 0, 255).round().astype(np.uint8) for i in range(n)]
+    out, eng = run(faded)
+    assert eng.stats.held > n // 2  # most frames still cost nothing
+    left = eng.layout.left
+    gap = np.abs(
+        sides(out, left).astype(np.float64).mean(axis=(1, 2, 3)) - sides(per_frame(faded), left).mean(axis=(1, 2, 3))
+    )
+    assert gap.max() < TemporalOptions().edge_change + 2  # the still camera's edge check bounds the lag
+    assert gap[-20:].max() < 3
+
+
 def test_held_frames_reuse_the_sides() -> None:
     _, source, _ = shot(8, pan=0.3)
     doubled = [f for f in source for _ in range(2)]  # every drawing held for two frames
