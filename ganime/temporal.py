@@ -698,7 +698,8 @@ class TemporalFiller:
         if mem is None or self.o.stale <= 0 or (self._key is not None and self._key[1] == t.to_ref):
             return None, None
         readings, seen = self._stale(t, scale)
-        due = [r > self.o.stale for r in readings] if firm and any(r > self.o.stale for r in readings) else None
+        past = [r > self.o.stale for r in readings]
+        due = past if firm and any(past) else None
         if self.o.stale_lean <= 0 or self.o.stale_lean >= self.o.stale:
             return None, due
         out = torch.ones(1, self.side_cols.numel())
