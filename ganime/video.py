@@ -347,14 +347,27 @@ class Reader:
             origin = c.start_time or 0
             c.seek(origin + int(self.start * av.time_base), backward=True, any_frame=False)
         last_pts: int | None = None
+        preroll: dict[int, av.Packet] = {}
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
         past_end = False
         try:
             packets = c.demux(streams)
             for packet in packets:
                 if packet.stream is not vs:
-                    if packet.size and self._keep_packet(packet):
-                        yield packet
+                    if not packet.size:
+                        continue
+                    # A packet the demuxer marks discard lies before the start of the
+                    # source's edit list (an MP4 cut without re-encoding, or the audio
+                    # encoder's priming): players never present it, and Matroska, having
+                    # no edit lists, would play it. Only the last one before the start is
+                    # kept, as the decoder's pre-roll.
+                    if packet.is_discard:
+                        preroll[packet.stream.index] = packet
+                        continue
+                    held = preroll.pop(packet.stream.index, None)
+                    for p in (held, packet):
+                        if p is not None and self._keep_packet(p):
+                            yield p
                     continue
                 try:
                     decoded = packet.decode()

@@ -104,6 +104,41 @@ def test_mp4_source_keeps_audio_and_sync(plain_source: Path, tmp_path: Path) -> 
     assert [p[2] for p in packets(plain_source)[1]] == [p[2] for p in packets(dst)[1]]
 
 
+def test_mp4_edit_list_trim_stays_trimmed(tmp_path: Path) -> None:
+    """An MP4 cut without re-encoding keeps packets before its edit list's start, marked
+    discard; copied into Matroska (no edit lists) they would play before the picture."""
+    frames = cartoon_frames(16, seed=5)
+    whole = synthetic.write_clip(tmp_path / "whole.mp4", frames, Fraction(24), synthetic.melody(0.7))
+    cut = tmp_path / "cut.mp4"
+    # What `ffmpeg -ss 0.125 -c copy` writes: every stream starts 3 frames before zero,
+    # and the mov muxer records the trim in an edit list.
+    with av.open(str(whole)) as src, av.open(str(cut), "w", container_options={"avoid_negative_ts": "disabled"}) as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in src.streams}
+        for p in src.demux():
+            if p.size:
+                shift = round(Fraction(1, 8) / p.time_base)
+                p.pts, p.dts = p.pts - shift, p.dts - shift
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+    with av.open(str(cut)) as c:
+        assert any(p.is_discard for p in c.demux(c.streams.audio[0]))  # the case under test
+
+    def start(path: Path) -> tuple[int, float]:
+        """Frames decoded, and the audio time that comes before the first frame."""
+        with av.open(str(path)) as c:
+            video = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        with av.open(str(path)) as c:
+            audio = next(p for p in c.demux(c.streams.audio[0]) if p.size)
+        return len(video), video[0] - float(audio.pts * audio.time_base)
+
+    n_in, _ = start(cut)
+    n_out, lead = start(run(cut, tmp_path / "out.mkv"))
+    assert n_out == n_in == 13
+    # At most the decoder's pre-roll and the AAC frame that straddles the cut come
+    # before the picture, not the 0.125 s the edit list trims.
+    assert 0 <= lead <= 2 * 1024 / 48000 + 0.001
+
+
 def test_ten_bit_stays_ten_bit(tmp_path: Path) -> None:
     frames = [(f.astype(np.uint16) * 257) for f in cartoon_frames(4)]
     src = synthetic.write_clip(tmp_path / "ten.mkv", frames, pix_fmt="yuv420p10le", crf=0)
