@@ -78,8 +78,10 @@ class Plan:
 
     @property
     def dropped_streams(self) -> tuple[video.StreamInfo, ...]:
-        """Other video streams (cover art, angles) are not carried over."""
-        return tuple(s for s in self.info.streams if s.type == "video" and s.index != self.info.video_index)
+        """Other video streams (angles, previews) are not carried over; cover art is."""
+        return tuple(
+            s for s in self.info.streams if s.type == "video" and not s.cover and s.index != self.info.video_index
+        )
 
 
 @dataclass

@@ -52,9 +52,10 @@ class StreamInfo:
     title: str | None = None
     default: bool = False
     forced: bool = False
+    cover: bool = False  # an attached picture (cover art): a video stream of one image
 
     def describe(self) -> str:
-        bits = [f"#{self.index} {self.type} {self.codec}"]
+        bits = [f"#{self.index} {'cover' if self.cover else self.type} {self.codec}"]
         if self.language:
             bits.append(f"[{self.language}]")
         if self.title:
@@ -108,8 +109,8 @@ class VideoInfo:
 
     @property
     def copied_streams(self) -> tuple[StreamInfo, ...]:
-        """The streams that are carried over untouched."""
-        return tuple(s for s in self.streams if s.type in COPY_TYPES)
+        """The streams that are carried over untouched (cover art included)."""
+        return tuple(s for s in self.streams if s.type in COPY_TYPES or s.cover)
 
 
 def _fraction(value: object) -> Fraction | None:
@@ -159,6 +160,7 @@ def _stream_info(s: av.stream.Stream) -> StreamInfo:
         title=s.metadata.get("title") or None,
         default=bool(disp & av.stream.Disposition.default),
         forced=bool(disp & av.stream.Disposition.forced),
+        cover=s.type == "video" and bool(disp & av.stream.Disposition.attached_pic),
     )
 
 
@@ -556,6 +558,54 @@ def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
     return None
 
 
+# 3GPP timed text face-style flags and the SRT tags that say the same.
+_FACE_TAGS = ((1, "b"), (2, "i"), (4, "u"))
+
+
+def movtext_to_srt(sample: bytes) -> str:
+    """The text of one MP4 timed-text (mov_text) sample as an SRT cue.
+
+    A sample is a 16-bit big-endian byte count, that many bytes of UTF-8, then boxes;
+    the ``styl`` box's bold, italic and underline runs (in characters) become SRT tags.
+    Fonts, sizes and colours are dropped: SRT players ignore most of them anyway.
+    An empty string is a sample that clears the screen.
+    """
+    if len(sample) < 2:
+        return ""
+    n = int.from_bytes(sample[:2], "big")
+    text = sample[2 : 2 + n].decode("utf-8", errors="replace")
+    opens: dict[int, list[str]] = {}
+    closes: dict[int, list[str]] = {}
+    pos = 2 + n
+    while pos + 8 <= len(sample):
+        size = int.from_bytes(sample[pos : pos + 4], "big")
+        if size < 8 or pos + size > len(sample):
+            break  # damaged: keep the text
+        if sample[pos + 4 : pos + 8] == b"styl" and size >= 10:
+            count = int.from_bytes(sample[pos + 8 : pos + 10], "big")
+            for k in range(count):
+                rec = sample[pos + 10 + 12 * k : pos + 22 + 12 * k]
+                if len(rec) < 12:
+                    break
+                start = min(int.from_bytes(rec[0:2], "big"), len(text))
+                end = min(int.from_bytes(rec[2:4], "big"), len(text))
+                if end <= start:
+                    continue
+                tags = [tag for flag, tag in _FACE_TAGS if rec[6] & flag]
+                opens.setdefault(start, []).extend(tags)
+                closes.setdefault(end, []).extend(reversed(tags))
+        pos += size
+    if not opens:
+        return text
+    out = []
+    for i in range(len(text) + 1):
+        out.extend(f"</{t}>" for t in closes.get(i, []))
+        out.extend(f"<{t}>" for t in opens.get(i, []))
+        if i < len(text):
+            out.append(text[i])
+    return "".join(out)
+
+
 def output_format(path: Path) -> str:
     """Container for an output path (by extension); Matroska unless told otherwise."""
     ext = path.suffix.lower()
@@ -619,6 +669,7 @@ class Writer:
         try:
             self.video = self._add_video(video_stream, width, height, sar, encoder, bit_depth, source_pix_fmt, rotation)
             self.pix_fmt = self.video.pix_fmt
+            self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
             self._out_streams = self._add_copies(source, copy, excerpt)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
             chapters = source.chapters() if chapters is None else chapters
@@ -677,6 +728,21 @@ class Writer:
         fmt = self.out.format.name
         for idx in copy:
             s = source.streams[idx]
+            if fmt == "matroska" and s.type == "video":
+                # Cover art: Matroska keeps it as an attachment (a video track of one
+                # frame is what a plain stream copy would make of it, and players then
+                # see a second programme).
+                self._attach_cover(source, s)
+                continue
+            if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
+                # MP4 timed text has no Matroska form; its text (and bold, italic and
+                # underline) is carried as SRT, as the ffmpeg CLI would convert it.
+                o = self.out.add_mux_stream("subrip")
+                o.time_base = s.time_base
+                self._copy_metadata(s, o, drop_stale=excerpt)
+                self._movtext.add(idx)
+                streams[idx] = o
+                continue
             refused = refusal(fmt, s)
             if refused:
                 self.warnings.append(f"stream #{idx} ({_stream_info(s).describe()}) dropped: {refused}")
@@ -689,6 +755,19 @@ class Writer:
             self._copy_metadata(s, o, drop_stale=excerpt)
             streams[idx] = o
         return streams
+
+    def _attach_cover(self, source: av.container.InputContainer, s: av.stream.Stream) -> None:
+        """Embed an attached picture as a Matroska attachment named as players expect."""
+        # Its one packet is read from a second handle: the source's own is the reader's.
+        with av.open(source.name) as c:
+            data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size), None)
+        if data is None:
+            self.warnings.append(f"stream #{s.index} (cover) dropped: its picture could not be read")
+            return
+        codec = s.codec_context.name
+        ext, mime = {"png": ("png", "image/png"), "webp": ("webp", "image/webp")}.get(codec, ("jpg", "image/jpeg"))
+        name = s.metadata.get("filename") or f"cover.{ext}"
+        self.out.add_attachment(name, s.metadata.get("mimetype") or mime, data)
 
     @staticmethod
     def _copy_metadata(src: av.stream.Stream, dst: av.stream.Stream, drop_stale: bool) -> None:
@@ -769,6 +848,14 @@ class Writer:
         out = self._out_streams.get(packet.stream.index)
         if out is None:
             return
+        if packet.stream.index in self._movtext:
+            text = movtext_to_srt(bytes(packet))
+            if not text:
+                return  # a clearing sample: an SRT cue ends by its duration
+            cue = av.Packet(text.encode("utf-8"))
+            cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
+            cue.time_base = packet.time_base
+            packet = cue
         tb = packet.time_base
         ts = packet.dts if packet.dts is not None else packet.pts
         t = float(ts * tb) if ts is not None and tb else float("-inf")

@@ -14,6 +14,7 @@ from conftest import cartoon_frames, decoded_frames, make_rich_source, packets, 
 from ganime import EncoderSettings, synthetic
 from ganime.geometry import compute_layout
 from ganime.pipeline import ENCODE_QUEUE_BYTES, ConvertOptions, convert_file, encode_queue_size, plan_file
+from ganime.video import movtext_to_srt
 
 LOSSLESS = EncoderSettings(codec="x264", crf=0, preset="ultrafast")
 
@@ -200,6 +201,105 @@ def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path
         assert [s.type for s in b.streams if s.type in ("video", "audio")] == ["video", "audio", "audio"]
     pa, pb = packets(rich_source), packets(dst)
     assert [x[2] for x in pb[1]] == [x[2] for x in pa[1]]
+
+
+def timed_text(text: str, runs: list[tuple[int, int, int]] = ()) -> bytes:
+    """An MP4 timed-text sample: length-prefixed UTF-8, then a styl box of (start, end, face) runs."""
+    body = text.encode()
+    sample = len(body).to_bytes(2, "big") + body
+    if runs:
+        records = b"".join(
+            a.to_bytes(2, "big") + b.to_bytes(2, "big") + (1).to_bytes(2, "big") + bytes([face, 18, 255, 255, 255, 255])
+            for a, b, face in runs
+        )
+        box = len(runs).to_bytes(2, "big") + records
+        sample += (8 + len(box)).to_bytes(4, "big") + b"styl" + box
+    return sample
+
+
+def test_timed_text_becomes_srt_with_its_styles() -> None:
+    assert movtext_to_srt(timed_text("plain")) == "plain"
+    assert movtext_to_srt(timed_text("")) == ""
+    # Runs count characters, not bytes: "é" is two bytes.
+    assert movtext_to_srt(timed_text("café noir", [(0, 4, 1), (5, 9, 2 | 4)])) == "<b>café</b> <i><u>noir</u></i>"
+    # A box cut short keeps the text.
+    assert movtext_to_srt(timed_text("ok", [(0, 2, 1)])[:-3]) == "ok"
+
+
+def test_mp4_timed_text_is_kept_as_srt(plain_source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "subs.mp4"
+    cues = [
+        (100, 200, timed_text("Bonjour")),
+        (300, 100, timed_text("")),  # a sample that clears the screen
+        (400, 250, timed_text("Deux\nlignes", [(0, 4, 1)])),
+    ]
+    with av.open(str(plain_source)) as c, av.open(str(src), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        subs = out.add_mux_stream("mov_text")
+        subs.time_base = Fraction(1, 1000)
+        subs.metadata["language"] = "fre"
+        for p in c.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+        for start, length, sample in cues:
+            p = av.Packet(sample)
+            p.pts, p.dts, p.duration, p.time_base, p.stream = start, start, length, Fraction(1, 1000), subs
+            out.mux(p)
+
+    def read(path: Path) -> tuple[str, str | None, list[tuple[float, float, bytes]]]:
+        """Subtitle codec, language, and cues as (start after the first frame, length, payload)."""
+        with av.open(str(path)) as c:
+            first = next(c.decode(video=0))
+            s = c.streams.subtitles[0]
+            found = [
+                (float(p.pts * p.time_base) - first.time, float(p.duration * p.time_base), bytes(p))
+                for p in c.demux(s)
+                if p.size
+            ]
+            return s.codec_context.name, s.metadata.get("language"), found
+
+    codec, language, before = read(src)
+    before = [x for x in before if x[2] != timed_text("")]  # the muxer adds clearing samples of its own
+    assert codec == "mov_text" and len(before) == 2
+    codec, language, after = read(run(src, tmp_path / "out.mkv"))
+    assert codec in ("subrip", "srt") and language == "fre"  # the decoder name differs by FFmpeg version
+    assert [x[2] for x in after] == [b"Bonjour", b"<b>Deux</b>\nlignes"]
+    assert all(abs(a[0] - b[0]) < 0.002 and abs(a[1] - b[1]) < 0.002 for a, b in zip(before, after, strict=True))
+
+
+def cover_picture(path: Path) -> tuple[int, bytes] | None:
+    """The attached picture of a file: its stream index and bytes (None without one)."""
+    with av.open(str(path)) as c:
+        covers = [s for s in c.streams.video if s.disposition & av.stream.Disposition.attached_pic]
+        if not covers:
+            return None
+        return covers[0].index, next(bytes(p) for p in c.demux(covers[0]) if p.size)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_cover_art_is_kept(plain_source: Path, tmp_path: Path, suffix: str) -> None:
+    picture = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 200, np.uint8), format="rgb24")
+    jpeg = av.CodecContext.create("mjpeg", "w")
+    jpeg.width = jpeg.height = 32
+    jpeg.pix_fmt = "yuvj420p"
+    jpeg.time_base = Fraction(1, 25)
+    data = b"".join(bytes(p) for p in [*jpeg.encode(picture.reformat(format="yuvj420p")), *jpeg.encode(None)])
+    src = tmp_path / "with_cover.mkv"
+    with av.open(str(plain_source)) as c, av.open(str(src), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        out.add_attachment("cover.jpg", "image/jpeg", data)
+        for p in c.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+    assert cover_picture(src) == (2, data)  # Matroska shows an image attachment as a cover stream
+    dst = run(src, tmp_path / f"out{suffix}")
+    found = cover_picture(dst)
+    assert found is not None and found[1] == data
+    with av.open(str(dst)) as b:
+        # Still one programme: the picture is not a second video track.
+        assert len([s for s in b.streams.video if not s.disposition & av.stream.Disposition.attached_pic]) == 1
 
 
 @pytest.mark.parametrize("temporal", [True, False])
