@@ -7,7 +7,9 @@ tools users run today):
   encoder gets exactly those back; nothing is renumbered from a frame counter, so
   variable frame rate and start offsets survive;
 - audio, subtitle, attachment and data streams are copied packet for packet, with
-  their language, title and disposition, plus chapters and container tags;
+  their language, title and disposition, plus chapters and container tags; what
+  Matroska has no form for is converted, not lost (MP4 timed text to SRT, cover art
+  to an attachment), and packets an MP4 edit list trims stay trimmed;
 - the output is written to ``NAME.partial.EXT`` and renamed only when complete; the
   input is only ever opened for reading.
 """
