@@ -502,10 +502,14 @@ def _run(
     warnings = list(writer.warnings)
     if info.interlaced:
         warnings.append("the source is interlaced: both fields were filled as one picture (deinterlace it first)")
-    expected = info.estimated_frames
-    if not excerpt and expected and done < 0.9 * expected:
+    length = info.duration
+    if not excerpt and length and reader.span < 0.9 * length - 0.5:
         # Demuxers stop quietly at a broken container: say so rather than report success.
-        warnings.append(f"only {done} of about {expected} frames could be read: the file looks damaged or truncated")
+        # Judged by time, not frame count: a variable-rate file leaves held frames out.
+        warnings.append(
+            f"only {reader.span:.1f} s of its {length:.1f} s of video could be read:"
+            " the file looks damaged or truncated"
+        )
     fill_seconds = engine.stats.seconds if engine is not None else filler.stats.seconds
     return done, reader.decode_errors, warnings, fill_seconds
 

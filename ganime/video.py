@@ -323,6 +323,10 @@ class Reader:
         self.color = color
         self.decode_errors = 0
         self.frames_decoded = 0
+        # Seconds from the first decoded frame to the last: what of the stream's length
+        # was read (a frame count says less: variable frame rate drops held frames).
+        self.span = 0.0
+        self._first_pts: int | None = None
         self.first_error: str | None = None
 
     def close(self) -> None:
@@ -389,6 +393,9 @@ class Reader:
                     if pts < voff:
                         continue
                     self.frames_decoded += 1
+                    if self._first_pts is None:
+                        self._first_pts = pts
+                    self.span = max(self.span, float((pts - self._first_pts) * vtb))
                     planes = yuv_planes(f) if self.keep_planes else None
                     yield Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
                 if past_end:

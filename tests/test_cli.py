@@ -12,7 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from conftest import cartoon_frames
+from conftest import cartoon_frames, make_rich_source
 from typer.testing import CliRunner
 
 import ganime
@@ -183,6 +183,15 @@ def test_damaged_file_converts_what_decodes_and_says_so(tmp_path: Path) -> None:
     assert r.status == "converted" and 0 < r.frames < 48
     assert any("damaged or truncated" in w for w in r.warnings)
     assert (tmp_path / "out.mkv").exists()
+
+
+def test_variable_frame_rate_is_not_called_damaged(tmp_path: Path) -> None:
+    # Held drawings left out, as a variable-rate encode does: 13 frames over 2 s.
+    pts = [round(i * 1000 / 24) for i in range(12)] + [1958]
+    src = make_rich_source(tmp_path / "vfr.mkv", cartoon_frames(len(pts)), pts=pts)
+    r = ganime.convert(src, tmp_path / "out.mkv", preset="ultrafast", device="cpu")[0]
+    assert r.status == "converted" and r.frames == 13
+    assert not any("damaged" in w for w in r.warnings), r.warnings
 
 
 def test_folder_scan_skips_own_outputs_only() -> None:
