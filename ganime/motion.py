@@ -206,6 +206,13 @@ def _median(a: np.ndarray) -> float:
     return (float(part[k - 1]) + float(part[k])) / 2
 
 
+# Residual (8-bit levels, on the lightly blurred thumbnails) within which a pixel counts
+# as explained when a motion has to beat standing still: near codec noise, so a still
+# background explains itself fully while a real pan of a tenth of a pixel still tells.
+# (Against 6, the tolerance that picks the start: a character's pull wins there.)
+STILL_TOLERANCE = 2.0
+
+
 class _Prepared:
     """What the fit needs of one thumbnail, whichever side of a pair it is on."""
 
@@ -360,12 +367,20 @@ def match(
         return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a), 1.0, 0.0
 
     if exact is not None:  # a good estimate is known: refine its shift (and brightness) only
-        s, tx, ty, g, o = fit.refine(centred(exact), 6, zoom=False)
+        start = centred(exact)
+        s, tx, ty, g, o = fit.refine(start, 6, zoom=False)
+        # The estimate stands unless the refined shift explains more (see below).
+        kept = (start[0], start[1], start[2], g, o)
+        if fit.inliers(kept, STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
+            s, tx, ty = kept[:3]
     else:
-        starts: list[Params] = [(1.0, dx, dy, 1.0, 0.0) for dx, dy in _phase_peaks(prev, cur, 2)]
-        starts.append((1.0, 0.0, 0.0, 1.0, 0.0))
+        # A still camera and the last motion come first: a phase peak next to one of
+        # them is the same start, and it is the peak that gives way (a character's
+        # peak a pixel off would otherwise stand in for a camera that did not move).
+        starts: list[Params] = [(1.0, 0.0, 0.0, 1.0, 0.0)]
         if hint is not None:
             starts.append(centred(hint))
+        starts += [(1.0, dx, dy, 1.0, 0.0) for dx, dy in _phase_peaks(prev, cur, 2)]
         unique: list[Params] = []
         for p in starts:
             if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 1.0 or abs(p[0] - q[0]) > 0.01 for q in unique):
@@ -387,6 +402,13 @@ def match(
         flat = fit.refine((1.0, tx, ty, g, o), 4, zoom=False)
         if fit.inliers((s, tx, ty, g, o)) < fit.inliers(flat) + 0.02:
             s, tx, ty, g, o = flat
+    # Standing still must be beaten too: a big character moving over a still background
+    # pulls the fit a fraction of a pixel its way, and the sides would wander with it
+    # (on a real clip, by up to 7 px within a second). Judged at ``STILL_TOLERANCE``.
+    if exact is None and (s, tx, ty) != (1.0, 0.0, 0.0) and abs(tx) + abs(ty) < 1.0 and abs(s - 1) < 0.01:
+        still = (1.0, 0.0, 0.0, g, o)
+        if fit.inliers(still, STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
+            s, tx, ty = 1.0, 0.0, 0.0
     motion = Similarity(s, fit.cx + tx - s * fit.cx, fit.cy + ty - s * fit.cy)
     px, py, box = fit.coords((s, tx, ty, g, o))
     overlap = 0.0 if box is None else (box[1] - box[0]) * (box[3] - box[2]) / (fit.h * fit.w)

@@ -213,12 +213,14 @@ def test_the_end_of_a_fade_does_not_pop() -> None:
 
 
 def test_sides_leave_the_memory_gradually_when_a_drawing_on_threes_breaks_it() -> None:
-    """A character steps into the picture's right edge in a still shot drawn on threes:
-    the right side slides to the frame's own fill over several drawings, not in one."""
+    """The light drops in a still shot drawn on threes as a character steps into the
+    picture's right edge: the sides slide to the frame's own fill over several
+    drawings, not in one."""
     _, source, _ = shot(36, pan=0.0, character=False)
     drawn = [f.copy() for f in source[::3] for _ in range(3)]  # each drawing held for 3 frames
     w = drawn[0].shape[1]
-    for i, f in enumerate(drawn[12:]):  # from the 5th drawing on, a block grows at the edge
+    for i, f in enumerate(drawn[12:]):  # from the 5th drawing on, darker, and a block grows at the edge
+        f[:] = (f * 0.8).astype(np.uint8)
         f[20:80, w - w // 8 - 2 * (i // 3) :] = (240, 40, 40)
 
     def right_sides(loosen: float) -> tuple[np.ndarray, TemporalFiller]:
@@ -243,7 +245,8 @@ def test_frames_leaning_far_on_their_own_fill_get_it_from_the_model() -> None:
             p.add_(0.05 * torch.randn_like(p))
     _, source, _ = shot(40, pan=0.0)
     w = source[0].shape[1]
-    for i in [*range(8, 11), *range(20, 40)]:  # something at the right edge: briefly, then for good
+    for i in [*range(8, 11), *range(20, 40)]:  # darker, with something at the right edge: briefly, then for good
+        source[i][:] = (source[i] * 0.8).astype(np.uint8)
         source[i][20:80, w - w // 8 :] = (240, 40, 40)
     lay = compute_layout(w, source[0].shape[0])
     frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
@@ -362,6 +365,47 @@ def test_sides_follow_a_fade_too_slow_to_break_a_held_drawing() -> None:
     )
     assert gap.max() < TemporalOptions().edge_change + 2  # the still camera's edge check bounds the lag
     assert gap[-20:].max() < 3
+
+
+def test_a_big_character_crossing_a_still_background_does_not_move_the_camera() -> None:
+    """A figure with hard outlines everywhere, a third of the picture wide, walks across a
+    still painted background: its phase-correlation peak sits a pixel or so from zero
+    and it pulls a fit its way, yet the camera stood still and the sides must too."""
+    _, source, _ = shot(1, pan=0.0, character=False, width=344, height=192)
+    h, w = source[0].shape[:2]
+    stripes = np.kron(np.random.default_rng(1).integers(0, 2, (h * 3 // 4, w // 12)), np.ones((1, 4))).astype(bool)
+    frames = []
+    for i in range(16):
+        f = source[0].copy()
+        x = w // 3 + (i // 2) * 3  # drawn on twos, 3 px a drawing
+        figure = f[h // 4 :, x : x + stripes.shape[1]]
+        figure[stripes], figure[~stripes] = (20, 20, 20), (250, 230, 200)
+        frames.append(f)
+    out, eng = run(frames)
+    left = eng.layout.left
+    reach = int(np.ceil(0.2 * left)) + 1  # the live mirror's zone next to the seams
+    outer = np.concatenate([out[:, :, : left - reach], out[:, :, -(left - reach) :]], axis=2)
+    assert eng.stats.key_frames == 1
+    # A picture that changes this much leans a little on its own fill (a few levels);
+    # a camera wrongly following the figure drags the sides by tens of levels.
+    assert np.abs(np.diff(outer.astype(int), axis=0)).max() <= 4
+
+
+def test_a_character_stepping_into_a_still_shots_edge_leaves_the_sides_be() -> None:
+    """Beside a still camera the shot's sides are its background: something stepping into
+    the picture's edge is no reason to trade them for a per-frame fill, which would smear
+    it across the side. Only a change of light (see the fade tests) is."""
+    _, source, _ = shot(36, pan=0.0, character=False)
+    drawn = [f.copy() for f in source[::3] for _ in range(3)]
+    w = drawn[0].shape[1]
+    for i, f in enumerate(drawn[12:]):  # from the 5th drawing on, a block grows at the right edge
+        f[20:80, w - w // 8 - 2 * (i // 3) :] = (240, 40, 40)
+    out, eng = run(drawn)
+    left = eng.layout.left
+    reach = int(np.ceil(0.2 * left)) + 1
+    outer = out[:, :, -(left - reach) :]
+    assert eng.stats.loose == 0 and eng.stats.key_frames == 1
+    assert all(np.array_equal(outer[0], o) for o in outer[1:])
 
 
 def test_held_frames_reuse_the_sides() -> None:
