@@ -370,6 +370,13 @@ def encode_queue_size(plan: Plan, batch: int) -> int:
     return max(4 * batch, 16, min(256, ENCODE_QUEUE_BYTES // max(1, frame)))
 
 
+def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str | None:
+    """'tff'/'bff' when the output is to stay interlaced like the source, else None."""
+    if not (info.interlaced and encoder.keeps_interlacing):
+        return None
+    return "tff" if info.top_field_first else "bff"
+
+
 def _run(
     plan: Plan,
     options: ConvertOptions,
@@ -415,6 +422,7 @@ def _run(
             excerpt=excerpt,
             rotation=info.rotation,
             centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
+            interlaced=_field_order(info, options.encoder),
         )
     except BaseException:
         reader.close()
@@ -500,8 +508,11 @@ def _run(
     if progress:
         progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
     warnings = list(writer.warnings)
-    if info.interlaced:
-        warnings.append("the source is interlaced: both fields were filled as one picture (deinterlace it first)")
+    if info.interlaced and not options.encoder.keeps_interlacing:
+        warnings.append(
+            f"the source is interlaced and {options.encoder.codec} cannot code it so: it was encoded"
+            " progressive, combing and all (use --codec x264, or deinterlace it first)"
+        )
     length = info.duration
     if not excerpt and length and reader.span < 0.9 * length - 0.5:
         # Demuxers stop quietly at a broken container: say so rather than report success.

@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.filter
 import numpy as np
 
 VIDEO_EXTENSIONS = frozenset(
@@ -87,6 +88,7 @@ class VideoInfo:
     start_time: float
     frame_count: int | None
     interlaced: bool
+    top_field_first: bool  # of an interlaced source (as the decoder reports; top when it does not say)
     rotation: int
     colorspace: int
     color_range: int
@@ -202,6 +204,8 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             start_time=start,
             frame_count=vs.frames or None,
             interlaced=bool(first.interlaced_frame),
+            # AVFieldOrder: 3 (BB) and 5 (BT) show the bottom field first.
+            top_field_first=int(cc.field_order or 0) not in (3, 5),
             rotation=int(first.rotation or 0),
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
@@ -519,6 +523,11 @@ class EncoderSettings:
         if self.codec not in ENCODERS:
             raise ValueError(f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
 
+    @property
+    def keeps_interlacing(self) -> bool:
+        """Whether this encoder can code an interlaced source as interlaced (x264's MBAFF)."""
+        return self.codec == "x264"
+
     def encoder_name(self, bit_depth: int) -> str:
         return ENCODERS[self.codec][1 if bit_depth > 8 else 0]
 
@@ -654,6 +663,7 @@ class Writer:
         excerpt: bool = False,
         rotation: int = 0,
         centre: tuple[int, int, int, int, int] | None = None,
+        interlaced: str | None = None,
     ) -> None:
         self.final = Path(final)
         # (x, y, width, height) of the picture in the source and its x on the canvas.
@@ -678,6 +688,7 @@ class Writer:
         try:
             self.video = self._add_video(video_stream, width, height, sar, encoder, bit_depth, source_pix_fmt, rotation)
             self.pix_fmt = self.video.pix_fmt
+            self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
             self._out_streams = self._add_copies(source, copy, excerpt)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
@@ -728,6 +739,26 @@ class Writer:
             ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
         self._copy_metadata(vs, ov, drop_stale=True)
         return ov
+
+    def _interlace(self, order: str, width: int, height: int) -> av.filter.Graph:
+        """Encode as interlaced, fields in ``order`` ('tff' or 'bff'), as the source was.
+
+        The picture's fields were never touched (the sides are generated beside them), so
+        an interlaced source stays interlaced and players deinterlace it as before;
+        flagged progressive, its combing would show. libx264 takes the field order from
+        each frame's flags, which PyAV cannot set, hence a one-filter graph (setfield).
+        """
+        cc = self.video.codec_context
+        cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        cc.field_order = 2 if order == "tff" else 3  # AV_FIELD_TT / AV_FIELD_BB, for the container
+        graph = av.filter.Graph()
+        src = graph.add_buffer(width=width, height=height, format=self.pix_fmt, time_base=cc.time_base)
+        setfield = graph.add("setfield", order)
+        sink = graph.add("buffersink")
+        src.link_to(setfield)
+        setfield.link_to(sink)
+        graph.configure()
+        return graph
 
     def _add_copies(
         self, source: av.container.InputContainer, copy: tuple[int, ...], excerpt: bool
@@ -808,6 +839,9 @@ class Writer:
             frame = self._to_yuv(frame_in.image)
         frame.pts = frame_in.pts
         frame.time_base = frame_in.time_base
+        if self._fields is not None:  # flag the frame interlaced, with the source's field order
+            self._fields.push(frame)
+            frame = self._fields.pull()
         self._mux_video(self.video.encode(frame))
         self.frames_written += 1
 

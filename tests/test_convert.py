@@ -152,6 +152,37 @@ def test_ten_bit_stays_ten_bit(tmp_path: Path) -> None:
     assert psnr(fa[0], fb[0][:, left : left + fa[0].shape[1]], peak=65535.0) > 45
 
 
+@pytest.mark.parametrize("order", ["bff", "tff"])
+def test_interlaced_source_stays_interlaced(tmp_path: Path, order: str) -> None:
+    """Flagged progressive, an interlaced picture's combing would show; its fields are
+    untouched, so the output is coded interlaced with the source's field order."""
+    src = tmp_path / f"{order}.mkv"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        cc = stream.codec_context
+        cc.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+        cc.field_order = 2 if order == "tff" else 3
+        graph = av.filter.Graph()
+        buffer = graph.add_buffer(width=64, height=48, format="yuv420p", time_base=Fraction(1, 25))
+        graph.link_nodes(buffer, graph.add("setfield", order), graph.add("buffersink"))
+        graph.configure()
+        for i, img in enumerate(cartoon_frames(6)):
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            graph.push(frame)
+            for p in stream.encode(graph.pull()):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+    dst = run(src, tmp_path / "out.mkv")
+    with av.open(str(dst)) as c:
+        v = c.streams.video[0]
+        flags = [(f.interlaced_frame, v.codec_context.field_order) for f in c.decode(v)]
+    assert len(flags) == 6
+    assert all(il and fo == (2 if order == "tff" else 3) for il, fo in flags)
+
+
 def test_anamorphic_source_keeps_sar(tmp_path: Path) -> None:
     src = synthetic.write_clip(tmp_path / "dvd.mkv", cartoon_frames(4, 64, 48), sar=Fraction(8, 9))
     dst = run(src, tmp_path / "out.mkv")
