@@ -367,23 +367,23 @@ def match(
         return m.a, m.bx - fit.cx * (1 - m.a), m.by - fit.cy * (1 - m.a), 1.0, 0.0
 
     if exact is not None:  # a good estimate is known: refine its shift (and brightness) only
-        start = centred(exact)
-        s, tx, ty, g, o = fit.refine(start, 6, zoom=False)
-        # The estimate stands unless the refined shift explains more (see below).
-        kept = (start[0], start[1], start[2], g, o)
-        if fit.inliers(kept, STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
-            s, tx, ty = kept[:3]
+        s, tx, ty, g, o = fit.refine(centred(exact), 6, zoom=False)
+        # A camera still since then stays still unless the refined shift explains more
+        # (see below); a moving one takes the refinement.
+        if exact.is_identity and (s, tx, ty) != (1.0, 0.0, 0.0):
+            if fit.inliers((1.0, 0.0, 0.0, g, o), STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
+                s, tx, ty = 1.0, 0.0, 0.0
     else:
-        # A still camera and the last motion come first: a phase peak next to one of
-        # them is the same start, and it is the peak that gives way (a character's
-        # peak a pixel off would otherwise stand in for a camera that did not move).
+        # A still camera and the last motion come first, and starts within half a pixel
+        # of one another are one start. (A 1 px duplicate rule once dropped "still" for
+        # a character's phase peak a pixel away: the camera followed the character.)
         starts: list[Params] = [(1.0, 0.0, 0.0, 1.0, 0.0)]
         if hint is not None:
             starts.append(centred(hint))
         starts += [(1.0, dx, dy, 1.0, 0.0) for dx, dy in _phase_peaks(prev, cur, 2)]
         unique: list[Params] = []
         for p in starts:
-            if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 1.0 or abs(p[0] - q[0]) > 0.01 for q in unique):
+            if all(abs(p[1] - q[1]) + abs(p[2] - q[2]) > 0.5 or abs(p[0] - q[0]) > 0.01 for q in unique):
                 unique.append(p)
         # Under a fade no start explains the texture at the old brightness, and a
         # character's displacement could win by chance: each start is also tried at
