@@ -94,12 +94,12 @@ class TemporalOptions:
             counted only up to how far the whole picture's mean brightness moved, so light
             changes count and a character stepping into the edge does not. With ``glcic``,
             this and the still-camera check of ``motion.match`` together, against neither:
-            eval clips +0.022 dB (a character walking in from the side of a still shot
-            +0.13, a still shot the camera estimate wandered in +0.14), -0.0005 SSIM,
-            temporal error -1.1 %, flicker -6.4 %; the 39 training clips -0.010 dB,
-            -0.0003 SSIM, flicker -1.8 %. The check alone, counting the edge's change as before:
-            eval -0.04 dB (the side beside the walking character leaned on a fill that
-            smeared it).
+            eval clips +0.031 dB (a character walking in from the side of a still shot
+            +0.13, a still shot the camera estimate wandered in +0.14), -0.0001 SSIM,
+            temporal error -1.2 %, flicker -6.5 %; the 39 training clips -0.011 dB,
+            -0.0004 SSIM, flicker -1.6 %. The check alone, counting the edge's change as
+            before: eval -0.04 dB (the side beside the walking character leaned on a fill
+            that smeared it).
         live_mirror: strength (0-1) with which generated side pixels next to the seam
             take the current frame's mirror image; it fades out over ``mirror_reach``.
         mirror_reach: that zone, as a fraction of the widest side.
