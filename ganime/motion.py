@@ -340,6 +340,15 @@ class _Fit:
         return s, tx, ty, g, o
 
 
+def _beats_still(fit: _Fit, p: Params) -> bool:
+    """Whether motion ``p`` explains more of the picture's texture than standing still
+    does (at the same brightness), counting at ``STILL_TOLERANCE``."""
+    if p[:3] == (1.0, 0.0, 0.0):
+        return False
+    still = (1.0, 0.0, 0.0, p[3], p[4])
+    return fit.inliers(p, STILL_TOLERANCE) > fit.inliers(still, STILL_TOLERANCE)
+
+
 def match(
     prev: np.ndarray,
     cur: np.ndarray,
@@ -368,11 +377,10 @@ def match(
 
     if exact is not None:  # a good estimate is known: refine its shift (and brightness) only
         s, tx, ty, g, o = fit.refine(centred(exact), 6, zoom=False)
-        # A camera still since then stays still unless the refined shift explains more
-        # (see below); a moving one takes the refinement.
-        if exact.is_identity and (s, tx, ty) != (1.0, 0.0, 0.0):
-            if fit.inliers((1.0, 0.0, 0.0, g, o), STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
-                s, tx, ty = 1.0, 0.0, 0.0
+        # A camera still since then stays still unless the refined shift beats that (see
+        # below); a moving one takes the refinement.
+        if exact.is_identity and not _beats_still(fit, (s, tx, ty, g, o)):
+            s, tx, ty = 1.0, 0.0, 0.0
     else:
         # A still camera and the last motion come first, and starts within half a pixel
         # of one another are one start. (A 1 px duplicate rule once dropped "still" for
@@ -404,11 +412,9 @@ def match(
             s, tx, ty, g, o = flat
     # Standing still must be beaten too: a big character moving over a still background
     # pulls the fit a fraction of a pixel its way, and the sides would wander with it
-    # (on a real clip, by up to 7 px within a second). Judged at ``STILL_TOLERANCE``.
-    if exact is None and (s, tx, ty) != (1.0, 0.0, 0.0) and abs(tx) + abs(ty) < 1.0 and abs(s - 1) < 0.01:
-        still = (1.0, 0.0, 0.0, g, o)
-        if fit.inliers(still, STILL_TOLERANCE) >= fit.inliers((s, tx, ty, g, o), STILL_TOLERANCE):
-            s, tx, ty = 1.0, 0.0, 0.0
+    # (on a real clip, by up to 7 px within a second).
+    if exact is None and abs(tx) + abs(ty) < 1.0 and abs(s - 1) < 0.01 and not _beats_still(fit, (s, tx, ty, g, o)):
+        s, tx, ty = 1.0, 0.0, 0.0
     motion = Similarity(s, fit.cx + tx - s * fit.cx, fit.cy + ty - s * fit.cy)
     px, py, box = fit.coords((s, tx, ty, g, o))
     overlap = 0.0 if box is None else (box[1] - box[0]) * (box[3] - box[2]) / (fit.h * fit.w)
