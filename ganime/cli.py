@@ -130,7 +130,8 @@ def _print_plan(plan: pipeline.Plan) -> None:
         out.print(f"  skipped  {escape(plan.skip_reason)}")
         return
     out.print(f"  fill     {plan.model}")
-    out.print(f"  encoder  {plan.encoder} -> {plan.pix_fmt}")
+    fields = {"tff": ", interlaced (top field first)", "bff": ", interlaced (bottom field first)"}
+    out.print(f"  encoder  {plan.encoder} -> {plan.pix_fmt}{fields.get(plan.fields or '', '')}")
     kept = [s.describe() for s in plan.kept_streams] or ["none"]
     out.print(f"  copied   {escape(', '.join(kept))}; {info.chapters} chapter(s), container tags")
     for s in plan.dropped_streams:

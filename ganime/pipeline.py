@@ -71,6 +71,7 @@ class Plan:
     color: video.ColorSpec
     skip_reason: str | None = None
     weights: Path | None = None
+    fields: str | None = None  # 'tff'/'bff': coded interlaced like the source
 
     @property
     def kept_streams(self) -> tuple[video.StreamInfo, ...]:
@@ -175,6 +176,13 @@ def output_for(src: Path, root: Path | None, output: Path | None, single: bool, 
     return output / name
 
 
+def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str | None:
+    """'tff'/'bff' when the output is to stay interlaced like the source, else None."""
+    if not (info.interlaced and encoder.keeps_interlacing):
+        return None
+    return "tff" if info.top_field_first else "bff"
+
+
 def plan_file(src: str | Path, output: str | Path | None, options: ConvertOptions) -> Plan:
     """Probe ``src`` and decide geometry, model and encoder. Reads, never writes."""
     src = Path(src)
@@ -212,6 +220,7 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         color=color,
         skip_reason=skip,
         weights=weight_file,
+        fields=_field_order(info, enc),
     )
 
 
@@ -370,13 +379,6 @@ def encode_queue_size(plan: Plan, batch: int) -> int:
     return max(4 * batch, 16, min(256, ENCODE_QUEUE_BYTES // max(1, frame)))
 
 
-def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str | None:
-    """'tff'/'bff' when the output is to stay interlaced like the source, else None."""
-    if not (info.interlaced and encoder.keeps_interlacing):
-        return None
-    return "tff" if info.top_field_first else "bff"
-
-
 def _run(
     plan: Plan,
     options: ConvertOptions,
@@ -422,7 +424,7 @@ def _run(
             excerpt=excerpt,
             rotation=info.rotation,
             centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
-            interlaced=_field_order(info, options.encoder),
+            interlaced=plan.fields,
         )
     except BaseException:
         reader.close()

@@ -175,6 +175,8 @@ def test_interlaced_source_stays_interlaced(tmp_path: Path, order: str) -> None:
                 out.mux(p)
         for p in stream.encode():
             out.mux(p)
+    assert plan_file(src, None, ConvertOptions(encoder=LOSSLESS)).fields == order
+    assert plan_file(src, None, ConvertOptions(encoder=EncoderSettings(codec="av1"))).fields is None
     dst = run(src, tmp_path / "out.mkv")
     with av.open(str(dst)) as c:
         v = c.streams.video[0]
