@@ -431,6 +431,11 @@ class Reader:
             return False
         if self.end is not None and rel >= self.end - self.start:
             return False
+        if length and p.stream.type == "subtitle":
+            # A cue on screen when the excerpt starts (or still when it ends) shows for
+            # the part inside it only, not its whole length from the excerpt's start.
+            until = rel + length if self.end is None else min(rel + length, self.end - self.start)
+            p.duration = max(1, round((until - max(rel, 0)) / tb))
         if p.pts is not None:
             p.pts = max(0, p.pts - off)
         if p.dts is not None:

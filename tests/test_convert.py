@@ -223,6 +223,15 @@ def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
         assert float(ch[0]["start"] * ch[0]["time_base"]) == 0
         audio = [p for p in b.demux(b.streams.audio[0]) if p.size]
         assert audio and all(0 <= float(p.pts * p.time_base) < 0.2 for p in audio)
+    with av.open(str(dst)) as b:
+        # Cues at 0.1-0.3 and 0.3-0.45 s, seen through 0.2-0.4 s: clipped at both ends.
+        cues = [
+            (bytes(p).decode(), float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base))
+            for p in b.demux(b.streams.subtitles[0])
+            if p.size
+        ]
+        assert [c[0] for c in cues] == ["Hello", "World"]
+        assert [c[1:] for c in cues] == [pytest.approx((0.0, 0.1), abs=0.002), pytest.approx((0.1, 0.2), abs=0.002)]
 
 
 def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path) -> None:
