@@ -510,7 +510,7 @@ def _run(
     if progress:
         progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
     warnings = list(writer.warnings)
-    if info.interlaced and not options.encoder.keeps_interlacing:
+    if info.interlaced and plan.fields is None:  # coded progressive after all
         warnings.append(
             f"the source is interlaced and {options.encoder.codec} cannot code it so: it was encoded"
             " progressive, combing and all (use --codec x264, or deinterlace it first)"
