@@ -147,18 +147,26 @@ def find_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset())
     """Expand files and folders into (video file, folder it was found under or None).
 
     Folders are searched recursively for video extensions (plus ``also``), in sorted
-    order, leaving out this tool's own outputs. A path that does not exist raises
+    order, leaving out this tool's own outputs; a file named twice (itself and the
+    folder holding it) is listed once. A path that does not exist raises
     FileNotFoundError.
     """
     wanted = video.VIDEO_EXTENSIONS | also
     found: list[tuple[Path, Path | None]] = []
+    seen: set[Path] = set()
+
+    def add(f: Path, root: Path | None) -> None:
+        if f.resolve() not in seen:
+            seen.add(f.resolve())
+            found.append((f, root))
+
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*")):
                 if f.is_file() and f.suffix.lower() in wanted and not is_own_output(f):
-                    found.append((f, p))
+                    add(f, p)
         elif p.exists():
-            found.append((p, None))
+            add(p, None)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
     return found
@@ -174,6 +182,28 @@ def output_for(src: Path, root: Path | None, output: Path | None, single: bool, 
     if root is not None:
         return output / src.relative_to(root).parent / name
     return output / name
+
+
+def plan_outputs(
+    found: list[tuple[Path, Path | None]], output: Path | None, aspect: Fraction
+) -> list[tuple[Path, Path | None, Path]]:
+    """(source, folder, output) for each source of a batch.
+
+    Two sources that would write the same output (``ep1.avi`` and ``ep1.mkv`` side by
+    side) keep their extension in the name instead (``ep1.avi.16x9.mkv``), so neither
+    is skipped as "already converted" nor overwrites the other.
+    """
+    single = len(found) == 1 and found[0][1] is None
+    dsts = [output_for(src, root, output, single, aspect) for src, root in found]
+    counts: dict[Path, int] = {}
+    for d in dsts:
+        counts[d.resolve()] = counts.get(d.resolve(), 0) + 1
+    planned = []
+    for (src, root), dst in zip(found, dsts, strict=True):
+        if counts[dst.resolve()] > 1:
+            dst = dst.with_name(f"{src.name}.{dst.name.removeprefix(src.stem + '.')}")
+        planned.append((src, root, dst))
+    return planned
 
 
 def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str | None:
@@ -543,19 +573,17 @@ def convert_many(
     file is planned (status ``planned``) and nothing is written.
     """
     options = options or ConvertOptions()
-    found = find_inputs(inputs)
     out = Path(output) if output is not None else None
-    single = len(found) == 1 and found[0][1] is None
+    planned = plan_outputs(find_inputs(inputs), out, options.aspect)
     results: list[Result] = []
-    for i, (src, root) in enumerate(found):
-        dst = output_for(src, root, out, single, options.aspect)
+    for i, (src, _root, dst) in enumerate(planned):
         try:
             plan = plan_file(src, dst, options)
             if dry_run:
                 status = "skipped" if plan.skip_reason else "planned"
                 result = Result(src, dst, status, plan.skip_reason or "", plan=plan)
             else:
-                result = convert_file(src, dst, options, progress, plan=plan, index=i, files=len(found))
+                result = convert_file(src, dst, options, progress, plan=plan, index=i, files=len(planned))
         except ConvertError as e:
             result = Result(src, dst, "failed", str(e), error=e)
         except Exception as e:  # noqa: BLE001 - one bad file must not stop a season

@@ -11,6 +11,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import pytest
 from conftest import cartoon_frames, make_rich_source
 from typer.testing import CliRunner
@@ -88,6 +89,21 @@ def test_outputs_beside_inputs_are_not_picked_up_again(season: Path) -> None:
     r = invoke("convert", season, "--dry-run")
     assert r.exit_code == 0
     assert "ep01.16x9.16x9" not in r.output
+
+
+def test_episodes_with_the_same_name_each_get_their_own_output(tmp_path: Path, plain_source: Path) -> None:
+    root = tmp_path / "rips"
+    root.mkdir()
+    shutil.copy(plain_source, root / "ep01.mp4")
+    shutil.copy(make_rich_source(tmp_path / "rich.mkv", cartoon_frames(6)), root / "ep01.mkv")
+    # The folder and one file in it: that file is converted once.
+    r = invoke("convert", root, root / "ep01.mp4", *FAST)
+    assert r.exit_code == 0, r.output
+    assert r.output.count("converted") == 2 and "skipped" not in r.output
+    assert sorted(p.name for p in root.glob("*.16x9.*")) == ["ep01.mkv.16x9.mkv", "ep01.mp4.16x9.mkv"]
+    # Each output is its own source's: the Matroska one kept its subtitles.
+    with av.open(str(root / "ep01.mkv.16x9.mkv")) as a, av.open(str(root / "ep01.mp4.16x9.mkv")) as b:
+        assert len(a.streams.subtitles) == 1 and len(b.streams.subtitles) == 0
 
 
 def test_dry_run_writes_nothing(tmp_path: Path, rich_source: Path) -> None:
