@@ -134,6 +134,8 @@ def _print_plan(plan: pipeline.Plan) -> None:
     out.print(f"  encoder  {plan.encoder} -> {plan.pix_fmt}{fields.get(plan.fields or '', '')}")
     kept = [s.describe() for s in plan.kept_streams] or ["none"]
     out.print(f"  copied   {escape(', '.join(kept))}; {info.chapters} chapter(s), container tags")
+    for note in plan.changes:
+        out.print(f"  changed  {escape(note)}")
     for s in plan.dropped_streams:
         out.print(f"  dropped  {escape(s.describe())} (only the main video stream is converted)")
 

@@ -72,6 +72,7 @@ class Plan:
     skip_reason: str | None = None
     weights: Path | None = None
     fields: str | None = None  # 'tff'/'bff': coded interlaced like the source
+    changes: tuple[str, ...] = ()  # copied streams the output container cannot hold as they are
 
     @property
     def kept_streams(self) -> tuple[video.StreamInfo, ...]:
@@ -239,6 +240,10 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
             f"{float(options.aspect):.2f}:1 (use --force to convert anyway)"
         )
     enc = options.encoder
+    changes = ()
+    if skip is None:
+        copy = tuple(s.index for s in info.copied_streams)
+        changes = tuple(video.stream_changes(src, copy, video.output_format(out)))
     return Plan(
         input=src,
         output=out,
@@ -251,6 +256,7 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         skip_reason=skip,
         weights=weight_file,
         fields=_field_order(info, enc),
+        changes=changes,
     )
 
 

@@ -629,6 +629,109 @@ def movtext_to_srt(sample: bytes) -> str:
     return "".join(out)
 
 
+# What an audio stream gets when the output container refuses its codec (WMA, MS and
+# IMA ADPCM, Nellymoser, mu-law in Matroska): the decoded sound re-encoded losslessly
+# where the container holds a lossless codec, else Opus (all WebM holds).
+_AUDIO_FALLBACK = {"matroska": "flac", "mp4": "alac", "mov": "alac", "webm": "libopus"}
+_DEFAULT_LAYOUT = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_DEFAULT_LAYOUT = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+_FALLBACK_LABEL = {"flac": "FLAC (lossless)", "alac": "ALAC (lossless)", "libopus": "Opus"}
+
+
+class AudioTranscoder:
+    """Decodes one copied audio stream and encodes it again for a container that refuses its codec.
+
+    Timestamps follow the decoded audio (the decoder's own delay included), so sync
+    with the picture is what the source had.
+    """
+
+    def __init__(self, out: av.container.OutputContainer, src: av.stream.Stream, codec: str) -> None:
+        cc = src.codec_context
+        fmt = cc.format
+        # 16-bit unless the source decodes to 32-bit integers: lossy decoders give
+        # floats of 16-bit originals, and 24-bit FLAC of those only wastes space.
+        deep = fmt is not None and fmt.packed.name in ("s32", "s64")
+        planar = {"flac": False, "alac": True, "libopus": False}[codec]
+        sample = "flt" if codec == "libopus" else ("s32" if deep else "s16") + ("p" if planar else "")
+        rate = 48000 if codec == "libopus" else cc.sample_rate
+        layout = cc.layout
+        if layout.name.endswith("channels"):
+            # Decoders that do not say which channel is which (WMA does not): the
+            # usual order for the count, which ALAC and Opus need to be told.
+            layout = av.AudioLayout(_DEFAULT_LAYOUT.get(cc.channels, "stereo"))
+        # Tried in memory first: an encoder that will not open (an odd layout, say) must
+        # cost this stream only, not fail the whole file when the output starts.
+        with av.open(io.BytesIO(), "w", format=out.format.name) as trial:
+            t = trial.add_stream(codec, rate=rate)
+            t.layout, t.format = layout, sample
+            trial.start_encoding()
+        self.stream = out.add_stream(codec, rate=rate)
+        self.stream.layout = layout
+        self.stream.format = sample
+        if codec == "libopus":
+            self.stream.bit_rate = min(510_000, 64_000 * cc.channels)
+        self.label = _FALLBACK_LABEL[codec]
+        self._sample, self._layout, self._rate = sample, layout, rate
+        self._decoder = cc
+        self._resampler: av.AudioResampler | None = None
+        self._next: int | None = None  # pts of the sample after the last one encoded
+        self.decode_errors = 0
+
+    def packets(self, packet: av.Packet | None) -> list[av.Packet]:
+        """Encoded packets for one source packet; None flushes decoder, resampler and encoder."""
+        if self._resampler is None:
+            # The encoder is open now (the container has started): its frame size is known.
+            size = self.stream.codec_context.frame_size or None
+            self._resampler = av.AudioResampler(self._sample, self._layout, self._rate, frame_size=size)
+        try:
+            # None drains what the decoder still holds (codecs with a delay).
+            frames = packet.decode() if packet is not None else self._decoder.decode(None)
+        except av.FFmpegError:
+            self.decode_errors += 1
+            frames = []
+        out: list[av.Packet] = []
+        for f in frames:
+            for g in self._resampler.resample(f):
+                out.extend(self._encode(g))
+        if packet is None:
+            for g in self._resampler.resample(None):
+                out.extend(self._encode(g))
+            out.extend(self._encode(None))
+        return out
+
+    def _encode(self, frame: av.AudioFrame | None) -> list[av.Packet]:
+        if frame is not None:
+            if frame.pts is None:  # the resampler's last, flushed frame
+                frame.pts = self._next or 0
+            self._next = frame.pts + frame.samples
+        return [p for p in self.stream.encode(frame) if p.size or p.pts is not None]
+
+
+def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
+    """What becomes of the copied streams that container ``fmt`` cannot hold as they are.
+
+    The same decisions the ``Writer`` makes, told before converting (``--dry-run``).
+    """
+    notes = []
+    with _open_input(Path(path)) as c:
+        for idx in copy:
+            s = c.streams[idx]
+            what = _stream_info(s).describe()
+            if s.type == "video":
+                continue  # cover art: kept (as an attachment in Matroska)
+            if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
+                notes.append(f"{what} written as SRT: Matroska has no MP4 timed text")
+                continue
+            why = refusal(fmt, s)
+            if why is None:
+                continue
+            if s.type == "audio" and fmt in _AUDIO_FALLBACK:
+                notes.append(f"{what} re-encoded as {_FALLBACK_LABEL[_AUDIO_FALLBACK[fmt]]}: {why}")
+            else:
+                notes.append(f"{what} dropped: {why}")
+    return notes
+
+
 def output_format(path: Path) -> str:
     """Container for an output path (by extension); Matroska unless told otherwise."""
     ext = path.suffix.lower()
@@ -695,11 +798,14 @@ class Writer:
             self.pix_fmt = self.video.pix_fmt
             self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
+            self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
             self._out_streams = self._add_copies(source, copy, excerpt)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
             chapters = source.chapters() if chapters is None else chapters
             if chapters:
                 self.out.set_chapters(chapters)
+            if self._transcode:
+                self.out.start_encoding()  # opens the audio encoders: their frame size is needed
         except BaseException:
             self.abort()
             raise
@@ -789,13 +895,25 @@ class Writer:
                 streams[idx] = o
                 continue
             refused = refusal(fmt, s)
+            if refused and s.type == "audio" and fmt in _AUDIO_FALLBACK:
+                try:
+                    tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
+                except (av.FFmpegError, ValueError, TypeError) as e:
+                    why = f"{refused}; re-encoding failed ({e})"
+                    self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {why}")
+                    continue
+                self.warnings.append(f"stream {_stream_info(s).describe()}: {refused}; re-encoded as {tc.label}")
+                self._copy_metadata(s, tc.stream, drop_stale=True)
+                self._transcode[idx] = tc
+                streams[idx] = tc.stream
+                continue
             if refused:
-                self.warnings.append(f"stream #{idx} ({_stream_info(s).describe()}) dropped: {refused}")
+                self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {refused}")
                 continue
             try:
                 o = self.out.add_stream_from_template(s)
             except (av.FFmpegError, ValueError) as e:
-                self.warnings.append(f"stream #{idx} ({s.type}) dropped: the output container cannot hold it ({e})")
+                self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
                 continue
             self._copy_metadata(s, o, drop_stale=excerpt)
             streams[idx] = o
@@ -807,7 +925,7 @@ class Writer:
         with av.open(source.name) as c:
             data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size), None)
         if data is None:
-            self.warnings.append(f"stream #{s.index} (cover) dropped: its picture could not be read")
+            self.warnings.append(f"stream #{s.index} cover dropped: its picture could not be read")
             return
         codec = s.codec_context.name
         ext, mime = {"png": ("png", "image/png"), "webp": ("webp", "image/webp")}.get(codec, ("jpg", "image/jpeg"))
@@ -896,6 +1014,11 @@ class Writer:
         out = self._out_streams.get(packet.stream.index)
         if out is None:
             return
+        tc = self._transcode.get(packet.stream.index)
+        if tc is not None:
+            for p in tc.packets(packet):
+                self._queue(p, out)
+            return
         if packet.stream.index in self._movtext:
             text = movtext_to_srt(bytes(packet))
             if not text:
@@ -904,6 +1027,9 @@ class Writer:
             cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
             cue.time_base = packet.time_base
             packet = cue
+        self._queue(packet, out)
+
+    def _queue(self, packet: av.Packet, out: av.stream.Stream) -> None:
         tb = packet.time_base
         ts = packet.dts if packet.dts is not None else packet.pts
         t = float(ts * tb) if ts is not None and tb else float("-inf")
@@ -935,6 +1061,11 @@ class Writer:
         """Flush the encoder, finish the file and move it to its final name."""
         try:
             self._mux_video(self.video.encode(None))
+            for idx, tc in self._transcode.items():
+                for p in tc.packets(None):
+                    self._queue(p, self._out_streams[idx])
+                if tc.decode_errors:
+                    self.warnings.append(f"stream #{idx}: {tc.decode_errors} audio packet(s) could not be decoded")
             self._flush_pending(float("inf"))
             self.out.close()
         except BaseException:

@@ -236,6 +236,9 @@ def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
 
 def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.mp4"
+    changes = plan_file(rich_source, dst, ConvertOptions()).changes
+    assert len(changes) == 2 and all("dropped" in c for c in changes)
+    assert "subtitle" in changes[0] and "attachment" in changes[1]
     result = convert_file(rich_source, dst, ConvertOptions(encoder=LOSSLESS, device="cpu"))
     assert result.status == "converted" and dst.exists()
     assert any("subtitle" in w for w in result.warnings) and any("attachment" in w for w in result.warnings)
@@ -243,6 +246,56 @@ def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path
         assert [s.type for s in b.streams if s.type in ("video", "audio")] == ["video", "audio", "audio"]
     pa, pb = packets(rich_source), packets(dst)
     assert [x[2] for x in pb[1]] == [x[2] for x in pa[1]]
+
+
+def adpcm_avi(path: Path, frames: list[np.ndarray], seconds: float) -> Path:
+    """An AVI like old web and DivX rips: MPEG-4 video and MS ADPCM audio (no Matroska/MP4 form)."""
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("mpeg4", rate=24)
+        v.width, v.height, v.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        a = out.add_stream("adpcm_ms", rate=22050)
+        a.layout = "stereo"
+        sound = synthetic.melody(seconds, 22050)
+        frame = av.AudioFrame.from_ndarray(np.round(sound * 32767).astype(np.int16), format="s16p", layout="stereo")
+        frame.sample_rate, frame.pts = 22050, 0
+        rs = av.AudioResampler("s16", "stereo", 22050, frame_size=a.codec_context.frame_size or 1024)
+        for i, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+        for f in [*rs.resample(frame), *rs.resample(None)]:
+            out.mux(a.encode(f))
+        out.mux(a.encode(None))
+    return path
+
+
+def decoded_audio(path: Path) -> tuple[float, np.ndarray]:
+    """Start time (s) and all samples (channels, n) of a file's first audio stream, as int16."""
+    with av.open(str(path)) as c:
+        frames = [f for p in c.demux(c.streams.audio[0]) for f in p.decode()]
+    rs = av.AudioResampler("s16p", "stereo", frames[0].sample_rate)
+    samples = np.concatenate([g.to_ndarray() for f in frames for g in rs.resample(f)], axis=1)
+    return float(frames[0].pts * frames[0].time_base), samples
+
+
+@pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "flac"), (".mp4", "alac")])
+def test_audio_the_container_refuses_is_reencoded_losslessly(tmp_path: Path, suffix: str, codec: str) -> None:
+    src = adpcm_avi(tmp_path / "old.avi", cartoon_frames(12, seed=5), 0.5)
+    dst = tmp_path / f"out{suffix}"
+    options = ConvertOptions(encoder=LOSSLESS, device="cpu")
+    # --dry-run tells it before converting.
+    assert [c.split(":")[0] for c in plan_file(src, dst, options).changes] == [
+        f"#1 audio adpcm_ms re-encoded as {codec.upper()} (lossless)"
+    ]
+    result = convert_file(src, dst, options)
+    assert result.status == "converted", result.message
+    assert any("adpcm_ms" in w and "re-encoded" in w for w in result.warnings), result.warnings
+    with av.open(str(dst)) as b:
+        assert [s.codec_context.name for s in b.streams.audio] == [codec]
+    (ta, a), (tb, b) = decoded_audio(src), decoded_audio(dst)
+    assert a.shape == b.shape and np.array_equal(a, b)  # every sample, none lost or changed
+    assert abs(ta - tb) < 1e-3  # and at the same time against the picture
 
 
 def timed_text(text: str, runs: list[tuple[int, int, int]] = ()) -> bytes:
