@@ -35,6 +35,7 @@ VIDEO_EXTENSIONS = frozenset(
 # would be wrong after re-encoding, and the muxer writes fresh ones.
 _STALE_TAG = re.compile(r"^(DURATION|BPS|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|ENCODER|_STATISTICS_.*)(-\w+)?$", re.I)
 COPY_TYPES = ("audio", "subtitle", "attachment", "data")
+_FINE = Fraction(1, 1_000_000)  # the clock copied packets are moved on in an excerpt
 
 
 class VideoError(Exception):
@@ -343,11 +344,55 @@ class Reader:
         self.close()
 
     def _offset(self, tb: Fraction) -> int:
-        """The excerpt start in ticks of ``tb`` (0 for a whole file)."""
+        """The excerpt start in ticks of ``tb`` (0 for a whole file).
+
+        The start is first put on a tick of the video's time base, where the video's
+        own shift must lie; every stream then moves by that same time (to the nearest
+        tick of its own base), so a coarse video time base (1/24 s in AVI) does not
+        put the sound out of step with the picture.
+        """
         if not self.start:
             return 0
-        origin = self.container.start_time or 0
-        return round((Fraction(self.start) + Fraction(origin, av.time_base)) / tb)
+        origin = Fraction(self.container.start_time or 0, av.time_base)
+        return round((self._start() + origin) / tb)
+
+    def _start(self) -> Fraction:
+        """The excerpt start (seconds from the file's start) on a tick of the video time base."""
+        origin = Fraction(self.container.start_time or 0, av.time_base)
+        vtb = _fraction(self.stream.time_base) or Fraction(1, 1000)
+        return round((Fraction(self.start) + origin) / vtb) * vtb - origin
+
+    def _seek(self, voff: int) -> None:
+        """Seek so that the first picture decoded is at or before the excerpt start.
+
+        A seek lands on a key frame at or before the time asked only where the file
+        has an index; in a DVD's VOB or a transport stream the demuxer guesses from
+        byte positions and may land a GOP late, which would cut the excerpt's first
+        half second. So the landing is checked and the seek moved earlier until it holds.
+        """
+        c = self.container
+        origin = c.start_time or 0
+        target = origin + int(self._start() * av.time_base)
+        for back in (0, 1, 3, 10, 30, None):  # seconds before the start
+            pos = origin if back is None else max(origin, target - back * av.time_base)
+            c.seek(pos, backward=True, any_frame=False)
+            if pos == origin or self._landing_pts() <= voff:
+                break
+        c.seek(pos, backward=True, any_frame=False)
+
+    def _landing_pts(self) -> float:
+        """Timestamp of the first picture that decodes from here (inf if none in a few seconds)."""
+        try:
+            for i, packet in enumerate(self.container.demux(self.stream)):
+                for f in packet.decode():
+                    ts = f.pts if f.pts is not None else f.dts
+                    if ts is not None:
+                        return ts
+                if i > 500:
+                    break
+        except av.FFmpegError:
+            pass
+        return float("inf")
 
     def __iter__(self) -> Iterator[Frame | av.Packet]:
         c = self.container
@@ -356,8 +401,7 @@ class Reader:
         voff = self._offset(vtb)
         streams = [vs] + [c.streams[i] for i in self.copy]
         if self.start:
-            origin = c.start_time or 0
-            c.seek(origin + int(self.start * av.time_base), backward=True, any_frame=False)
+            self._seek(voff)
         last_pts: int | None = None
         preroll: dict[int, av.Packet] = {}
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
@@ -421,11 +465,11 @@ class Reader:
         if not self.start and self.end is None:
             return True
         tb = _fraction(p.time_base) or Fraction(1, 1000)
-        off = self._offset(tb)
         ts = p.pts if p.pts is not None else p.dts
         if ts is None:
             return True
-        rel = (ts - off) * tb
+        shift = self._start() + Fraction(self.container.start_time or 0, av.time_base)
+        rel = ts * tb - shift
         length = (p.duration or 0) * tb
         if (rel + length <= 0) if length else (rel < 0):  # ends before the excerpt starts
             return False
@@ -435,11 +479,23 @@ class Reader:
             # A cue on screen when the excerpt starts (or still when it ends) shows for
             # the part inside it only, not its whole length from the excerpt's start.
             until = rel + length if self.end is None else min(rel + length, self.end - self.start)
-            p.duration = max(1, round((until - max(rel, 0)) / tb))
-        if p.pts is not None:
-            p.pts = max(0, p.pts - off)
-        if p.dts is not None:
-            p.dts = max(0, p.dts - off)
+            length = until - max(rel, 0)
+        # Shifted on a fine clock: a container's coarse one (a whole audio packet, 24 ms,
+        # in AVI) cannot hold the excerpt start, and rounding to it moves the sound
+        # against the picture. Audio straddling the start keeps its place (a little
+        # before zero; the muxer moves every stream alike if the container needs it).
+        low = None if p.stream.type == "audio" else Fraction(0)
+
+        def moved(t: int | None) -> int | None:
+            if t is None:
+                return None
+            r = t * tb - shift
+            return round((r if low is None else max(low, r)) / _FINE)
+
+        p.pts, p.dts = moved(p.pts), moved(p.dts)
+        if p.duration:
+            p.duration = max(1, round(length / _FINE))
+        p.time_base = _FINE
         return True
 
     def excerpt_chapters(self) -> list[dict]:
@@ -448,8 +504,8 @@ class Reader:
         for ch in self.container.chapters():
             tb = ch["time_base"]
             s, e = ch["start"] * tb, ch["end"] * tb
-            lo = Fraction(self.start)
-            hi = Fraction(self.end) if self.end is not None else None
+            lo = self._start()
+            hi = lo + Fraction(self.end - self.start) if self.end is not None else None
             if e <= lo or (hi is not None and s >= hi):
                 continue
             s, e = max(s, lo) - lo, (min(e, hi) if hi is not None else e) - lo
@@ -784,10 +840,12 @@ class Writer:
         self.frames_written = 0
         self.warnings: list[str] = []
         self._pending: list[tuple[float, int, av.Packet]] = []
+        self._last_dts: dict[int, int] = {}  # per output stream, of the copied packets
         self._seq = 0
         self._video_time = float("-inf")
         self.partial.parent.mkdir(parents=True, exist_ok=True)
         fmt = output_format(self.final)
+        self._nonstrict = fmt in ("matroska", "webm")  # equal decode times allowed
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
             self.out = av.open(str(self.partial), mode="w", format=fmt, options=options)
@@ -1055,7 +1113,32 @@ class Writer:
             return
         self._pending = [x for x in self._pending if x[0] > until]
         for _, _, p in sorted(ready, key=lambda x: (x[0], x[1])):
-            self.out.mux(p)
+            self._mux_copy(p)
+
+    def _mux_copy(self, p: av.Packet) -> None:
+        """Mux a copied packet, its decode time made to increase as the muxer requires.
+
+        Sources repeat or step back a timestamp now and then (the last AC3 packets of a
+        DVD's VOB share one); MP4 refuses that and the whole file would fail. Like the
+        ffmpeg CLI, such a packet is moved to just after the one before it.
+        """
+        st = p.stream
+        stb, ptb = _fraction(st.time_base), _fraction(p.time_base)
+        if stb and ptb and p.dts is not None:
+            if ptb != stb:  # on the stream's own clock, where the muxer compares
+                dur = p.duration
+                p.pts = None if p.pts is None else round(p.pts * ptb / stb)
+                p.dts = round(p.dts * ptb / stb)
+                p.duration = round(dur * ptb / stb) if dur else dur
+                p.time_base = st.time_base
+            last = self._last_dts.get(st.index)
+            least = None if last is None else last + (0 if self._nonstrict else 1)
+            if least is not None and p.dts < least:
+                if p.pts is not None:
+                    p.pts = max(p.pts, least)
+                p.dts = least
+            self._last_dts[st.index] = p.dts
+        self.out.mux(p)
 
     def close(self) -> Path:
         """Flush the encoder, finish the file and move it to its final name."""

@@ -222,7 +222,10 @@ def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
         assert [c["metadata"]["title"] for c in ch] == ["Part A", "B"]
         assert float(ch[0]["start"] * ch[0]["time_base"]) == 0
         audio = [p for p in b.demux(b.streams.audio[0]) if p.size]
-        assert audio and all(0 <= float(p.pts * p.time_base) < 0.2 for p in audio)
+        # Only sound of the excerpt; a packet straddling its start keeps its place.
+        starts = [float(p.pts * p.time_base) for p in audio]
+        packet = float(audio[1].duration * audio[1].time_base)
+        assert starts and -packet < starts[0] <= 0 and all(0 <= t < 0.2 for t in starts[1:])
     with av.open(str(dst)) as b:
         # Cues at 0.1-0.3 and 0.3-0.45 s, seen through 0.2-0.4 s: clipped at both ends.
         cues = [
@@ -296,6 +299,106 @@ def test_audio_the_container_refuses_is_reencoded_losslessly(tmp_path: Path, suf
     (ta, a), (tb, b) = decoded_audio(src), decoded_audio(dst)
     assert a.shape == b.shape and np.array_equal(a, b)  # every sample, none lost or changed
     assert abs(ta - tb) < 1e-3  # and at the same time against the picture
+
+
+@pytest.mark.parametrize("start", [0.11, 0.2])
+def test_excerpt_keeps_sound_and_picture_in_step(tmp_path: Path, start: float) -> None:
+    # AVI: the video time base is a whole frame (1/24 s) and MP2 packets are 24 ms,
+    # so an excerpt start falls between video ticks and inside an audio packet.
+    frames = cartoon_frames(16, seed=9, pan=2.0)
+    src = tmp_path / "old.avi"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("mpeg4", rate=24, options={"qscale": "2"})
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("mp2", rate=48000)
+        a.layout = "stereo"
+        sound = av.AudioFrame.from_ndarray(synthetic.melody(16 / 24), format="fltp", layout="stereo")
+        sound.sample_rate, sound.pts = 48000, 0
+        for f in av.AudioResampler("s16", "stereo", 48000, frame_size=1152).resample(sound):
+            out.mux(a.encode(f))
+        out.mux(a.encode(None))
+        for i, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+    dst = run(src, tmp_path / "out.mkv", start=start, duration=0.4)
+
+    def timeline(path: Path) -> tuple[list[tuple[float, np.ndarray]], dict[bytes, float]]:
+        with av.open(str(path)) as c:
+            video = [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+        with av.open(str(path)) as c:
+            audio = {bytes(p): float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size}
+        return video, audio
+
+    (sv, sa), (ov, oa) = timeline(src), timeline(dst)
+    # Which source frame the excerpt's first frame is (its centre is the source picture).
+    t0, first = ov[0]
+    lay = compute_layout(64, 48, Fraction(1))
+    centre = first[:, lay.left : lay.left + 64].astype(int)
+    s0 = min(sv, key=lambda f: np.abs(f[1].astype(int) - centre).mean())[0]
+    assert abs(s0 - start) < 1 / 24  # the excerpt starts where asked
+    common = [p for p in oa if p in sa]
+    assert len(common) >= 15  # the copied packets, byte for byte
+    # Every sound keeps its time against the picture (Matroska stores milliseconds).
+    assert max(abs((oa[p] - t0) - (sa[p] - s0)) for p in common) <= 0.0015
+
+
+def test_excerpt_of_a_vob_starts_at_its_start(tmp_path: Path) -> None:
+    # An MPEG program stream (a DVD's VOB) has no index: a seek is a guess from byte
+    # positions and can land after the excerpt start.
+    from ganime.video import Frame, Reader
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(96)]
+    src = tmp_path / "title.vob"
+    with av.open(str(src), "w", format="vob") as out:
+        v = out.add_stream("mpeg2video", rate=24)
+        v.width, v.height, v.pix_fmt, v.bit_rate = 64, 48, "yuv420p", 2_000_000
+        v.codec_context.gop_size = 12
+        packets_ = []
+        for i, img in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            packets_ += v.encode(vf)
+        for p in [*packets_, *v.encode(None)]:
+            out.mux(p)
+    with av.open(str(src)) as c:
+        times = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+        origin = c.start_time / av.time_base
+    for start in (1.1, 2.6):
+        with Reader(src, start=start, duration=0.4) as r:
+            got = [x for x in r if isinstance(x, Frame)]
+        first = origin + start  # where the excerpt starts, in source time
+        want = [t for t in times if first - 1e-6 <= t < first + 0.4 - 1e-6]
+        assert len(got) == len(want), start
+        assert float(got[0].pts * got[0].time_base) == pytest.approx(want[0] - first, abs=1e-3)
+
+
+def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
+    # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
+    # as it is, MP4 refuses it.
+    src = tmp_path / "repeat.mkv"
+    with av.open(str(plain_source)) as c, av.open(str(src), "w") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in c.streams}
+        seen: list[int] = []
+        for p in c.demux():
+            if not p.size:
+                continue
+            if p.stream.type == "audio":
+                if len(seen) == 5:
+                    p.pts = p.dts = seen[-1]  # the sixth packet repeats the fifth's time
+                seen.append(p.pts)
+            p.stream = streams[p.stream.index]
+            out.mux(p)
+    with av.open(str(src)) as c:
+        times = [p.dts for p in c.demux(c.streams.audio[0]) if p.size]
+    assert len(set(times)) < len(times)
+    dst = run(src, tmp_path / "out.mp4")
+    with av.open(str(dst)) as c:
+        out_times = [p.dts for p in c.demux(c.streams.audio[0]) if p.size]
+    assert len(out_times) == len(times) and out_times == sorted(set(out_times))
+    assert [x[2] for x in packets(dst)[1]] == [x[2] for x in packets(src)[1]]  # every packet, as it was
 
 
 def timed_text(text: str, runs: list[tuple[int, int, int]] = ()) -> bytes:
