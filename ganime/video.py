@@ -973,6 +973,13 @@ class Writer:
             except (av.FFmpegError, ValueError) as e:
                 self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
                 continue
+            cc = o.codec_context
+            if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
+                # An AVI's PCM says only how many channels: MP4 must name them, else the
+                # file fails as it is finished. The usual order for the count is what
+                # players assume anyway.
+                if cc.channels in _DEFAULT_LAYOUT:
+                    cc.layout = _DEFAULT_LAYOUT[cc.channels]
             self._copy_metadata(s, o, drop_stale=excerpt)
             streams[idx] = o
         return streams

@@ -282,6 +282,29 @@ def decoded_audio(path: Path) -> tuple[float, np.ndarray]:
     return float(frames[0].pts * frames[0].time_base), samples
 
 
+def test_avi_pcm_without_named_channels_goes_into_mp4(tmp_path: Path) -> None:
+    # AVI stores PCM as a channel count only; MP4 must be told which channels they are.
+    src = tmp_path / "dv.avi"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("mpeg4", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        a = out.add_stream("pcm_s16le", rate=48000)
+        a.layout = "stereo"
+        sound = av.AudioFrame.from_ndarray(synthetic.melody(0.25), format="fltp", layout="stereo")
+        sound.sample_rate, sound.pts = 48000, 0
+        for f in av.AudioResampler("s16", "stereo", 48000, frame_size=1024).resample(sound):
+            out.mux(a.encode(f))
+        for i, img in enumerate(cartoon_frames(6, seed=2)):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            out.mux(v.encode(vf))
+        out.mux(v.encode(None))
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.layout.name == "2 channels"
+    dst = run(src, tmp_path / "out.mp4")
+    assert np.array_equal(decoded_audio(src)[1], decoded_audio(dst)[1])
+
+
 @pytest.mark.parametrize(("suffix", "codec"), [(".mkv", "flac"), (".mp4", "alac")])
 def test_audio_the_container_refuses_is_reencoded_losslessly(tmp_path: Path, suffix: str, codec: str) -> None:
     src = adpcm_avi(tmp_path / "old.avi", cartoon_frames(12, seed=5), 0.5)
