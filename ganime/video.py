@@ -28,6 +28,8 @@ import av
 import av.filter
 import numpy as np
 
+from . import subtitles
+
 VIDEO_EXTENSIONS = frozenset(
     ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .flv .ogv .gif .3gp .divx .rmvb .y4m".split()
 )
@@ -637,54 +639,6 @@ def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
     return None
 
 
-# 3GPP timed text face-style flags and the SRT tags that say the same.
-_FACE_TAGS = ((1, "b"), (2, "i"), (4, "u"))
-
-
-def movtext_to_srt(sample: bytes) -> str:
-    """The text of one MP4 timed-text (mov_text) sample as an SRT cue.
-
-    A sample is a 16-bit big-endian byte count, that many bytes of UTF-8, then boxes;
-    the ``styl`` box's bold, italic and underline runs (in characters) become SRT tags.
-    Fonts, sizes and colours are dropped: SRT players ignore most of them anyway.
-    An empty string is a sample that clears the screen.
-    """
-    if len(sample) < 2:
-        return ""
-    n = int.from_bytes(sample[:2], "big")
-    text = sample[2 : 2 + n].decode("utf-8", errors="replace")
-    opens: dict[int, list[str]] = {}
-    closes: dict[int, list[str]] = {}
-    pos = 2 + n
-    while pos + 8 <= len(sample):
-        size = int.from_bytes(sample[pos : pos + 4], "big")
-        if size < 8 or pos + size > len(sample):
-            break  # damaged: keep the text
-        if sample[pos + 4 : pos + 8] == b"styl" and size >= 10:
-            count = int.from_bytes(sample[pos + 8 : pos + 10], "big")
-            for k in range(count):
-                rec = sample[pos + 10 + 12 * k : pos + 22 + 12 * k]
-                if len(rec) < 12:
-                    break
-                start = min(int.from_bytes(rec[0:2], "big"), len(text))
-                end = min(int.from_bytes(rec[2:4], "big"), len(text))
-                if end <= start:
-                    continue
-                tags = [tag for flag, tag in _FACE_TAGS if rec[6] & flag]
-                opens.setdefault(start, []).extend(tags)
-                closes.setdefault(end, []).extend(reversed(tags))
-        pos += size
-    if not opens:
-        return text
-    out = []
-    for i in range(len(text) + 1):
-        out.extend(f"</{t}>" for t in closes.get(i, []))
-        out.extend(f"<{t}>" for t in opens.get(i, []))
-        if i < len(text):
-            out.append(text[i])
-    return "".join(out)
-
-
 # What an audio stream gets when the output container refuses its codec (WMA, MS and
 # IMA ADPCM, Nellymoser, mu-law in Matroska): the decoded sound re-encoded losslessly
 # where the container holds a lossless codec, else Opus (all WebM holds).
@@ -778,6 +732,10 @@ def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str
             if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
                 notes.append(f"{what} written as SRT: Matroska has no MP4 timed text")
                 continue
+            if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
+                lost = "; ASS positions, fonts and colours are lost" if s.codec_context.name in ("ass", "ssa") else ""
+                notes.append(f"{what} written as MP4 timed text{lost}")
+                continue
             why = refusal(fmt, s)
             if why is None:
                 continue
@@ -857,13 +815,19 @@ class Writer:
             self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
             self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
+            # Text subtitles into MP4: codec, cue timeline, ASS style faces.
+            self._timed_text: dict[int, tuple[str, subtitles.TimedTextTrack, dict[str, int]]] = {}
             self._out_streams = self._add_copies(source, copy, excerpt)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
             chapters = source.chapters() if chapters is None else chapters
             if chapters:
                 self.out.set_chapters(chapters)
-            if self._transcode:
-                self.out.start_encoding()  # opens the audio encoders: their frame size is needed
+            if self._transcode or self._timed_text:
+                # Opens the encoders: the audio ones' frame size is needed, and the timed
+                # text encoder writes the sample description (its packets are built here).
+                self.out.start_encoding()
+                for idx, (_, track, _) in self._timed_text.items():
+                    track.size, track.color = subtitles.default_style(self._out_streams[idx].codec_context.extradata)
         except BaseException:
             self.abort()
             raise
@@ -950,6 +914,24 @@ class Writer:
                 o.time_base = s.time_base
                 self._copy_metadata(s, o, drop_stale=excerpt)
                 self._movtext.add(idx)
+                streams[idx] = o
+                continue
+            if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
+                # MP4 holds text subtitles only as timed text: each cue's text (and its
+                # bold, italic and underline) goes over; as the ffmpeg CLI does, the
+                # sample description takes the source's default ASS style.
+                o = self.out.add_stream("mov_text")
+                header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
+                o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
+                o.time_base = Fraction(1, 1000)
+                self._copy_metadata(s, o, drop_stale=True)
+                styles = subtitles.ass_styles(header)
+                self._timed_text[idx] = (s.codec_context.name, subtitles.TimedTextTrack(), styles)
+                if s.codec_context.name in ("ass", "ssa"):
+                    self.warnings.append(
+                        f"stream {_stream_info(s).describe()}: MP4 holds only plain timed text; written as that "
+                        "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
+                    )
                 streams[idx] = o
                 continue
             refused = refusal(fmt, s)
@@ -1084,8 +1066,12 @@ class Writer:
             for p in tc.packets(packet):
                 self._queue(p, out)
             return
+        timed = self._timed_text.get(packet.stream.index)
+        if timed is not None:
+            self._timed_samples(packet, out, *timed)
+            return
         if packet.stream.index in self._movtext:
-            text = movtext_to_srt(bytes(packet))
+            text = subtitles.movtext_to_srt(bytes(packet))
             if not text:
                 return  # a clearing sample: an SRT cue ends by its duration
             cue = av.Packet(text.encode("utf-8"))
@@ -1093,6 +1079,31 @@ class Writer:
             cue.time_base = packet.time_base
             packet = cue
         self._queue(packet, out)
+
+    def _timed_samples(
+        self,
+        packet: av.Packet,
+        out: av.stream.Stream,
+        codec: str,
+        track: subtitles.TimedTextTrack,
+        styles: dict[str, int],
+    ) -> None:
+        """Queue the timed-text samples one text subtitle packet settles."""
+        tb = _fraction(packet.time_base) or Fraction(1, 1000)
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None:
+            return
+        start = round(ts * tb * 1000)
+        end = start + round(packet.duration * tb * 1000) if packet.duration else None
+        self._queue_samples(track.add(start, end, *subtitles.cue_text(codec, bytes(packet), styles)), out)
+
+    def _queue_samples(self, samples: list[tuple[int, int, bytes]], out: av.stream.Stream) -> None:
+        for start, end, payload in samples:
+            p = av.Packet(payload)
+            p.pts = p.dts = start
+            p.duration = end - start
+            p.time_base = Fraction(1, 1000)
+            self._queue(p, out)
 
     def _queue(self, packet: av.Packet, out: av.stream.Stream) -> None:
         tb = packet.time_base
@@ -1151,6 +1162,8 @@ class Writer:
         """Flush the encoder, finish the file and move it to its final name."""
         try:
             self._mux_video(self.video.encode(None))
+            for idx, (_, track, _) in self._timed_text.items():
+                self._queue_samples(track.flush(), self._out_streams[idx])
             for idx, tc in self._transcode.items():
                 for p in tc.packets(None):
                     self._queue(p, self._out_streams[idx])

@@ -14,7 +14,7 @@ from conftest import cartoon_frames, decoded_frames, make_rich_source, packets, 
 from ganime import EncoderSettings, synthetic
 from ganime.geometry import compute_layout
 from ganime.pipeline import ENCODE_QUEUE_BYTES, ConvertOptions, convert_file, encode_queue_size, plan_file
-from ganime.video import movtext_to_srt
+from ganime.subtitles import movtext_to_srt
 
 LOSSLESS = EncoderSettings(codec="x264", crf=0, preset="ultrafast")
 
@@ -237,16 +237,28 @@ def test_excerpt(rich_source: Path, tmp_path: Path) -> None:
         assert [c[1:] for c in cues] == [pytest.approx((0.0, 0.1), abs=0.002), pytest.approx((0.1, 0.2), abs=0.002)]
 
 
-def test_mp4_output_drops_what_mp4_cannot_hold(rich_source: Path, tmp_path: Path) -> None:
+def test_mp4_output_keeps_subtitles_as_timed_text_and_drops_fonts(rich_source: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.mp4"
     changes = plan_file(rich_source, dst, ConvertOptions()).changes
-    assert len(changes) == 2 and all("dropped" in c for c in changes)
-    assert "subtitle" in changes[0] and "attachment" in changes[1]
+    assert len(changes) == 2
+    assert "subtitle" in changes[0] and "timed text" in changes[0]
+    assert "attachment" in changes[1] and "dropped" in changes[1]
     result = convert_file(rich_source, dst, ConvertOptions(encoder=LOSSLESS, device="cpu"))
     assert result.status == "converted" and dst.exists()
-    assert any("subtitle" in w for w in result.warnings) and any("attachment" in w for w in result.warnings)
+    assert any("attachment" in w for w in result.warnings)
     with av.open(str(dst)) as b:
-        assert [s.type for s in b.streams if s.type in ("video", "audio")] == ["video", "audio", "audio"]
+        kinds = [s.type for s in b.streams if s.type != "data"]  # data: the chapter track
+        assert kinds == ["video", "audio", "audio", "subtitle"]
+        sub = b.streams.subtitles[0]
+        assert sub.codec_context.name == "mov_text" and sub.metadata.get("language") == "eng"
+        assert sub.disposition & av.stream.Disposition.forced
+        cues = [
+            (movtext_to_srt(bytes(p)), float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base))
+            for p in b.demux(sub)
+            if p.size > 2  # empty samples clear the screen (the muxer adds some of its own)
+        ]
+    assert [c[0] for c in cues] == ["Hello", "World"]
+    assert [c[1:] for c in cues] == [pytest.approx((0.1, 0.3), abs=0.002), pytest.approx((0.3, 0.45), abs=0.002)]
     pa, pb = packets(rich_source), packets(dst)
     assert [x[2] for x in pb[1]] == [x[2] for x in pa[1]]
 

@@ -1,0 +1,71 @@
+"""Text subtitles: SRT/ASS cue text and styles, and cues into back-to-back MP4 timed-text samples."""
+
+from __future__ import annotations
+
+import itertools
+
+from ganime.subtitles import (
+    BOLD,
+    DEFAULT_ASS_HEADER,
+    ITALIC,
+    UNDERLINE,
+    TimedTextTrack,
+    ass_styles,
+    ass_text,
+    movtext_sample,
+    movtext_to_srt,
+    srt_text,
+)
+
+
+def test_srt_tags_become_runs_and_other_tags_go() -> None:
+    text, runs = srt_text('<font color="#ff0">{\\an8}Hi</font> <b>big <i>news</i></b> &amp; more')
+    assert text == "Hi big news & more"
+    assert runs == [(3, 7, BOLD), (7, 11, BOLD | ITALIC)]
+
+
+def test_ass_event_text_styles_line_breaks_and_drawings() -> None:
+    event = "12,0,Default,Kyon,0,0,0,,{\\i1}Well,{\\i0} that\\Nwas {\\b700\\u1}odd{\\r}.{\\p1}m 0 0 l 10 0 10 10{\\p0}"
+    text, runs = ass_text(event)
+    assert text == "Well, that\nwas odd."  # the commas in the text survive; the drawing does not
+    assert runs == [(0, 5, ITALIC), (15, 18, BOLD | UNDERLINE)]
+    assert ass_text("3,0,Sign,,0,0,0,,{\\p1}m 0 0 l 5 5{\\p0}") == ("", [])
+
+
+def test_an_ass_style_gives_the_starting_faces() -> None:
+    sign = "Style: Sign,Sans,20,&H0000FFFF,&H000000FF,&H00000000,&H00000000,-1,0,0,0,100,100,0,0,1,2,0,8,10,10,20,1"
+    styles = ass_styles(DEFAULT_ASS_HEADER.replace("\n\n[Events]", f"\n{sign}\n\n[Events]"))
+    assert styles == {"Default": 0, "Sign": BOLD}
+    assert ass_text("1,0,Sign,,0,0,0,,Grand {\\b0}Line{\\r}!", styles) == (
+        "Grand Line!",
+        [(0, 6, BOLD), (10, 11, BOLD)],
+    )
+
+
+def test_styled_sample_reads_back_as_the_same_srt() -> None:
+    text, runs = srt_text("<i>so</i> <b><u>é</u></b>")
+    assert movtext_to_srt(movtext_sample(text, runs)) == "<i>so</i> <b><u>é</u></b>"
+
+
+def test_overlapping_cues_become_back_to_back_samples() -> None:
+    track = TimedTextTrack()
+    out = []
+    out += track.add(1000, 3000, "A", [])
+    out += track.add(2000, 2500, "B", [(0, 1, ITALIC)])  # on screen with A
+    out += track.add(4000, 5000, "C", [])  # after a gap
+    out += track.add(4500, None, "D", [])  # no length: until the next cue
+    out += track.add(6000, 6500, "E", [])
+    out += track.flush()
+    shown = [(s, e, movtext_to_srt(p)) for s, e, p in out]
+    assert shown == [
+        (1000, 2000, "A"),
+        (2000, 2500, "A\n<i>B</i>"),
+        (2500, 3000, "A"),
+        (3000, 4000, ""),  # cleared
+        (4000, 4500, "C"),
+        (4500, 5000, "C\nD"),
+        (5000, 6000, "D"),
+        (6000, 6500, "E"),
+    ]
+    # Back to back, as a timed-text track must be.
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(out))
