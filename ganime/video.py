@@ -171,6 +171,23 @@ def _stream_info(s: av.stream.Stream) -> StreamInfo:
     )
 
 
+def _mostly_interlaced(c: av.container.InputContainer, vs: av.video.stream.VideoStream, first: av.VideoFrame) -> bool:
+    """Whether most of the opening frames are coded interlaced.
+
+    One frame is not enough: an opening card can be flagged otherwise than the
+    episode. The first second or so is read (the file is opened for probing anyway).
+    """
+    flags = [bool(first.interlaced_frame)]
+    try:
+        for f in c.decode(vs):
+            flags.append(bool(f.interlaced_frame))
+            if len(flags) >= 24:
+                break
+    except av.FFmpegError:
+        pass  # a damaged file: judge by what decoded
+    return sum(flags) * 2 > len(flags)
+
+
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a file's geometry, timing, colour and streams (decodes one frame)."""
     path = Path(path)
@@ -183,6 +200,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             raise VideoError(f"{path}: the video does not decode ({_reason(e)})") from e
         if first is None:
             raise VideoError(f"{path}: the video stream has no decodable frame")
+        interlaced = _mostly_interlaced(c, vs, first)
         fmt = first.format
         depth = max(comp.bits for comp in fmt.components) if fmt.components else 8
         tb = _fraction(vs.time_base) or Fraction(1, 1000)
@@ -206,7 +224,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             duration=duration,
             start_time=start,
             frame_count=vs.frames or None,
-            interlaced=bool(first.interlaced_frame),
+            interlaced=interlaced,
             # AVFieldOrder: 3 (BB) and 5 (BT) show the bottom field first.
             top_field_first=int(cc.field_order or 0) not in (3, 5),
             rotation=int(first.rotation or 0),

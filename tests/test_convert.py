@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from fractions import Fraction
 from pathlib import Path
 
@@ -183,6 +184,36 @@ def test_interlaced_source_stays_interlaced(tmp_path: Path, order: str) -> None:
         flags = [(f.interlaced_frame, v.codec_context.field_order) for f in c.decode(v)]
     assert len(flags) == 6
     assert all(il and fo == (2 if order == "tff" else 3) for il, fo in flags)
+
+
+def test_interlacing_is_judged_by_the_opening_frames_not_the_first(tmp_path: Path) -> None:
+    from ganime.video import probe
+
+    def elementary(frames: list[np.ndarray], interlaced: bool) -> bytes:
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="mpeg2video") as out:
+            st = out.add_stream("mpeg2video", rate=25)
+            st.width, st.height, st.pix_fmt = 64, 48, "yuv420p"
+            if interlaced:
+                st.codec_context.flags |= av.codec.context.Flags.interlaced_dct | av.codec.context.Flags.interlaced_me
+            for i, img in enumerate(frames):
+                f = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+                f.pts = i
+                for p in st.encode(f):
+                    out.mux(p)
+            for p in st.encode():
+                out.mux(p)
+        return buf.getvalue()
+
+    # A progressive opening card, then the interlaced episode (one MPEG-2 stream).
+    frames = cartoon_frames(12)
+    src = tmp_path / "title.m2v"
+    src.write_bytes(elementary(frames[:2], False) + elementary(frames[2:], True))
+    with av.open(str(src)) as c:
+        flags = [f.interlaced_frame for f in c.decode(video=0)]
+    assert not flags[0] and all(flags[2:])
+    assert probe(src).interlaced
+    assert not probe(run(src, tmp_path / "p.mkv", encoder=EncoderSettings(codec="av1"))).interlaced
 
 
 def test_anamorphic_source_keeps_sar(tmp_path: Path) -> None:
