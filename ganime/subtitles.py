@@ -71,15 +71,31 @@ def movtext_to_srt(sample: bytes) -> str:
                 opens.setdefault(start, []).extend(tags)
                 closes.setdefault(end, []).extend(reversed(tags))
         pos += size
-    if not opens:
+    return _with_tags(text, opens, closes)
+
+
+def _with_tags(text: str, opens: dict[int, list[str]], closes: dict[int, list[str]], escape: bool = False) -> str:
+    if not opens and not escape:
         return text
     out = []
     for i in range(len(text) + 1):
         out.extend(f"</{t}>" for t in closes.get(i, []))
         out.extend(f"<{t}>" for t in opens.get(i, []))
         if i < len(text):
-            out.append(text[i])
+            c = text[i]
+            out.append({"&": "&amp;", "<": "&lt;", ">": "&gt;"}.get(c, c) if escape else c)
     return "".join(out)
+
+
+def webvtt_cue(text: str, runs: Runs) -> str:
+    """A WebVTT cue's text: bold, italic and underline as its tags, ``&`` and ``<`` escaped."""
+    opens: dict[int, list[str]] = {}
+    closes: dict[int, list[str]] = {}
+    for start, end, flags in runs:
+        tags = [tag for flag, tag in _FACE_TAGS if flags & flag]
+        opens.setdefault(start, []).extend(tags)
+        closes.setdefault(end, []).extend(reversed(tags))
+    return _with_tags(text, opens, closes, escape=True)
 
 
 class _Styled:

@@ -754,6 +754,13 @@ def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str
                 lost = "; ASS positions, fonts and colours are lost" if s.codec_context.name in ("ass", "ssa") else ""
                 notes.append(f"{what} written as MP4 timed text{lost}")
                 continue
+            if fmt == "webm" and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
+                if s.codec_context.name != "webvtt":
+                    lost = (
+                        "; ASS positions, fonts and colours are lost" if s.codec_context.name in ("ass", "ssa") else ""
+                    )
+                    notes.append(f"{what} written as WebVTT{lost}")
+                continue
             why = refusal(fmt, s)
             if why is None:
                 continue
@@ -833,6 +840,7 @@ class Writer:
             self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
             self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
+            self._to_webvtt: dict[int, tuple[str, dict[str, int]]] = {}  # text subtitles into WebM
             # Text subtitles into MP4: codec, cue timeline, ASS style faces.
             self._timed_text: dict[int, tuple[str, subtitles.TimedTextTrack, dict[str, int]]] = {}
             self._out_streams = self._add_copies(source, copy, excerpt)
@@ -950,6 +958,16 @@ class Writer:
                         f"stream {_stream_info(s).describe()}: MP4 holds only plain timed text; written as that "
                         "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
                     )
+                streams[idx] = o
+                continue
+            name = s.codec_context.name if s.codec_context is not None else ""
+            if fmt == "webm" and s.type == "subtitle" and name in subtitles.TEXT_CODECS and name != "webvtt":
+                # WebM holds text subtitles only as WebVTT: each cue's text and faces.
+                o = self.out.add_mux_stream("webvtt")
+                o.time_base = s.time_base
+                self._copy_metadata(s, o, drop_stale=True)
+                header = s.codec_context.extradata if name in ("ass", "ssa") else None
+                self._to_webvtt[idx] = (name, subtitles.ass_styles(header))
                 streams[idx] = o
                 continue
             refused = refusal(fmt, s)
@@ -1088,7 +1106,16 @@ class Writer:
         if timed is not None:
             self._timed_samples(packet, out, *timed)
             return
-        if packet.stream.index in self._movtext:
+        vtt = self._to_webvtt.get(packet.stream.index)
+        if vtt is not None:
+            text = subtitles.webvtt_cue(*subtitles.cue_text(vtt[0], bytes(packet), vtt[1]))
+            if not text:
+                return  # a drawing only
+            cue = av.Packet(text.encode("utf-8"))
+            cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
+            cue.time_base = packet.time_base
+            packet = cue
+        elif packet.stream.index in self._movtext:
             text = subtitles.movtext_to_srt(bytes(packet))
             if not text:
                 return  # a clearing sample: an SRT cue ends by its duration

@@ -467,6 +467,28 @@ def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp
     assert [x[2] for x in packets(dst)[1]] == [x[2] for x in packets(src)[1]]  # every packet, as it was
 
 
+def test_webm_output_keeps_text_subtitles_as_webvtt(rich_source: Path, tmp_path: Path) -> None:
+    dst = tmp_path / "out.webm"
+    changes = plan_file(rich_source, dst, ConvertOptions()).changes
+    assert any("subtitle" in c and "WebVTT" in c for c in changes)
+    run(rich_source, dst, encoder=EncoderSettings(codec="av1", preset="ultrafast"))
+    with av.open(str(dst)) as b:
+        sub = b.streams.subtitles[0]
+        assert sub.codec_context.name == "webvtt" and sub.metadata.get("language") == "eng"
+        cues = [
+            (bytes(p).decode(), float(p.pts * p.time_base), float(p.duration * p.time_base))
+            for p in b.demux(sub)
+            if p.size
+        ]
+        video_start = float(b.streams.video[0].start_time * b.streams.video[0].time_base)
+    assert [c[0] for c in cues] == ["Hello", "World"]
+    # At their times against the picture (the muxer may move every stream alike).
+    assert [(c[1] - video_start, c[2]) for c in cues] == [
+        pytest.approx((0.1, 0.2), abs=0.002),
+        pytest.approx((0.3, 0.15), abs=0.002),
+    ]
+
+
 def timed_text(text: str, runs: list[tuple[int, int, int]] = ()) -> bytes:
     """An MP4 timed-text sample: length-prefixed UTF-8, then a styl box of (start, end, face) runs."""
     body = text.encode()

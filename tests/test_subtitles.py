@@ -15,6 +15,7 @@ from ganime.subtitles import (
     movtext_sample,
     movtext_to_srt,
     srt_text,
+    webvtt_cue,
 )
 
 
@@ -69,3 +70,7 @@ def test_overlapping_cues_become_back_to_back_samples() -> None:
     ]
     # Back to back, as a timed-text track must be.
     assert all(a[1] == b[0] for a, b in itertools.pairwise(out))
+
+
+def test_webvtt_cues_escape_markup_characters() -> None:
+    assert webvtt_cue(*srt_text("<b>Tom &amp; Jerry</b> <3")) == "<b>Tom &amp; Jerry</b> &lt;3"
