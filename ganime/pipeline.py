@@ -233,6 +233,8 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
     out = Path(output) if output is not None else src.with_name(output_name(src, options.aspect))
     if out.resolve() == src.resolve():
         raise ConvertError(f"{src}: the output would overwrite the input")
+    if video.output_format(out) == "webm" and options.encoder.codec != "av1":
+        raise ConvertError(f"{out}: WebM holds only AV1 of the codecs ganime writes: use --codec av1 or an .mkv output")
     skip = None
     if layout.at_target and not options.force:
         skip = (

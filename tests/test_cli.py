@@ -106,6 +106,13 @@ def test_episodes_with_the_same_name_each_get_their_own_output(tmp_path: Path, p
         assert len(a.streams.subtitles) == 1 and len(b.streams.subtitles) == 0
 
 
+def test_webm_output_needs_av1(tmp_path: Path, plain_source: Path) -> None:
+    r = invoke("convert", plain_source, "-o", tmp_path / "out.webm", *FAST)
+    assert r.exit_code == 1
+    assert "out.webm: WebM holds only AV1" in " ".join(r.output.split())
+    assert not list(tmp_path.iterdir())
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, rich_source: Path) -> None:
     out = tmp_path / "out"
     r = invoke("convert", rich_source, "-o", out / "x.mkv", "--dry-run")
