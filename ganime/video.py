@@ -662,7 +662,6 @@ def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
 # where the container holds a lossless codec, else Opus (all WebM holds).
 _AUDIO_FALLBACK = {"matroska": "flac", "mp4": "alac", "mov": "alac", "webm": "libopus"}
 _DEFAULT_LAYOUT = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
-_DEFAULT_LAYOUT = {1: "mono", 2: "stereo", 3: "3.0", 4: "4.0", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 _FALLBACK_LABEL = {"flac": "FLAC (lossless)", "alac": "ALAC (lossless)", "libopus": "Opus"}
 
 
@@ -733,6 +732,17 @@ class AudioTranscoder:
                 frame.pts = self._next or 0
             self._next = frame.pts + frame.samples
         return [p for p in self.stream.encode(frame) if p.size or p.pts is not None]
+
+
+def _opens_timed_text(fmt: str, header: bytes) -> bool:
+    """Whether the timed-text encoder takes ``header`` (an ASS header) for its default style."""
+    try:
+        with av.open(io.BytesIO(), "w", format=fmt) as trial:
+            trial.add_stream("mov_text").codec_context.subtitle_header = header
+            trial.start_encoding()
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
 
 
 def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
@@ -948,6 +958,8 @@ class Writer:
                 # sample description takes the source's default ASS style.
                 o = self.out.add_stream("mov_text")
                 header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
+                if header and not _opens_timed_text(fmt, header):
+                    header = None  # a header the encoder cannot read: the default style
                 o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
                 o.time_base = Fraction(1, 1000)
                 self._copy_metadata(s, o, drop_stale=True)
