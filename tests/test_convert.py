@@ -469,9 +469,10 @@ def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp
 
 def test_webm_output_keeps_text_subtitles_as_webvtt(rich_source: Path, tmp_path: Path) -> None:
     dst = tmp_path / "out.webm"
-    changes = plan_file(rich_source, dst, ConvertOptions()).changes
+    av1 = EncoderSettings(codec="av1", preset="ultrafast")
+    changes = plan_file(rich_source, dst, ConvertOptions(encoder=av1)).changes
     assert any("subtitle" in c and "WebVTT" in c for c in changes)
-    run(rich_source, dst, encoder=EncoderSettings(codec="av1", preset="ultrafast"))
+    run(rich_source, dst, encoder=av1)
     with av.open(str(dst)) as b:
         sub = b.streams.subtitles[0]
         assert sub.codec_context.name == "webvtt" and sub.metadata.get("language") == "eng"
