@@ -37,6 +37,7 @@ VIDEO_EXTENSIONS = frozenset(
 # would be wrong after re-encoding, and the muxer writes fresh ones.
 _STALE_TAG = re.compile(r"^(DURATION|BPS|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|ENCODER|_STATISTICS_.*)(-\w+)?$", re.I)
 COPY_TYPES = ("audio", "subtitle", "attachment", "data")
+_KEY_PATIENCE = 600  # frames: a codec that marks no key frame is decoded from where the seek landed
 _FINE = Fraction(1, 1_000_000)  # the clock copied packets are moved on in an excerpt
 
 
@@ -401,12 +402,12 @@ class Reader:
         c.seek(pos, backward=True, any_frame=False)
 
     def _landing_pts(self) -> float:
-        """Timestamp of the first picture that decodes from here (inf if none in a few seconds)."""
+        """Timestamp of the first whole picture (a key frame) that decodes from here (inf if none soon)."""
         try:
             for i, packet in enumerate(self.container.demux(self.stream)):
                 for f in packet.decode():
                     ts = f.pts if f.pts is not None else f.dts
-                    if ts is not None:
+                    if ts is not None and f.key_frame:
                         return ts
                 if i > 500:
                     break
@@ -420,8 +421,10 @@ class Reader:
         vtb = _fraction(vs.time_base) or Fraction(1, 1000)
         voff = self._offset(vtb)
         streams = [vs] + [c.streams[i] for i in self.copy]
+        unkeyed: int | None = None  # frames skipped while waiting for a key frame after a seek
         if self.start:
             self._seek(voff)
+            unkeyed = 0
         last_pts: int | None = None
         preroll: dict[int, av.Packet] = {}
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
@@ -451,6 +454,14 @@ class Reader:
                     self._count_error(e)
                     continue
                 for f in decoded:
+                    if unkeyed is not None:
+                        # After a seek, pictures before the first key frame lack their
+                        # references (grey or smeared); a transport stream can land on
+                        # one. Skipped, unless the codec never marks key frames.
+                        if not f.key_frame and unkeyed < _KEY_PATIENCE:
+                            unkeyed += 1
+                            continue
+                        unkeyed = None
                     pts = f.pts if f.pts is not None else f.dts
                     if pts is None:  # no timestamp at all: continue from the last one
                         pts = 0 if last_pts is None else last_pts + step
@@ -533,6 +544,18 @@ class Reader:
         return out
 
 
+def _first_whole_frame(c: av.container.InputContainer, vs: av.video.stream.VideoStream) -> av.VideoFrame | None:
+    """The first key frame decoded from here: a seek may land on frames that need earlier ones."""
+    first = None
+    for i, f in enumerate(c.decode(vs)):
+        if f.key_frame:
+            return f
+        first = first or f
+        if i >= _KEY_PATIENCE:
+            return first  # a codec that marks no key frame
+    return None  # landed after the last key frame: nothing whole from here
+
+
 def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None) -> list[np.ndarray]:
     """Up to ``count`` different frames spread over the file, for bar detection.
 
@@ -550,7 +573,7 @@ def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpe
         for t in targets:
             try:
                 c.seek(origin + int(t * av.time_base), backward=True, any_frame=False)
-                f = next(iter(c.decode(vs)), None)
+                f = _first_whole_frame(c, vs)
             except av.FFmpegError:
                 continue
             if f is not None and f.pts not in found:

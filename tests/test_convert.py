@@ -441,6 +441,38 @@ def test_excerpt_of_a_vob_starts_at_its_start(tmp_path: Path) -> None:
         assert float(got[0].pts * got[0].time_base) == pytest.approx(want[0] - first, abs=1e-3)
 
 
+def test_excerpt_of_a_transport_stream_is_whole_pictures(tmp_path: Path) -> None:
+    # A seek in MPEG-TS can land on a frame that needs earlier ones (here: all grey).
+    from ganime.video import Frame, Reader
+
+    src = tmp_path / "capture.ts"
+    with av.open(str(src), "w", format="mpegts") as out:
+        v = out.add_stream("mpeg4", rate=24)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.codec_context.gop_size = 12
+        for i, img in enumerate(cartoon_frames(96, seed=4, pan=2.0)):
+            vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+            vf.pts = i
+            for p in v.encode(vf):
+                out.mux(p)
+        for p in v.encode(None):
+            out.mux(p)
+    with Reader(src) as r:
+        whole = {x.pts: x.image for x in r if isinstance(x, Frame)}  # by timestamp, 1/90000 s
+    for start in (1.1, 2.6):
+        with Reader(src, start=start, duration=0.5) as r:
+            got = [x for x in r if isinstance(x, Frame)]
+            shift = r._offset(Fraction(1, 90000))  # the excerpt's start in the file's ticks
+        assert len(got) == 12
+        for x in got:  # each the very picture the whole file decodes at that time
+            assert np.array_equal(x.image, whole[x.pts + shift])
+    # The frames bar detection looks at are whole pictures too.
+    from ganime.video import sample_frames
+
+    samples = sample_frames(src, 6)
+    assert len(samples) >= 3 and all(any(np.array_equal(f, w) for w in whole.values()) for f in samples)
+
+
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
     # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
     # as it is, MP4 refuses it.
