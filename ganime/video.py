@@ -957,85 +957,88 @@ class Writer:
     ) -> dict[int, av.stream.Stream]:
         """Output streams for the copied ones, by source index; what the container refuses is dropped."""
         streams: dict[int, av.stream.Stream] = {}
-        fmt = self.out.format.name
         for idx in copy:
-            s = source.streams[idx]
-            if fmt == "matroska" and s.type == "video":
-                # Cover art: Matroska keeps it as an attachment (a video track of one
-                # frame is what a plain stream copy would make of it, and players then
-                # see a second programme).
-                self._attach_cover(source, s)
-                continue
-            if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
-                # MP4 timed text has no Matroska form; its text (and bold, italic and
-                # underline) is carried as SRT, as the ffmpeg CLI would convert it.
-                o = self.out.add_mux_stream("subrip")
-                o.time_base = s.time_base
-                self._copy_metadata(s, o, drop_stale=excerpt)
-                self._movtext.add(idx)
+            o = self._add_copy(source.streams[idx], idx, excerpt, source)
+            if o is not None:
                 streams[idx] = o
-                continue
-            if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
-                # MP4 holds text subtitles only as timed text: each cue's text (and its
-                # bold, italic and underline) goes over; as the ffmpeg CLI does, the
-                # sample description takes the source's default ASS style.
-                o = self.out.add_stream("mov_text")
-                header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
-                if header and not _opens_timed_text(fmt, header):
-                    header = None  # a header the encoder cannot read: the default style
-                o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
-                o.time_base = Fraction(1, 1000)
-                self._copy_metadata(s, o, drop_stale=True)
-                styles = subtitles.ass_styles(header)
-                self._timed_text[idx] = (s.codec_context.name, subtitles.TimedTextTrack(), styles)
-                if s.codec_context.name in ("ass", "ssa"):
-                    self.warnings.append(
-                        f"stream {_stream_info(s).describe()}: MP4 holds only plain timed text; written as that "
-                        "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
-                    )
-                streams[idx] = o
-                continue
-            name = s.codec_context.name if s.codec_context is not None else ""
-            if fmt == "webm" and s.type == "subtitle" and name in subtitles.TEXT_CODECS and name != "webvtt":
-                # WebM holds text subtitles only as WebVTT: each cue's text and faces.
-                o = self.out.add_mux_stream("webvtt")
-                o.time_base = s.time_base
-                self._copy_metadata(s, o, drop_stale=True)
-                header = s.codec_context.extradata if name in ("ass", "ssa") else None
-                self._to_webvtt[idx] = (name, subtitles.ass_styles(header))
-                streams[idx] = o
-                continue
-            refused = refusal(fmt, s)
-            if refused and s.type == "audio" and fmt in _AUDIO_FALLBACK:
-                try:
-                    tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
-                except (av.FFmpegError, ValueError, TypeError) as e:
-                    why = f"{refused}; re-encoding failed ({e})"
-                    self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {why}")
-                    continue
-                self.warnings.append(f"stream {_stream_info(s).describe()}: {refused}; re-encoded as {tc.label}")
-                self._copy_metadata(s, tc.stream, drop_stale=True)
-                self._transcode[idx] = tc
-                streams[idx] = tc.stream
-                continue
-            if refused:
-                self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {refused}")
-                continue
-            try:
-                o = self.out.add_stream_from_template(s)
-            except (av.FFmpegError, ValueError) as e:
-                self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
-                continue
-            cc = o.codec_context
-            if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
-                # An AVI's PCM says only how many channels: MP4 must name them, else the
-                # file fails as it is finished. The usual order for the count is what
-                # players assume anyway.
-                if cc.channels in _DEFAULT_LAYOUT:
-                    cc.layout = _DEFAULT_LAYOUT[cc.channels]
-            self._copy_metadata(s, o, drop_stale=excerpt)
-            streams[idx] = o
         return streams
+
+    def _add_copy(
+        self, s: av.stream.Stream, idx: int, excerpt: bool, source: av.container.InputContainer | None = None
+    ) -> av.stream.Stream | None:
+        """The output stream for one copied stream, under key ``idx`` (None: dropped, or kept otherwise)."""
+        fmt = self.out.format.name
+        if fmt == "matroska" and s.type == "video" and source is not None:
+            # Cover art: Matroska keeps it as an attachment (a video track of one
+            # frame is what a plain stream copy would make of it, and players then
+            # see a second programme).
+            self._attach_cover(source, s)
+            return None
+        if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
+            # MP4 timed text has no Matroska form; its text (and bold, italic and
+            # underline) is carried as SRT, as the ffmpeg CLI would convert it.
+            o = self.out.add_mux_stream("subrip")
+            o.time_base = s.time_base
+            self._copy_metadata(s, o, drop_stale=excerpt)
+            self._movtext.add(idx)
+            return o
+        if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
+            # MP4 holds text subtitles only as timed text: each cue's text (and its
+            # bold, italic and underline) goes over; as the ffmpeg CLI does, the
+            # sample description takes the source's default ASS style.
+            o = self.out.add_stream("mov_text")
+            header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
+            if header and not _opens_timed_text(fmt, header):
+                header = None  # a header the encoder cannot read: the default style
+            o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
+            o.time_base = Fraction(1, 1000)
+            self._copy_metadata(s, o, drop_stale=True)
+            styles = subtitles.ass_styles(header)
+            self._timed_text[idx] = (s.codec_context.name, subtitles.TimedTextTrack(), styles)
+            if s.codec_context.name in ("ass", "ssa"):
+                self.warnings.append(
+                    f"stream {_stream_info(s).describe()}: MP4 holds only plain timed text; written as that "
+                    "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
+                )
+            return o
+        name = s.codec_context.name if s.codec_context is not None else ""
+        if fmt == "webm" and s.type == "subtitle" and name in subtitles.TEXT_CODECS and name != "webvtt":
+            # WebM holds text subtitles only as WebVTT: each cue's text and faces.
+            o = self.out.add_mux_stream("webvtt")
+            o.time_base = s.time_base
+            self._copy_metadata(s, o, drop_stale=True)
+            header = s.codec_context.extradata if name in ("ass", "ssa") else None
+            self._to_webvtt[idx] = (name, subtitles.ass_styles(header))
+            return o
+        refused = refusal(fmt, s)
+        if refused and s.type == "audio" and fmt in _AUDIO_FALLBACK:
+            try:
+                tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
+            except (av.FFmpegError, ValueError, TypeError) as e:
+                why = f"{refused}; re-encoding failed ({e})"
+                self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {why}")
+                return None
+            self.warnings.append(f"stream {_stream_info(s).describe()}: {refused}; re-encoded as {tc.label}")
+            self._copy_metadata(s, tc.stream, drop_stale=True)
+            self._transcode[idx] = tc
+            return tc.stream
+        if refused:
+            self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {refused}")
+            return None
+        try:
+            o = self.out.add_stream_from_template(s)
+        except (av.FFmpegError, ValueError) as e:
+            self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
+            return None
+        cc = o.codec_context
+        if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
+            # An AVI's PCM says only how many channels: MP4 must name them, else the
+            # file fails as it is finished. The usual order for the count is what
+            # players assume anyway.
+            if cc.channels in _DEFAULT_LAYOUT:
+                cc.layout = _DEFAULT_LAYOUT[cc.channels]
+        self._copy_metadata(s, o, drop_stale=excerpt)
+        return o
 
     def _attach_cover(self, source: av.container.InputContainer, s: av.stream.Stream) -> None:
         """Embed an attached picture as a Matroska attachment named as players expect."""
