@@ -134,6 +134,8 @@ def _print_plan(plan: pipeline.Plan) -> None:
     out.print(f"  encoder  {plan.encoder} -> {plan.pix_fmt}{fields.get(plan.fields or '', '')}")
     kept = [s.describe() for s in plan.kept_streams] or ["none"]
     out.print(f"  copied   {escape(', '.join(kept))}; {info.chapters} chapter(s), container tags")
+    for sc in plan.sidecars:
+        out.print(f"  added    {escape(sc.describe())} (subtitle file beside it)")
     for note in plan.changes:
         out.print(f"  changed  {escape(note)}")
     for s in plan.dropped_streams:
@@ -222,6 +224,9 @@ def convert(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs instead of skipping them.")] = False,
     force: Annotated[bool, typer.Option(help="Convert even sources already at the target aspect.")] = False,
     bars: Annotated[bool, typer.Option(help="Detect black bars burnt into the picture and fill them.")] = True,
+    sidecars: Annotated[
+        bool, typer.Option(help="Add the subtitle files beside each episode (ep01.eng.srt, ep01.ass) as streams.")
+    ] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for each file; write nothing.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show tracebacks for failures.")] = False,
@@ -248,6 +253,7 @@ def convert(
         overwrite=overwrite,
         force=force,
         detect_bars=bars,
+        sidecars=sidecars,
         weights=weights,
         temporal=_on_off(temporal, "--temporal"),
         temporal_window=temporal_window,

@@ -47,6 +47,7 @@ class ConvertOptions:
     overwrite: bool = False
     force: bool = False  # convert even when the source is already at the target aspect
     detect_bars: bool = True
+    sidecars: bool = True  # add the subtitle files beside the source (ep01.eng.srt) as streams
     feather: int | None = None  # seam blend width in px; None: from the frame height
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
@@ -73,6 +74,7 @@ class Plan:
     weights: Path | None = None
     fields: str | None = None  # 'tff'/'bff': coded interlaced like the source
     changes: tuple[str, ...] = ()  # copied streams the output container cannot hold as they are
+    sidecars: tuple[video.Sidecar, ...] = ()  # subtitle files beside the source, added as streams
 
     @property
     def kept_streams(self) -> tuple[video.StreamInfo, ...]:
@@ -259,6 +261,7 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         weights=weight_file,
         fields=_field_order(info, enc),
         changes=changes,
+        sidecars=tuple(video.find_sidecars(src)) if options.sidecars else (),
     )
 
 
@@ -445,7 +448,13 @@ def _run(
     reader = video.Reader(
         plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color, keep_planes=True
     )
+    sidecars: list[tuple[av.container.InputContainer, video.Sidecar]] = []
     try:
+        for sc in plan.sidecars:
+            try:
+                sidecars.append((av.open(str(sc.path)), sc))
+            except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+                raise ConvertError(f"{sc.path}: not a subtitle file ganime can read ({e})") from e
         writer = video.Writer(
             plan.output,
             source=reader.container,
@@ -463,10 +472,16 @@ def _run(
             rotation=info.rotation,
             centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
             interlaced=plan.fields,
+            sidecars=[(c.streams[0], sc) for c, sc in sidecars],
         )
+        for n, (c, _) in enumerate(sidecars):
+            writer.copy_sidecar(-1 - n, reader.sidecar_packets(c))
     except BaseException:
         reader.close()
         raise
+    finally:
+        for c, _ in sidecars:
+            c.close()
 
     engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None
     if engine is not None and writer.centre is not None:

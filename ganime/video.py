@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -31,7 +31,8 @@ import numpy as np
 from . import subtitles
 
 VIDEO_EXTENSIONS = frozenset(
-    ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .flv .ogv .gif .3gp .divx .rmvb .y4m".split()
+    ".mkv .mp4 .m4v .mov .avi .webm .ts .m2ts .mts .mpg .mpeg .vob .wmv .asf .flv .f4v .ogv .gif .3gp .divx .rm"
+    " .rmvb .dv .y4m".split()
 )
 # Tags that describe the old video bitstream (written by mkvmerge/ffmpeg); they
 # would be wrong after re-encoding, and the muxer writes fresh ones.
@@ -491,10 +492,30 @@ class Reader:
         if self.first_error is None:
             self.first_error = _reason(e)
 
-    def _keep_packet(self, p: av.Packet) -> bool:
+    def sidecar_packets(self, c: av.container.InputContainer) -> list[av.Packet]:
+        """A sidecar subtitle file's cues, on this file's clock (or the excerpt's).
+
+        A subtitle file counts from the start of the video, which a player takes as
+        the file's first timestamp (a transport stream's is seconds in).
+        """
+        origin = Fraction(self.container.start_time or 0, av.time_base)
+        out = []
+        for p in c.demux():
+            tb = _fraction(p.time_base)
+            if not p.size or tb is None or p.pts is None:
+                continue
+            p.pts = p.dts = round((p.pts * tb + origin) / _FINE)
+            p.duration = round((p.duration or 0) * tb / _FINE)
+            p.time_base = _FINE
+            if self._keep_packet(p, "subtitle"):
+                out.append(p)
+        return out
+
+    def _keep_packet(self, p: av.Packet, kind: str | None = None) -> bool:
         """Shift a copied packet into excerpt time; drop it when outside the excerpt."""
         if not self.start and self.end is None:
             return True
+        kind = kind or p.stream.type
         tb = _fraction(p.time_base) or Fraction(1, 1000)
         ts = p.pts if p.pts is not None else p.dts
         if ts is None:
@@ -506,7 +527,7 @@ class Reader:
             return False
         if self.end is not None and rel >= self.end - self.start:
             return False
-        if length and p.stream.type == "subtitle":
+        if length and kind == "subtitle":
             # A cue on screen when the excerpt starts (or still when it ends) shows for
             # the part inside it only, not its whole length from the excerpt's start.
             until = rel + length if self.end is None else min(rel + length, self.end - self.start)
@@ -515,7 +536,7 @@ class Reader:
         # in AVI) cannot hold the excerpt start, and rounding to it moves the sound
         # against the picture. Audio straddling the start keeps its place (a little
         # before zero; the muxer moves every stream alike if the container needs it).
-        low = None if p.stream.type == "audio" else Fraction(0)
+        low = None if kind == "audio" else Fraction(0)
 
         def moved(t: int | None) -> int | None:
             if t is None:
@@ -554,6 +575,70 @@ def _first_whole_frame(c: av.container.InputContainer, vs: av.video.stream.Video
         if i >= _KEY_PATIENCE:
             return first  # a codec that marks no key frame
     return None  # landed after the last key frame: nothing whole from here
+
+
+# ----------------------------------------------------------------------- sidecars
+
+SIDECAR_EXTENSIONS = frozenset({".srt", ".ass", ".ssa", ".vtt"})
+_SIDECAR_FLAGS = {"forced": "forced", "sdh": "hearing_impaired", "cc": "hearing_impaired", "hi": "hearing_impaired"}
+_LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.I)
+# Matroska names languages by ISO 639-2; file names mostly use the two-letter codes.
+_ISO639_2 = {
+    "en": "eng", "ja": "jpn", "fr": "fre", "de": "ger", "es": "spa", "it": "ita", "pt": "por", "ru": "rus",
+    "zh": "chi", "ko": "kor", "ar": "ara", "nl": "dut", "pl": "pol", "sv": "swe", "fi": "fin", "no": "nor",
+    "nb": "nob", "da": "dan", "tr": "tur", "cs": "cze", "hu": "hun", "el": "gre", "he": "heb", "id": "ind",
+    "th": "tha", "vi": "vie", "uk": "ukr", "ro": "rum", "hr": "hrv", "sr": "srp", "bg": "bul", "ca": "cat",
+    "ms": "may", "hi": "hin", "fa": "per", "tl": "tgl",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """A subtitle file beside a video that belongs to it (``ep01.srt``, ``ep01.en.forced.ass``)."""
+
+    path: Path
+    language: str | None = None
+    forced: bool = False
+    hearing_impaired: bool = False
+
+    def describe(self) -> str:
+        bits = [self.path.name]
+        if self.language:
+            bits.append(f"[{self.language}]")
+        bits += [flag for flag, on in (("forced", self.forced), ("SDH", self.hearing_impaired)) if on]
+        return " ".join(bits)
+
+
+def find_sidecars(video_path: str | os.PathLike[str]) -> list[Sidecar]:
+    """The subtitle files named after ``video_path``: its stem, then language and flag tags.
+
+    Only short tags count (``eng``, ``pt-BR``, ``forced``, ``sdh``), so ``ep01.5.srt``
+    belongs to ``ep01.5.mkv``, not to ``ep01.mkv``.
+    """
+    video_path = Path(video_path)
+    stem = video_path.stem
+    found = []
+    try:
+        entries = sorted(video_path.parent.iterdir())
+    except OSError:
+        return []
+    for f in entries:
+        if f.suffix.lower() not in SIDECAR_EXTENSIONS or not f.is_file():
+            continue
+        if f.stem != stem and not f.stem.startswith(stem + "."):
+            continue
+        tags = f.stem[len(stem) :].split(".")[1:]
+        language, flags = None, set()
+        for tag in tags:
+            if tag.lower() in _SIDECAR_FLAGS:
+                flags.add(_SIDECAR_FLAGS[tag.lower()])
+            elif language is None and _LANGUAGE_TAG.match(tag):
+                language = _ISO639_2.get(tag.lower(), tag.lower())
+            else:
+                break  # not a tag: the file belongs to another video
+        else:
+            found.append(Sidecar(f, language, "forced" in flags, "hearing_impaired" in flags))
+    return found
 
 
 def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpec | None = None) -> list[np.ndarray]:
@@ -844,6 +929,7 @@ class Writer:
         rotation: int = 0,
         centre: tuple[int, int, int, int, int] | None = None,
         interlaced: str | None = None,
+        sidecars: Sequence[tuple[av.stream.Stream, Sidecar]] = (),
     ) -> None:
         self.final = Path(final)
         # (x, y, width, height) of the picture in the source and its x on the canvas.
@@ -877,6 +963,8 @@ class Writer:
             # Text subtitles into MP4: codec, cue timeline, ASS style faces.
             self._timed_text: dict[int, tuple[str, subtitles.TimedTextTrack, dict[str, int]]] = {}
             self._out_streams = self._add_copies(source, copy, excerpt)
+            for n, (stream, sidecar) in enumerate(sidecars):
+                self._add_sidecar(-1 - n, stream, sidecar)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
             chapters = source.chapters() if chapters is None else chapters
             if chapters:
@@ -964,10 +1052,19 @@ class Writer:
         return streams
 
     def _add_copy(
-        self, s: av.stream.Stream, idx: int, excerpt: bool, source: av.container.InputContainer | None = None
+        self,
+        s: av.stream.Stream,
+        idx: int,
+        excerpt: bool,
+        source: av.container.InputContainer | None = None,
+        label: str | None = None,
     ) -> av.stream.Stream | None:
-        """The output stream for one copied stream, under key ``idx`` (None: dropped, or kept otherwise)."""
+        """The output stream for one copied stream, under key ``idx`` (None: dropped, or kept otherwise).
+
+        ``label`` names it in warnings (default: its index, type and codec in the source).
+        """
         fmt = self.out.format.name
+        what = label or _stream_info(s).describe()
         if fmt == "matroska" and s.type == "video" and source is not None:
             # Cover art: Matroska keeps it as an attachment (a video track of one
             # frame is what a plain stream copy would make of it, and players then
@@ -997,7 +1094,7 @@ class Writer:
             self._timed_text[idx] = (s.codec_context.name, subtitles.TimedTextTrack(), styles)
             if s.codec_context.name in ("ass", "ssa"):
                 self.warnings.append(
-                    f"stream {_stream_info(s).describe()}: MP4 holds only plain timed text; written as that "
+                    f"stream {what}: MP4 holds only plain timed text; written as that "
                     "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
                 )
             return o
@@ -1016,14 +1113,14 @@ class Writer:
                 tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
             except (av.FFmpegError, ValueError, TypeError) as e:
                 why = f"{refused}; re-encoding failed ({e})"
-                self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {why}")
+                self.warnings.append(f"stream {what} dropped: {why}")
                 return None
-            self.warnings.append(f"stream {_stream_info(s).describe()}: {refused}; re-encoded as {tc.label}")
+            self.warnings.append(f"stream {what}: {refused}; re-encoded as {tc.label}")
             self._copy_metadata(s, tc.stream, drop_stale=True)
             self._transcode[idx] = tc
             return tc.stream
         if refused:
-            self.warnings.append(f"stream {_stream_info(s).describe()} dropped: {refused}")
+            self.warnings.append(f"stream {what} dropped: {refused}")
             return None
         try:
             o = self.out.add_stream_from_template(s)
@@ -1039,6 +1136,28 @@ class Writer:
                 cc.layout = _DEFAULT_LAYOUT[cc.channels]
         self._copy_metadata(s, o, drop_stale=excerpt)
         return o
+
+    def _add_sidecar(self, key: int, s: av.stream.Stream, sidecar: Sidecar) -> None:
+        """A subtitle file beside the source becomes a subtitle stream, under key ``key``."""
+        o = self._add_copy(s, key, excerpt=True, label=f"{sidecar.path.name} ({s.codec_context.name})")
+        if o is None:
+            return
+        o.metadata.pop("language", None)
+        if sidecar.language:
+            o.metadata["language"] = sidecar.language
+        o.metadata["title"] = sidecar.path.name
+        flags = av.stream.Disposition(0)
+        if sidecar.forced:
+            flags |= av.stream.Disposition.forced
+        if sidecar.hearing_impaired:
+            flags |= av.stream.Disposition.hearing_impaired
+        o.disposition = flags
+        self._out_streams[key] = o
+
+    def copy_sidecar(self, key: int, packets: list[av.Packet]) -> None:
+        """Queue a sidecar's cues (placed by ``Reader.sidecar_packets``)."""
+        for p in packets:
+            self.copy_packet(p, key)
 
     def _attach_cover(self, source: av.container.InputContainer, s: av.stream.Stream) -> None:
         """Embed an attached picture as a Matroska attachment named as players expect."""
@@ -1130,21 +1249,25 @@ class Writer:
             out[: h // sy, left // sx : (left + w) // sx] = src[y // sy : (y + h) // sy, x // sx : (x + w) // sx]
         return frame
 
-    def copy_packet(self, packet: av.Packet) -> None:
-        """Queue a packet of a copied stream; it is muxed once the video reaches its time."""
-        out = self._out_streams.get(packet.stream.index)
+    def copy_packet(self, packet: av.Packet, key: int | None = None) -> None:
+        """Queue a packet of a copied stream; it is muxed once the video reaches its time.
+
+        ``key`` names the output stream where it is not the packet's own index (sidecars).
+        """
+        idx = packet.stream.index if key is None else key
+        out = self._out_streams.get(idx)
         if out is None:
             return
-        tc = self._transcode.get(packet.stream.index)
+        tc = self._transcode.get(idx)
         if tc is not None:
             for p in tc.packets(packet):
                 self._queue(p, out)
             return
-        timed = self._timed_text.get(packet.stream.index)
+        timed = self._timed_text.get(idx)
         if timed is not None:
             self._timed_samples(packet, out, *timed)
             return
-        vtt = self._to_webvtt.get(packet.stream.index)
+        vtt = self._to_webvtt.get(idx)
         if vtt is not None:
             text = subtitles.webvtt_cue(*subtitles.cue_text(vtt[0], bytes(packet), vtt[1]))
             if not text:
@@ -1153,7 +1276,7 @@ class Writer:
             cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
             cue.time_base = packet.time_base
             packet = cue
-        elif packet.stream.index in self._movtext:
+        elif idx in self._movtext:
             text = subtitles.movtext_to_srt(bytes(packet))
             if not text:
                 return  # a clearing sample: an SRT cue ends by its duration

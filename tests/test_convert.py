@@ -10,7 +10,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import cartoon_frames, decoded_frames, make_rich_source, packets, psnr
+from conftest import SRT, cartoon_frames, decoded_frames, make_rich_source, packets, psnr
 
 from ganime import EncoderSettings, synthetic
 from ganime.geometry import compute_layout
@@ -471,6 +471,52 @@ def test_excerpt_of_a_transport_stream_is_whole_pictures(tmp_path: Path) -> None
 
     samples = sample_frames(src, 6)
     assert len(samples) >= 3 and all(any(np.array_equal(f, w) for w in whole.values()) for f in samples)
+
+
+def test_sidecars_are_the_files_named_after_the_video(tmp_path: Path) -> None:
+    from ganime.video import find_sidecars
+
+    for name in [
+        "ep01.mkv", "ep01.srt", "ep01.eng.srt", "ep01.en.forced.ass", "ep01.pt-BR.sdh.vtt",
+        "ep01.5.srt", "ep01 extra.srt", "ep01.commentary.srt", "ep010.srt", "ep01.txt",
+    ]:  # fmt: skip
+        (tmp_path / name).write_text("")
+    found = {sc.path.name: (sc.language, sc.forced, sc.hearing_impaired) for sc in find_sidecars(tmp_path / "ep01.mkv")}
+    assert found == {
+        "ep01.srt": (None, False, False),
+        "ep01.eng.srt": ("eng", False, False),
+        "ep01.en.forced.ass": ("eng", True, False),
+        "ep01.pt-BR.sdh.vtt": ("pt-br", False, True),
+    }
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_a_subtitle_file_beside_the_episode_is_added(plain_source: Path, tmp_path: Path, suffix: str) -> None:
+    src = tmp_path / "ep01.mp4"
+    src.write_bytes(plain_source.read_bytes())
+    (tmp_path / "ep01.en.forced.srt").write_text(SRT)  # Hello 0.1-0.3 s, World 0.3-0.45 s
+    plan = plan_file(src, tmp_path / f"out{suffix}", ConvertOptions())
+    assert [sc.path.name for sc in plan.sidecars] == ["ep01.en.forced.srt"]
+    with av.open(str(src)) as c:
+        origin = c.start_time / av.time_base  # a subtitle file counts from here
+        frames = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    # Whole, then an excerpt from 0.2 s: Hello is cut to its last 0.1 s there.
+    for start, want in ((None, [(0.1, 0.3), (0.3, 0.45)]), (0.2, [(0.2, 0.3), (0.3, 0.45)])):
+        dst = run(src, tmp_path / f"out{suffix}", overwrite=True, start=start, duration=0.4 if start else None)
+        with av.open(str(dst)) as b:
+            first = next(float(f.pts * f.time_base) for f in b.decode(video=0))
+        with av.open(str(dst)) as b:
+            sub = b.streams.subtitles[0]
+            assert sub.metadata.get("language") == "eng" and sub.disposition & av.stream.Disposition.forced
+            cues = [(bytes(p), p.pts * p.time_base, p.duration * p.time_base) for p in b.demux(sub) if p.size > 2]
+        texts = [movtext_to_srt(c) if suffix == ".mp4" else c.decode() for c, _, _ in cues]
+        assert texts == ["Hello", "World"]
+        # On the picture's clock: against the first frame, where they were in the source.
+        src_first = next(t for t in frames if t >= origin + (start or 0) - 1e-6)
+        got = [(float(t) - first, float(t + d) - first) for _, t, d in cues]
+        assert got == [pytest.approx((a + origin - src_first, b + origin - src_first), abs=0.002) for a, b in want]
+    with av.open(str(run(src, tmp_path / "none.mkv", sidecars=False))) as b:
+        assert not b.streams.subtitles  # --no-sidecars
 
 
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
