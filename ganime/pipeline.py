@@ -449,12 +449,16 @@ def _run(
         plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color, keep_planes=True
     )
     sidecars: list[tuple[av.container.InputContainer, video.Sidecar]] = []
+    notes: list[str] = []
     try:
         for sc in plan.sidecars:
             try:
-                sidecars.append((av.open(str(sc.path)), sc))
-            except (av.FFmpegError, OSError, UnicodeDecodeError) as e:
+                c, enc = video.open_sidecar(sc)
+            except (av.FFmpegError, OSError) as e:
                 raise ConvertError(f"{sc.path}: not a subtitle file ganime can read ({e})") from e
+            sidecars.append((c, sc))
+            if enc is not None:
+                notes.append(f"{sc.path.name}: not UTF-8; read as {enc} and stored as UTF-8")
         writer = video.Writer(
             plan.output,
             source=reader.container,
@@ -562,7 +566,7 @@ def _run(
         reader.close()
     if progress:
         progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
-    warnings = list(writer.warnings)
+    warnings = notes + list(writer.warnings)
     if info.interlaced and plan.fields is None:  # coded progressive after all
         warnings.append(
             f"the source is interlaced and {options.encoder.codec} cannot code it so: it was encoded"

@@ -609,6 +609,59 @@ class Sidecar:
         return " ".join(bits)
 
 
+# Single-byte Western encodings a detector cannot tell apart on a few lines of
+# dialogue; subtitle files in any of them are nearly always Windows-1252.
+_WESTERN = {"latin_1", "iso8859_1", "iso8859_3", "iso8859_4", "iso8859_9", "iso8859_10", "iso8859_13",
+            "iso8859_14", "iso8859_15", "iso8859_16", "mac_roman", "mac_iceland", "cp850", "cp1252"}  # fmt: skip
+_SUBTITLE_FORMAT = {".srt": "srt", ".ass": "ass", ".ssa": "ass", ".vtt": "webvtt"}
+
+
+# The legacy Windows code page of a language's subtitle files (ISO 639-2).
+_CODE_PAGE = {
+    **dict.fromkeys("eng fre fra ger deu spa ita por dut nld swe fin nor nob dan cat may ind tgl".split(), "cp1252"),
+    **dict.fromkeys("pol cze ces hun hrv slo slk slv rum ron".split(), "cp1250"),
+    **dict.fromkeys("rus ukr bul srp".split(), "cp1251"),
+    "gre": "cp1253", "ell": "cp1253", "tur": "cp1254", "heb": "cp1255", "ara": "cp1256", "per": "cp1256",
+    "jpn": "cp932", "kor": "cp949", "tha": "cp874", "vie": "cp1258",
+}  # fmt: skip
+
+
+def subtitle_as_utf8(data: bytes, language: str | None = None) -> tuple[bytes, str | None]:
+    """A subtitle file's bytes as UTF-8, and the encoding they were read from (None: UTF-8 already).
+
+    Matroska stores text subtitles as UTF-8; old fansubs are often Windows-1252,
+    Shift-JIS, Big5 or Windows-1251, which would show as garbage if copied as they are.
+    The language the file name gives picks the code page; without one, it is detected.
+    """
+    for bom, enc in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if data.startswith(bom):
+            return data.decode(enc, errors="replace").encode("utf-8"), None if enc == "utf-8-sig" else enc
+    try:
+        data.decode("utf-8")
+        return data, None
+    except UnicodeDecodeError:
+        pass
+    page = _CODE_PAGE.get(language or "")
+    if page is not None:
+        try:
+            return data.decode(page).encode("utf-8"), page
+        except UnicodeDecodeError:
+            pass  # not that code page after all: detect
+    from charset_normalizer import from_bytes  # only for files that are not UTF-8
+
+    best = from_bytes(data).best()
+    enc = best.encoding if best is not None else "cp1252"
+    if enc in _WESTERN:
+        enc = "cp1252"
+    return data.decode(enc, errors="replace").encode("utf-8"), enc
+
+
+def open_sidecar(sidecar: Sidecar) -> tuple[av.container.InputContainer, str | None]:
+    """A sidecar opened for demuxing (its text as UTF-8), and the encoding it was read from."""
+    data, enc = subtitle_as_utf8(sidecar.path.read_bytes(), sidecar.language)
+    return av.open(io.BytesIO(data), format=_SUBTITLE_FORMAT[sidecar.path.suffix.lower()]), enc
+
+
 def find_sidecars(video_path: str | os.PathLike[str]) -> list[Sidecar]:
     """The subtitle files named after ``video_path``: its stem, then language and flag tags.
 

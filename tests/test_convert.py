@@ -519,6 +519,19 @@ def test_a_subtitle_file_beside_the_episode_is_added(plain_source: Path, tmp_pat
         assert not b.streams.subtitles  # --no-sidecars
 
 
+def test_a_sidecar_in_a_windows_code_page_is_stored_as_utf8(plain_source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "ep01.mp4"
+    src.write_bytes(plain_source.read_bytes())
+    (tmp_path / "ep01.fr.srt").write_bytes("1\n00:00:00,100 --> 00:00:00,300\nDéjà vu, naïve café\n".encode("cp1252"))
+    result = convert_file(src, tmp_path / "out.mkv", ConvertOptions(encoder=LOSSLESS, device="cpu"))
+    assert result.status == "converted"
+    assert any("ep01.fr.srt: not UTF-8; read as cp1252" in w for w in result.warnings)
+    with av.open(str(tmp_path / "out.mkv")) as b:
+        sub = b.streams.subtitles[0]
+        assert sub.metadata.get("language") == "fre"
+        assert [bytes(p).decode("utf-8") for p in b.demux(sub) if p.size] == ["Déjà vu, naïve café"]
+
+
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
     # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
     # as it is, MP4 refuses it.

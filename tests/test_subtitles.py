@@ -74,3 +74,18 @@ def test_overlapping_cues_become_back_to_back_samples() -> None:
 
 def test_webvtt_cues_escape_markup_characters() -> None:
     assert webvtt_cue(*srt_text("<b>Tom &amp; Jerry</b> <3")) == "<b>Tom &amp; Jerry</b> &lt;3"
+
+
+def test_subtitle_files_that_are_not_utf8_are_read_in_their_code_page() -> None:
+    from ganime.video import subtitle_as_utf8
+
+    french = "1\n00:00:01,000 --> 00:00:02,000\nÇa va? Très bien — où est la plage?\n"
+    assert subtitle_as_utf8(french.encode("utf-8")) == (french.encode("utf-8"), None)
+    assert subtitle_as_utf8(b"\xef\xbb\xbf" + french.encode("utf-8")) == (french.encode("utf-8"), None)
+    assert subtitle_as_utf8(french.encode("utf-16")) == (french.encode("utf-8"), "utf-16")
+    # The file name's language picks the code page...
+    assert subtitle_as_utf8(french.encode("cp1252"), "fre") == (french.encode("utf-8"), "cp1252")
+    # ...and without one the encoding is detected.
+    japanese = "1\n00:00:01,000 --> 00:00:02,000\nルフィは海賊王になる男だ！ゴムゴムの実を食べた。\n" * 3
+    text, enc = subtitle_as_utf8(japanese.encode("shift_jis"))
+    assert text.decode("utf-8") == japanese and enc in ("shift_jis", "cp932")
