@@ -340,6 +340,8 @@ def probe(
     out.print(f"  16:9 plan  {escape(lay.describe())}{' (already at target)' if lay.at_target else ''}")
     for s in info.streams:
         out.print(f"  stream     {escape(s.describe())}")
+    for sc in video.find_sidecars(file):
+        out.print(f"  sidecar    {escape(sc.describe())}")
     out.print(f"  chapters   {info.chapters}")
 
 

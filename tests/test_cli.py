@@ -113,6 +113,21 @@ def test_webm_output_needs_av1(tmp_path: Path, plain_source: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_probe_shows_streams_and_sidecars(tmp_path: Path, rich_source: Path) -> None:
+    src = tmp_path / "ep01.mkv"
+    shutil.copy(rich_source, src)
+    (tmp_path / "ep01.en.forced.srt").write_text("1\n00:00:00,100 --> 00:00:00,300\nHi\n")
+    r = invoke("probe", src)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "64x48" in text and "SAR 1:1" in text and "chapters 2" in text
+    assert "subtitle srt [eng]" in text and "sidecar ep01.en.forced.srt [eng] forced" in text
+    bad = tmp_path / "notes.mkv"
+    bad.write_text("not a video")
+    r = invoke("probe", bad)
+    assert r.exit_code == 1 and "notes.mkv" in r.output and "Traceback" not in r.output
+
+
 def test_dry_run_writes_nothing(tmp_path: Path, rich_source: Path) -> None:
     out = tmp_path / "out"
     r = invoke("convert", rich_source, "-o", out / "x.mkv", "--dry-run")
