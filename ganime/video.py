@@ -16,6 +16,7 @@ tools users run today):
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
@@ -998,14 +999,19 @@ class Writer:
         self._last_dts: dict[int, int] = {}  # per output stream, of the copied packets
         self._seq = 0
         self._video_time = float("-inf")
-        self.partial.parent.mkdir(parents=True, exist_ok=True)
         fmt = output_format(self.final)
         self._nonstrict = fmt in ("matroska", "webm")  # equal decode times allowed
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         try:
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.partial.touch()  # the muxer opens the file only at the first packet: fail here
             self.out = av.open(str(self.partial), mode="w", format=fmt, options=options)
-        except av.FFmpegError as e:
-            raise VideoError(f"{self.final}: cannot create output ({_reason(e)})") from e
+        except (av.FFmpegError, OSError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else _reason(e)
+            hint = ""
+            if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                hint = "; write it elsewhere with -o FOLDER"
+            raise VideoError(f"{self.final}: cannot create the output ({why}){hint}") from e
         try:
             self.video = self._add_video(video_stream, width, height, sar, encoder, bit_depth, source_pix_fmt, rotation)
             self.pix_fmt = self.video.pix_fmt
@@ -1442,4 +1448,7 @@ class Writer:
             self.out.close()
         except Exception:  # noqa: BLE001 - the file is being thrown away anyway
             pass
-        self.partial.unlink(missing_ok=True)
+        try:
+            self.partial.unlink(missing_ok=True)
+        except OSError:
+            pass  # never created (a read-only folder): nothing to remove, and the first error stands

@@ -113,6 +113,16 @@ def test_webm_output_needs_av1(tmp_path: Path, plain_source: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_an_output_that_cannot_be_created_is_one_clear_line(tmp_path: Path, plain_source: Path) -> None:
+    blocker = tmp_path / "out"
+    blocker.write_text("a file where the output folder should be")
+    r = invoke("convert", plain_source, "-o", blocker / "ep.mkv", *FAST)
+    assert r.exit_code == 1
+    text = " ".join(r.output.split())
+    assert "ep.mkv: cannot create the output" in text and "Traceback" not in text
+    assert blocker.read_text() == "a file where the output folder should be"
+
+
 def test_probe_shows_streams_and_sidecars(tmp_path: Path, rich_source: Path) -> None:
     src = tmp_path / "ep01.mkv"
     shutil.copy(rich_source, src)
