@@ -1017,6 +1017,9 @@ class Writer:
             self.pix_fmt = self.video.pix_fmt
             self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
+            # Bitmap subtitles move with the picture: (dx, dy, canvas growth in x, in y).
+            self._bitmap_move = self._picture_move(video_stream, width, height)
+            self._bitmap_subs: dict[int, str] = {}  # copied DVD/PGS subtitle streams, by kind
             self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
             self._to_webvtt: dict[int, tuple[str, dict[str, int]]] = {}  # text subtitles into WebM
             # Text subtitles into MP4: codec, cue timeline, ASS style faces.
@@ -1187,6 +1190,13 @@ class Writer:
             self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
             return None
         cc = o.codec_context
+        kind = {"dvdsub": "spu", "dvd_subtitle": "spu", "hdmv_pgs_subtitle": "pgs", "pgssub": "pgs"}.get(name)
+        if kind is not None and self._bitmap_move is not None:
+            # Placed in source pixels: they move with the picture onto the wider canvas.
+            self._bitmap_subs[idx] = kind
+            if kind == "spu" and s.codec_context.extradata:
+                _, _, grow_x, grow_y = self._bitmap_move
+                cc.extradata = subtitles.vobsub_header(s.codec_context.extradata, grow_x, grow_y)
         if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
             # An AVI's PCM says only how many channels: MP4 must name them, else the
             # file fails as it is finished. The usual order for the count is what
@@ -1195,6 +1205,18 @@ class Writer:
                 cc.layout = _DEFAULT_LAYOUT[cc.channels]
         self._copy_metadata(s, o, drop_stale=excerpt)
         return o
+
+    def _picture_move(
+        self, vs: av.video.stream.VideoStream, width: int, height: int
+    ) -> tuple[int, int, int, int] | None:
+        """How far the source picture moves on the canvas, and how much wider and taller the canvas is."""
+        if self.centre is None:
+            return None
+        x, y, _, _, left = self.centre
+        src_w, src_h = vs.codec_context.width, vs.codec_context.height
+        if not src_w or not src_h:
+            return None
+        return left - x, -y, width - src_w, height - src_h
 
     def _add_sidecar(self, key: int, s: av.stream.Stream, sidecar: Sidecar) -> None:
         """A subtitle file beside the source becomes a subtitle stream, under key ``key``."""
@@ -1335,6 +1357,8 @@ class Writer:
             cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
             cue.time_base = packet.time_base
             packet = cue
+        elif idx in self._bitmap_subs and self._bitmap_move is not None:
+            packet = self._moved_bitmap(packet, out, self._bitmap_subs[idx], *self._bitmap_move)
         elif idx in self._movtext:
             text = subtitles.movtext_to_srt(bytes(packet))
             if not text:
@@ -1344,6 +1368,23 @@ class Writer:
             cue.time_base = packet.time_base
             packet = cue
         self._queue(packet, out)
+
+    @staticmethod
+    def _moved_bitmap(
+        packet: av.Packet, out: av.stream.Stream, kind: str, dx: int, dy: int, grow_x: int, grow_y: int
+    ) -> av.Packet:
+        """A DVD or PGS subtitle packet with its picture moved as the video's picture moved."""
+        if kind == "spu":
+            # Kept inside the canvas the header now names.
+            size = re.search(rb"size:\s*(\d+)\s*x\s*(\d+)", out.codec_context.extradata or b"")
+            w, h = (int(size[1]), int(size[2])) if size else (4096, 4096)
+            data = subtitles.move_spu(bytes(packet), dx, dy, w, h)
+        else:
+            data = subtitles.move_pgs(bytes(packet), dx, dy, grow_x, grow_y)
+        moved = av.Packet(data)
+        moved.pts, moved.dts, moved.duration = packet.pts, packet.dts, packet.duration
+        moved.time_base = packet.time_base
+        return moved
 
     def _timed_samples(
         self,

@@ -532,6 +532,48 @@ def test_a_sidecar_in_a_windows_code_page_is_stored_as_utf8(plain_source: Path, 
         assert [bytes(p).decode("utf-8") for p in b.demux(sub) if p.size] == ["Déjà vu, naïve café"]
 
 
+def spu_packet(x: int, y: int, w: int, h: int) -> bytes:
+    """A DVD subtitle packet: a w x h box of colour 1 at (x, y)."""
+    top, bottom = -(-h // 2), h // 2
+    pixels = b"\x00\x01" * (top + bottom)  # each line: colour 1 to its end
+    ctrl = 4 + len(pixels)
+    area = bytes([x >> 4, ((x & 15) << 4) | ((x + w - 1) >> 8), (x + w - 1) & 255])
+    area += bytes([y >> 4, ((y & 15) << 4) | ((y + h - 1) >> 8), (y + h - 1) & 255])
+    fields = (4).to_bytes(2, "big") + (4 + 2 * top).to_bytes(2, "big")
+    commands = b"\x01" + b"\x03\x01\x10" + b"\x04\xff\xff" + b"\x05" + area + b"\x06" + fields + b"\xff"
+    body = pixels + b"\x00\x00" + ctrl.to_bytes(2, "big") + commands
+    return (4 + len(body)).to_bytes(2, "big") + ctrl.to_bytes(2, "big") + body
+
+
+def test_dvd_subtitles_move_with_the_picture(plain_source: Path, tmp_path: Path) -> None:
+    # A DVD rip: picture 64x48 and a VobSub track drawn on that 64x48 frame.
+    src = tmp_path / "dvd.mkv"
+    with av.open(str(plain_source)) as c, av.open(str(src), "w") as out:
+        streams = {st.index: out.add_stream_from_template(st) for st in c.streams}
+        sub = out.add_stream("dvdsub", options={"video_size": "64x48"})
+        sub.time_base = Fraction(1, 1000)
+        for p in c.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+        cue = av.Packet(spu_packet(22, 30, 20, 8))
+        cue.pts = cue.dts = 100
+        cue.duration, cue.time_base, cue.stream = 200, Fraction(1, 1000), sub
+        out.mux(cue)
+    lay = compute_layout(64, 48, Fraction(1))
+    dst = run(src, tmp_path / "out.mkv")
+
+    def placed(path: Path) -> tuple[bytes, list[tuple[int, int, int, int]]]:
+        with av.open(str(path)) as c:
+            st = c.streams.subtitles[0]
+            boxes = [(b.x, b.y, b.width, b.height) for p in c.demux(st) if p.size for b in p.decode()]
+            return st.codec_context.extradata.split(b"\n")[0], boxes
+
+    assert placed(src) == (b"size: 64x48", [(22, 30, 20, 8)])
+    # Centred on the 16:9 canvas as it was on the 4:3 frame, on a canvas of the new size.
+    assert placed(dst) == (f"size: {lay.canvas_width}x48".encode(), [(22 + lay.left, 30, 20, 8)])
+
+
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
     # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
     # as it is, MP4 refuses it.

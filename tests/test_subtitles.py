@@ -12,9 +12,12 @@ from ganime.subtitles import (
     TimedTextTrack,
     ass_styles,
     ass_text,
+    move_pgs,
+    move_spu,
     movtext_sample,
     movtext_to_srt,
     srt_text,
+    vobsub_header,
     webvtt_cue,
 )
 
@@ -89,3 +92,31 @@ def test_subtitle_files_that_are_not_utf8_are_read_in_their_code_page() -> None:
     japanese = "1\n00:00:01,000 --> 00:00:02,000\nルフィは海賊王になる男だ！ゴムゴムの実を食べた。\n" * 3
     text, enc = subtitle_as_utf8(japanese.encode("shift_jis"))
     assert text.decode("utf-8") == japanese and enc in ("shift_jis", "cp932")
+
+
+def test_vobsub_canvas_grows_and_areas_stay_inside_it() -> None:
+    assert vobsub_header(b"size: 720x480\norg: 0, 0\npalette: 000000\n", 236, -2) == (
+        b"size: 956x478\norg: 0, 0\npalette: 000000\n"
+    )
+
+    def area(x1: int, x2: int, y1: int, y2: int) -> bytes:
+        three = lambda a, b: bytes([a >> 4, ((a & 15) << 4) | (b >> 8), b & 255])  # noqa: E731
+        return b"\x00\x10\x00\x04" + b"\x00\x00\x00\x04" + b"\x01\x05" + three(x1, x2) + three(y1, y2) + b"\xff"
+
+    assert move_spu(area(100, 299, 400, 449), 118, 0, 956, 480) == area(218, 417, 400, 449)
+    # Bars cropped away above: moved up, and one that would leave the canvas stays on it.
+    assert move_spu(area(100, 299, 400, 449), 0, -60, 720, 420) == area(100, 299, 340, 389)
+    assert move_spu(area(100, 299, 430, 479), 0, -20, 720, 420) == area(100, 299, 370, 419)
+
+
+def test_pgs_video_size_objects_and_windows_move() -> None:
+    pcs = (1920).to_bytes(2, "big") + (1080).to_bytes(2, "big") + b"\x10\x00\x01\x80\x00\x00\x01"
+    pcs += b"\x00\x00\x00\x00" + (700).to_bytes(2, "big") + (900).to_bytes(2, "big")
+    wds = b"\x01\x00" + (690).to_bytes(2, "big") + (890).to_bytes(2, "big") + (500).to_bytes(2, "big")
+    wds += (100).to_bytes(2, "big")
+    packet = b"\x16" + len(pcs).to_bytes(2, "big") + pcs + b"\x17" + len(wds).to_bytes(2, "big") + wds + b"\x80\x00\x00"
+    moved = move_pgs(packet, 240, 0, 480, 0)
+    assert moved[3:7] == (2400).to_bytes(2, "big") + (1080).to_bytes(2, "big")  # the canvas
+    assert moved[18:22] == (940).to_bytes(2, "big") + (900).to_bytes(2, "big")  # the object
+    assert moved[len(pcs) + 8 : len(pcs) + 12] == (930).to_bytes(2, "big") + (890).to_bytes(2, "big")  # the window
+    assert len(moved) == len(packet) and moved[-3:] == b"\x80\x00\x00"
