@@ -1020,6 +1020,7 @@ class Writer:
             # Bitmap subtitles move with the picture: (dx, dy, canvas growth in x, in y).
             self._bitmap_move = self._picture_move(video_stream, width, height)
             self._bitmap_subs: dict[int, str] = {}  # copied DVD/PGS subtitle streams, by kind
+            self._ass_canvas: dict[int, subtitles.AssCanvas] = {}  # copied ASS streams, remapped
             self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
             self._to_webvtt: dict[int, tuple[str, dict[str, int]]] = {}  # text subtitles into WebM
             # Text subtitles into MP4: codec, cue timeline, ASS style faces.
@@ -1190,6 +1191,15 @@ class Writer:
             self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
             return None
         cc = o.codec_context
+        if name in ("ass", "ssa") and self._bitmap_move is not None and s.codec_context.extradata:
+            # Typeset signs and margins are placed on the frame: they move with the picture.
+            x, y, _, _, left = self.centre  # type: ignore[misc]
+            _, _, grow_x, grow_y = self._bitmap_move
+            src = (self._source_size[0], self._source_size[1])
+            canvas = (src[0] + grow_x, src[1] + grow_y)
+            plan = subtitles.AssCanvas.for_script(s.codec_context.extradata, src, canvas, (x, y, left))
+            cc.extradata = plan.header(s.codec_context.extradata)
+            self._ass_canvas[idx] = plan
         kind = {"dvdsub": "spu", "dvd_subtitle": "spu", "hdmv_pgs_subtitle": "pgs", "pgssub": "pgs"}.get(name)
         if kind is not None and self._bitmap_move is not None:
             # Placed in source pixels: they move with the picture onto the wider canvas.
@@ -1216,6 +1226,7 @@ class Writer:
         src_w, src_h = vs.codec_context.width, vs.codec_context.height
         if not src_w or not src_h:
             return None
+        self._source_size = (src_w, src_h)
         return left - x, -y, width - src_w, height - src_h
 
     def _add_sidecar(self, key: int, s: av.stream.Stream, sidecar: Sidecar) -> None:
@@ -1357,6 +1368,11 @@ class Writer:
             cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
             cue.time_base = packet.time_base
             packet = cue
+        elif idx in self._ass_canvas:
+            moved = av.Packet(self._ass_canvas[idx].event(bytes(packet)))
+            moved.pts, moved.dts, moved.duration = packet.pts, packet.dts, packet.duration
+            moved.time_base = packet.time_base
+            packet = moved
         elif idx in self._bitmap_subs and self._bitmap_move is not None:
             packet = self._moved_bitmap(packet, out, self._bitmap_subs[idx], *self._bitmap_move)
         elif idx in self._movtext:

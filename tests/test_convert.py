@@ -574,6 +574,35 @@ def test_dvd_subtitles_move_with_the_picture(plain_source: Path, tmp_path: Path)
     assert placed(dst) == (f"size: {lay.canvas_width}x48".encode(), [(22 + lay.left, 30, 20, 8)])
 
 
+def test_ass_signs_stay_on_the_picture(plain_source: Path, tmp_path: Path) -> None:
+    from ganime.subtitles import DEFAULT_ASS_HEADER  # PlayRes 384x288 on the 64x48 frame
+
+    src = tmp_path / "fansub.mkv"
+    with av.open(str(plain_source)) as c, av.open(str(src), "w") as out:
+        streams = {st.index: out.add_stream_from_template(st) for st in c.streams}
+        sub = out.add_stream("ass")
+        sub.codec_context.subtitle_header = DEFAULT_ASS_HEADER.encode()
+        sub.time_base = Fraction(1, 1000)
+        for p in c.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+        sign = av.Packet(b"0,0,Default,,0,0,0,,{\\pos(192,40)}Signpost")
+        sign.pts = sign.dts = 100
+        sign.duration, sign.time_base, sign.stream = 200, Fraction(1, 1000), sub
+        out.mux(sign)
+    lay = compute_layout(64, 48, Fraction(1))
+    dst = run(src, tmp_path / "out.mkv")
+    with av.open(str(dst)) as b:
+        st = b.streams.subtitles[0]
+        header = st.codec_context.extradata.decode()
+        events = [bytes(p).decode() for p in b.demux(st) if p.size]
+    wide = round(384 * lay.canvas_width / 64)
+    assert f"PlayResX: {wide}" in header and "PlayResY: 288" in header
+    # The sign at the picture's centre is at the canvas's centre.
+    assert events == [f"0,0,Default,,0,0,0,,{{\\pos({wide // 2},40)}}Signpost"]
+
+
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
     # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
     # as it is, MP4 refuses it.

@@ -9,6 +9,7 @@ from ganime.subtitles import (
     DEFAULT_ASS_HEADER,
     ITALIC,
     UNDERLINE,
+    AssCanvas,
     TimedTextTrack,
     ass_styles,
     ass_text,
@@ -120,3 +121,44 @@ def test_pgs_video_size_objects_and_windows_move() -> None:
     assert moved[18:22] == (940).to_bytes(2, "big") + (900).to_bytes(2, "big")  # the object
     assert moved[len(pcs) + 8 : len(pcs) + 12] == (930).to_bytes(2, "big") + (890).to_bytes(2, "big")  # the window
     assert len(moved) == len(packet) and moved[-3:] == b"\x80\x00\x00"
+
+
+SCRIPT = b"""[Script Info]
+ScriptType: v4.00+
+PlayResX: 640
+PlayResY: 480
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, Bold, Italic, \
+Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, Shadow, Alignment, MarginL, MarginR, \
+MarginV, Encoding
+Style: Default,Arial,28,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,0,2,10,20,20,1
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+""".replace(b"\\\n", b"")
+
+
+def test_an_ass_script_widens_with_the_canvas_and_moves_with_the_picture() -> None:
+    # 640x480 picture centred on an 856x480 canvas: 108 px each side, in script units too.
+    plan = AssCanvas.for_script(SCRIPT, (640, 480), (856, 480), (0, 0, 108))
+    assert (plan.new_x, plan.new_y, plan.dx, plan.dy) == (856, 480, 108, 0)
+    header = plan.header(SCRIPT).decode()
+    assert "PlayResX: 856\nPlayResY: 480\n" in header
+    assert (
+        "Style: Default,Arial,28,&H00FFFFFF,&H000000FF,&H00000000,&H00000000,0,0,0,0,100,100,0,0,1,2,0,2,118,128,20,1"
+        in header
+    )
+    event = b"7,0,Default,,0,5,0,,{\\pos(320,40)\\clip(0,0,320,240)}Sign"
+    event += b"{\\move(10,20,30,40,0,500)\\iclip(m 0 0 l 10 0 10 10)}, too"
+    assert plan.event(event) == (
+        b"7,0,Default,,0,113,0,,{\\pos(428,40)\\clip(108,0,428,240)}Sign{\\move(118,20,138,40,0,500)"
+        b"\\iclip(m 108 0 l 118 0 118 10)}, too"
+    )
+
+
+def test_a_script_without_playres_gets_the_renderers_default_widened() -> None:
+    bare = SCRIPT.replace(b"PlayResX: 640\nPlayResY: 480\n", b"")
+    plan = AssCanvas.for_script(bare, (720, 480), (960, 480), (0, 0, 120))
+    assert (plan.play_x, plan.play_y, plan.new_x, plan.dx) == (384, 288, 512, 64)
+    assert b"[Script Info]\nPlayResX: 512\nPlayResY: 288\n" in plan.header(bare)
