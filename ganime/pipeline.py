@@ -448,15 +448,22 @@ def _run(
     reader = video.Reader(
         plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color, keep_planes=True
     )
-    sidecars: list[tuple[av.container.InputContainer, video.Sidecar]] = []
+    sidecars: list[tuple[av.container.InputContainer, video.Sidecar, list[av.Packet]]] = []
     notes: list[str] = []
     try:
         for sc in plan.sidecars:
+            # A sidecar that cannot be read costs itself only, not the episode.
             try:
                 c, enc = video.open_sidecar(sc)
             except (av.FFmpegError, OSError) as e:
-                raise ConvertError(f"{sc.path}: not a subtitle file ganime can read ({e})") from e
-            sidecars.append((c, sc))
+                notes.append(f"{sc.path.name}: not added, not a subtitle file that can be read ({e})")
+                continue
+            packets, cues = reader.sidecar_packets(c)
+            if not cues:
+                notes.append(f"{sc.path.name}: not added, no subtitles could be read from it")
+                c.close()
+                continue
+            sidecars.append((c, sc, packets))
             if enc is not None:
                 notes.append(f"{sc.path.name}: not UTF-8; read as {enc} and stored as UTF-8")
         writer = video.Writer(
@@ -476,15 +483,15 @@ def _run(
             rotation=info.rotation,
             centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
             interlaced=plan.fields,
-            sidecars=[(c.streams[0], sc) for c, sc in sidecars],
+            sidecars=[(c.streams[0], sc) for c, sc, _ in sidecars],
         )
-        for n, (c, _) in enumerate(sidecars):
-            writer.copy_sidecar(-1 - n, reader.sidecar_packets(c))
+        for n, (_, _, packets) in enumerate(sidecars):
+            writer.copy_sidecar(-1 - n, packets)
     except BaseException:
         reader.close()
         raise
     finally:
-        for c, _ in sidecars:
+        for c, _, _ in sidecars:
             c.close()
 
     engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None

@@ -493,24 +493,30 @@ class Reader:
         if self.first_error is None:
             self.first_error = _reason(e)
 
-    def sidecar_packets(self, c: av.container.InputContainer) -> list[av.Packet]:
-        """A sidecar subtitle file's cues, on this file's clock (or the excerpt's).
+    def sidecar_packets(self, c: av.container.InputContainer) -> tuple[list[av.Packet], int]:
+        """A sidecar subtitle file's cues on this file's clock (or the excerpt's), and how many it has.
 
         A subtitle file counts from the start of the video, which a player takes as
         the file's first timestamp (a transport stream's is seconds in).
         """
         origin = Fraction(self.container.start_time or 0, av.time_base)
         out = []
-        for p in c.demux():
+        cues = 0
+        try:
+            packets = list(c.demux())
+        except av.FFmpegError:
+            packets = []  # unreadable: no cues
+        for p in packets:
             tb = _fraction(p.time_base)
             if not p.size or tb is None or p.pts is None:
                 continue
+            cues += 1
             p.pts = p.dts = round((p.pts * tb + origin) / _FINE)
             p.duration = round((p.duration or 0) * tb / _FINE)
             p.time_base = _FINE
             if self._keep_packet(p, "subtitle"):
                 out.append(p)
-        return out
+        return out, cues
 
     def _keep_packet(self, p: av.Packet, kind: str | None = None) -> bool:
         """Shift a copied packet into excerpt time; drop it when outside the excerpt."""

@@ -603,6 +603,18 @@ def test_ass_signs_stay_on_the_picture(plain_source: Path, tmp_path: Path) -> No
     assert events == [f"0,0,Default,,0,0,0,,{{\\pos({wide // 2},40)}}Signpost"]
 
 
+def test_a_sidecar_that_cannot_be_read_costs_itself_only(plain_source: Path, tmp_path: Path) -> None:
+    src = tmp_path / "ep01.mp4"
+    src.write_bytes(plain_source.read_bytes())
+    (tmp_path / "ep01.srt").write_bytes(b"")
+    (tmp_path / "ep01.en.ass").write_bytes(b"\x00\x01 not a script")
+    result = convert_file(src, tmp_path / "out.mkv", ConvertOptions(encoder=LOSSLESS, device="cpu"))
+    assert result.status == "converted", result.message
+    assert sorted(w.split(":")[0] for w in result.warnings if "not added" in w) == ["ep01.en.ass", "ep01.srt"]
+    with av.open(str(tmp_path / "out.mkv")) as b:
+        assert not b.streams.subtitles and len(b.streams.audio) == 1
+
+
 def test_a_repeated_audio_timestamp_does_not_fail_an_mp4(plain_source: Path, tmp_path: Path) -> None:
     # The last AC3 packets of a DVD's VOB can share a timestamp; Matroska takes that
     # as it is, MP4 refuses it.
