@@ -902,15 +902,12 @@ class AudioTranscoder:
         return [p for p in self.stream.encode(frame) if p.size or p.pts is not None]
 
 
-def _opens_timed_text(fmt: str, header: bytes) -> bool:
-    """Whether the timed-text encoder takes ``header`` (an ASS header) for its default style."""
-    try:
-        with av.open(io.BytesIO(), "w", format=fmt) as trial:
-            trial.add_stream("mov_text").codec_context.subtitle_header = header
-            trial.start_encoding()
-    except (av.FFmpegError, ValueError):
-        return False
-    return True
+def _repacked(packet: av.Packet, data: bytes) -> av.Packet:
+    """A new packet of ``data`` at ``packet``'s time (a copied stream rewritten on the way)."""
+    out = av.Packet(data)
+    out.pts, out.dts, out.duration = packet.pts, packet.dts, packet.duration
+    out.time_base = packet.time_base
+    return out
 
 
 def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
@@ -1023,8 +1020,9 @@ class Writer:
             self.pix_fmt = self.video.pix_fmt
             self._fields = self._interlace(interlaced, width, height) if interlaced else None
             self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
-            # Bitmap subtitles move with the picture: (dx, dy, canvas growth in x, in y).
-            self._bitmap_move = self._picture_move(video_stream, width, height)
+            # Subtitles placed on the frame move with the picture: (dx, dy, canvas growth in x, in y).
+            self._source_size = (video_stream.codec_context.width, video_stream.codec_context.height)
+            self._canvas_move = self._picture_move(width, height)
             self._bitmap_subs: dict[int, str] = {}  # copied DVD/PGS subtitle streams, by kind
             self._ass_canvas: dict[int, subtitles.AssCanvas] = {}  # copied ASS streams, remapped
             self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
@@ -1154,8 +1152,6 @@ class Writer:
             # sample description takes the source's default ASS style.
             o = self.out.add_stream("mov_text")
             header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
-            if header and not _opens_timed_text(fmt, header):
-                header = None  # a header the encoder cannot read: the default style
             o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
             o.time_base = Fraction(1, 1000)
             self._copy_metadata(s, o, drop_stale=True)
@@ -1197,21 +1193,21 @@ class Writer:
             self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
             return None
         cc = o.codec_context
-        if name in ("ass", "ssa") and self._bitmap_move is not None and s.codec_context.extradata:
+        if name in ("ass", "ssa") and self._canvas_move is not None and s.codec_context.extradata:
             # Typeset signs and margins are placed on the frame: they move with the picture.
             x, y, _, _, left = self.centre  # type: ignore[misc]
-            _, _, grow_x, grow_y = self._bitmap_move
-            src = (self._source_size[0], self._source_size[1])
+            _, _, grow_x, grow_y = self._canvas_move
+            src = self._source_size
             canvas = (src[0] + grow_x, src[1] + grow_y)
             plan = subtitles.AssCanvas.for_script(s.codec_context.extradata, src, canvas, (x, y, left))
             cc.extradata = plan.header(s.codec_context.extradata)
             self._ass_canvas[idx] = plan
         kind = {"dvdsub": "spu", "dvd_subtitle": "spu", "hdmv_pgs_subtitle": "pgs", "pgssub": "pgs"}.get(name)
-        if kind is not None and self._bitmap_move is not None:
+        if kind is not None and self._canvas_move is not None:
             # Placed in source pixels: they move with the picture onto the wider canvas.
             self._bitmap_subs[idx] = kind
             if kind == "spu" and s.codec_context.extradata:
-                _, _, grow_x, grow_y = self._bitmap_move
+                _, _, grow_x, grow_y = self._canvas_move
                 cc.extradata = subtitles.vobsub_header(s.codec_context.extradata, grow_x, grow_y)
         if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
             # An AVI's PCM says only how many channels: MP4 must name them, else the
@@ -1222,17 +1218,12 @@ class Writer:
         self._copy_metadata(s, o, drop_stale=excerpt)
         return o
 
-    def _picture_move(
-        self, vs: av.video.stream.VideoStream, width: int, height: int
-    ) -> tuple[int, int, int, int] | None:
+    def _picture_move(self, width: int, height: int) -> tuple[int, int, int, int] | None:
         """How far the source picture moves on the canvas, and how much wider and taller the canvas is."""
-        if self.centre is None:
+        src_w, src_h = self._source_size
+        if self.centre is None or not src_w or not src_h:
             return None
         x, y, _, _, left = self.centre
-        src_w, src_h = vs.codec_context.width, vs.codec_context.height
-        if not src_w or not src_h:
-            return None
-        self._source_size = (src_w, src_h)
         return left - x, -y, width - src_w, height - src_h
 
     def _add_sidecar(self, key: int, s: av.stream.Stream, sidecar: Sidecar) -> None:
@@ -1370,43 +1361,27 @@ class Writer:
             text = subtitles.webvtt_cue(*subtitles.cue_text(vtt[0], bytes(packet), vtt[1]))
             if not text:
                 return  # a drawing only
-            cue = av.Packet(text.encode("utf-8"))
-            cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
-            cue.time_base = packet.time_base
-            packet = cue
+            packet = _repacked(packet, text.encode("utf-8"))
         elif idx in self._ass_canvas:
-            moved = av.Packet(self._ass_canvas[idx].event(bytes(packet)))
-            moved.pts, moved.dts, moved.duration = packet.pts, packet.dts, packet.duration
-            moved.time_base = packet.time_base
-            packet = moved
-        elif idx in self._bitmap_subs and self._bitmap_move is not None:
-            packet = self._moved_bitmap(packet, out, self._bitmap_subs[idx], *self._bitmap_move)
+            packet = _repacked(packet, self._ass_canvas[idx].event(bytes(packet)))
+        elif idx in self._bitmap_subs and self._canvas_move is not None:
+            packet = _repacked(packet, self._moved_bitmap(bytes(packet), out, self._bitmap_subs[idx]))
         elif idx in self._movtext:
             text = subtitles.movtext_to_srt(bytes(packet))
             if not text:
                 return  # a clearing sample: an SRT cue ends by its duration
-            cue = av.Packet(text.encode("utf-8"))
-            cue.pts, cue.dts, cue.duration = packet.pts, packet.dts, packet.duration
-            cue.time_base = packet.time_base
-            packet = cue
+            packet = _repacked(packet, text.encode("utf-8"))
         self._queue(packet, out)
 
-    @staticmethod
-    def _moved_bitmap(
-        packet: av.Packet, out: av.stream.Stream, kind: str, dx: int, dy: int, grow_x: int, grow_y: int
-    ) -> av.Packet:
-        """A DVD or PGS subtitle packet with its picture moved as the video's picture moved."""
+    def _moved_bitmap(self, data: bytes, out: av.stream.Stream, kind: str) -> bytes:
+        """A DVD or PGS subtitle packet's bytes with its picture moved as the video's picture moved."""
+        dx, dy, grow_x, grow_y = self._canvas_move  # type: ignore[misc]
         if kind == "spu":
             # Kept inside the canvas the header now names.
             size = re.search(rb"size:\s*(\d+)\s*x\s*(\d+)", out.codec_context.extradata or b"")
             w, h = (int(size[1]), int(size[2])) if size else (4096, 4096)
-            data = subtitles.move_spu(bytes(packet), dx, dy, w, h)
-        else:
-            data = subtitles.move_pgs(bytes(packet), dx, dy, grow_x, grow_y)
-        moved = av.Packet(data)
-        moved.pts, moved.dts, moved.duration = packet.pts, packet.dts, packet.duration
-        moved.time_base = packet.time_base
-        return moved
+            return subtitles.move_spu(data, dx, dy, w, h)
+        return subtitles.move_pgs(data, dx, dy, grow_x, grow_y)
 
     def _timed_samples(
         self,
