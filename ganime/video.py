@@ -910,38 +910,51 @@ def _repacked(packet: av.Packet, data: bytes) -> av.Packet:
     return out
 
 
-def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
-    """What becomes of the copied streams that container ``fmt`` cannot hold as they are.
+def copy_route(fmt: str, s: av.stream.Stream) -> tuple[str, str | None]:
+    """How a copied stream reaches container ``fmt``, and why when it cannot go as it is.
 
-    The same decisions the ``Writer`` makes, told before converting (``--dry-run``).
+    One of ``copy``, ``cover`` (cover art as a Matroska attachment), ``srt`` (MP4 timed
+    text into Matroska), ``timed-text`` (text subtitles into MP4), ``webvtt`` (text
+    subtitles into WebM), ``reencode`` (audio the container refuses) or ``drop``. The
+    ``Writer`` acts on it; ``--dry-run`` tells it (``stream_changes``).
     """
+    name = s.codec_context.name if s.codec_context is not None else ""
+    if fmt == "matroska" and s.type == "video":
+        return "cover", None
+    if s.type == "subtitle":
+        if fmt == "matroska" and name == "mov_text":
+            return "srt", "Matroska has no MP4 timed text"
+        if fmt in ("mp4", "mov") and name in subtitles.TEXT_CODECS:
+            return "timed-text", "MP4 holds text subtitles only as timed text"
+        if fmt == "webm" and name in subtitles.TEXT_CODECS and name != "webvtt":
+            return "webvtt", "WebM holds text subtitles only as WebVTT"
+    why = refusal(fmt, s)
+    if why is None:
+        return "copy", None
+    if s.type == "audio" and fmt in _AUDIO_FALLBACK:
+        return "reencode", why
+    return "drop", why
+
+
+def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
+    """What becomes of the copied streams that container ``fmt`` cannot hold as they are (``--dry-run``)."""
     notes = []
     with _open_input(Path(path)) as c:
         for idx in copy:
             s = c.streams[idx]
+            route, why = copy_route(fmt, s)
             what = _stream_info(s).describe()
-            if s.type == "video":
-                continue  # cover art: kept (as an attachment in Matroska)
-            if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
-                notes.append(f"{what} written as SRT: Matroska has no MP4 timed text")
-                continue
-            if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
-                lost = "; ASS positions, fonts and colours are lost" if s.codec_context.name in ("ass", "ssa") else ""
+            ass = s.codec_context is not None and s.codec_context.name in ("ass", "ssa")
+            lost = "; ASS positions, fonts and colours are lost" if ass else ""
+            if route == "srt":
+                notes.append(f"{what} written as SRT: {why}")
+            elif route == "timed-text":
                 notes.append(f"{what} written as MP4 timed text{lost}")
-                continue
-            if fmt == "webm" and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
-                if s.codec_context.name != "webvtt":
-                    lost = (
-                        "; ASS positions, fonts and colours are lost" if s.codec_context.name in ("ass", "ssa") else ""
-                    )
-                    notes.append(f"{what} written as WebVTT{lost}")
-                continue
-            why = refusal(fmt, s)
-            if why is None:
-                continue
-            if s.type == "audio" and fmt in _AUDIO_FALLBACK:
+            elif route == "webvtt":
+                notes.append(f"{what} written as WebVTT{lost}")
+            elif route == "reencode":
                 notes.append(f"{what} re-encoded as {_FALLBACK_LABEL[_AUDIO_FALLBACK[fmt]]}: {why}")
-            else:
+            elif route == "drop":
                 notes.append(f"{what} dropped: {why}")
     return notes
 
@@ -1132,13 +1145,15 @@ class Writer:
         """
         fmt = self.out.format.name
         what = label or _stream_info(s).describe()
-        if fmt == "matroska" and s.type == "video" and source is not None:
+        route, refused = copy_route(fmt, s)
+        name = s.codec_context.name if s.codec_context is not None else ""
+        if route == "cover" and source is not None:
             # Cover art: Matroska keeps it as an attachment (a video track of one
             # frame is what a plain stream copy would make of it, and players then
             # see a second programme).
             self._attach_cover(source, s)
             return None
-        if fmt == "matroska" and s.type == "subtitle" and s.codec_context.name == "mov_text":
+        if route == "srt":
             # MP4 timed text has no Matroska form; its text (and bold, italic and
             # underline) is carried as SRT, as the ffmpeg CLI would convert it.
             o = self.out.add_mux_stream("subrip")
@@ -1146,25 +1161,24 @@ class Writer:
             self._copy_metadata(s, o, drop_stale=excerpt)
             self._movtext.add(idx)
             return o
-        if fmt in ("mp4", "mov") and s.type == "subtitle" and s.codec_context.name in subtitles.TEXT_CODECS:
+        if route == "timed-text":
             # MP4 holds text subtitles only as timed text: each cue's text (and its
             # bold, italic and underline) goes over; as the ffmpeg CLI does, the
             # sample description takes the source's default ASS style.
             o = self.out.add_stream("mov_text")
-            header = s.codec_context.extradata if s.codec_context.name in ("ass", "ssa") else None
+            header = s.codec_context.extradata if name in ("ass", "ssa") else None
             o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
             o.time_base = Fraction(1, 1000)
             self._copy_metadata(s, o, drop_stale=True)
             styles = subtitles.ass_styles(header)
-            self._timed_text[idx] = (s.codec_context.name, subtitles.TimedTextTrack(), styles)
-            if s.codec_context.name in ("ass", "ssa"):
+            self._timed_text[idx] = (name, subtitles.TimedTextTrack(), styles)
+            if name in ("ass", "ssa"):
                 self.warnings.append(
                     f"stream {what}: MP4 holds only plain timed text; written as that "
                     "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
                 )
             return o
-        name = s.codec_context.name if s.codec_context is not None else ""
-        if fmt == "webm" and s.type == "subtitle" and name in subtitles.TEXT_CODECS and name != "webvtt":
+        if route == "webvtt":
             # WebM holds text subtitles only as WebVTT: each cue's text and faces.
             o = self.out.add_mux_stream("webvtt")
             o.time_base = s.time_base
@@ -1172,8 +1186,7 @@ class Writer:
             header = s.codec_context.extradata if name in ("ass", "ssa") else None
             self._to_webvtt[idx] = (name, subtitles.ass_styles(header))
             return o
-        refused = refusal(fmt, s)
-        if refused and s.type == "audio" and fmt in _AUDIO_FALLBACK:
+        if route == "reencode":
             try:
                 tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
             except (av.FFmpegError, ValueError, TypeError) as e:
@@ -1184,7 +1197,7 @@ class Writer:
             self._copy_metadata(s, tc.stream, drop_stale=True)
             self._transcode[idx] = tc
             return tc.stream
-        if refused:
+        if route == "drop":
             self.warnings.append(f"stream {what} dropped: {refused}")
             return None
         try:
