@@ -7,6 +7,7 @@ Exit codes: 0 every file converted (or skipped as already done), 1 some file fai
 from __future__ import annotations
 
 import json
+import math
 import re
 import traceback
 from fractions import Fraction
@@ -380,8 +381,20 @@ def eval_cmd(
     temporal: Annotated[
         str, typer.Option(help="Score the temporal engine (on), per-frame filling (off), or both.")
     ] = "both",
+    perceptual: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Folder of LPIPS weights (AlexNet features, v0.1 linear layers). Default: $GANIME_PERCEPTUAL, "
+            "else downloaded by torchvision.",
+            envvar="GANIME_PERCEPTUAL",
+        ),
+    ] = None,
+    report: Annotated[
+        str,
+        typer.Option(help="Comma-separated clip names or patterns of the report split; the rest is the tuning split."),
+    ] = "",
 ) -> None:
-    """Score models on native 16:9 footage: PSNR, SSIM, flicker and seam of the generated sides."""
+    """Score models on native 16:9 footage: LPIPS, sharpness, patch distance, PSNR, SSIM, flicker of the sides."""
     from . import evaluate
 
     try:
@@ -400,6 +413,8 @@ def eval_cmd(
         sheet_frames=sheet_frames,
         weights=weights,
         temporal=(True, False) if temporal.strip().lower() == "both" else (_on_off(temporal, "--temporal"),),
+        perceptual=perceptual,
+        report=tuple(n.strip() for n in report.split(",") if n.strip()),
     )
     try:
         with err.status("evaluating") as status:
@@ -411,21 +426,29 @@ def eval_cmd(
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     table = Table(title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)", title_justify="left")
-    for col in ("model", "PSNR dB", "SSIM", "temporal", "flicker", "seam", "fill fps", "total fps"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    cols = ("model", "LPIPS", "sharp", "patch", "PSNR", "SSIM", "temporal", "flicker", "fps")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+
+    def fmt(v: float, spec: str) -> str:
+        return "n/a" if math.isnan(v) else format(v, spec)
+
     for m in report.models():
         r = report.mean(m)
         table.add_row(
             m,
+            fmt(r["lpips"], ".4f"),
+            fmt(r["sharpness"], ".2f"),
+            fmt(r["patch"], ".1f"),
             f"{r['psnr']:.2f}",
             f"{r['ssim']:.4f}",
             f"{r['temporal']:.2f}",
-            f"{r['flicker']:.2f}",
-            f"{r['seam']:.2f}",
-            f"{r['fill_fps']:.1f}",
+            fmt(r["flicker"], ".2f"),
             f"{r['total_fps']:.1f}",
         )
     out.print(table)
+    for note in report.notes:
+        out.print(f"note      {escape(note)}")
     for clip, why in report.skipped.items():
         out.print(f"skipped   {escape(clip)}: {escape(why)}")
     for kind, path in report.files.items():

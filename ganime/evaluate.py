@@ -4,10 +4,17 @@ Native 16:9 animation is the ground truth. Its centre at the source aspect (4:3 
 default) is cut out and written as a lossless clip, that clip is converted by the
 same ``convert_file`` users run (one conversion per model, lossless encode), and the
 output is compared with the real sides, on the generated pixels only.
+
+LPIPS on the strips leads the report: PSNR and SSIM reward a soft average of what a
+side might hold, LPIPS (with the sharpness ratio and the patch distance beside it)
+what a viewer sees. Clips named in ``report`` form the report split, the others the
+tuning split: choices are made on one and shown on the other, and the report gives
+both means.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import math
@@ -20,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import geometry, metrics, synthetic, video
+from . import geometry, metrics, perceptual, synthetic, video
 from .engine import Filler, resize_frames, select_device
 from .geometry import Layout
 from .models import load_model, resolve_weights
@@ -55,6 +62,8 @@ class EvalOptions:
     sheet_frames: int = 3
     weights: Path | None = None  # a weight file for the (single) model evaluated
     temporal: tuple[bool, ...] = (True, False)  # the temporal engine on, off (per frame), or both
+    perceptual: Path | None = None  # folder of LPIPS weights (else $GANIME_PERCEPTUAL, else download)
+    report: tuple[str, ...] = ()  # clip names or glob patterns of the report split (the rest: tuning)
 
 
 def label(model: str, temporal: bool) -> str:
@@ -78,6 +87,10 @@ class Score:
     seam: float
     fill_fps: float
     total_fps: float
+    lpips: float = math.nan  # NaN: no perceptual weights (see Report.notes)
+    sharpness: float = math.nan
+    patch: float = math.nan
+    split: str = "tune"  # "tune" or "report"
 
 
 @dataclass
@@ -89,6 +102,7 @@ class Report:
     seconds: float = 0.0
     files: dict[str, Path] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # clips in a folder that are not usable truth: why
+    notes: list[str] = field(default_factory=list)  # what could not be measured, and why
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(s.model for s in self.scores))
@@ -96,14 +110,22 @@ class Report:
     def clips(self) -> list[str]:
         return list(dict.fromkeys(s.clip for s in self.scores))
 
-    def mean(self, model: str) -> dict[str, float]:
-        """Mean of each figure over the clips (PSNR: mean of the per-clip dB)."""
-        rows = [s for s in self.scores if s.model == model]
-        keys = ("psnr", "ssim", "temporal", "flicker", "seam", "fill_fps", "total_fps")
+    KEYS = ("lpips", "sharpness", "patch", "psnr", "ssim", "temporal", "flicker", "seam", "fill_fps", "total_fps")
+
+    def splits(self) -> list[str]:
+        """The splits present, tuning first."""
+        return [s for s in ("tune", "report") if any(x.split == s for x in self.scores)]
+
+    def mean(self, model: str, split: str | None = None) -> dict[str, float]:
+        """Mean of each figure over the clips (of one split, or all); PSNR: mean of the per-clip dB.
+
+        A figure no clip could give (LPIPS without weights) is NaN.
+        """
+        rows = [s for s in self.scores if s.model == model and (split is None or s.split == split)]
         out = {}
-        for k in keys:
+        for k in self.KEYS:
             vals = [getattr(s, k) for s in rows if math.isfinite(getattr(s, k))]
-            out[k] = float(np.mean(vals)) if vals else math.inf
+            out[k] = float(np.mean(vals)) if vals else (math.inf if k == "psnr" and rows else math.nan)
         return out
 
     def to_json(self) -> str:
@@ -121,30 +143,45 @@ class Report:
             indent=2,
         )
 
-    def to_markdown(self) -> str:
-        head = (
-            "| model | PSNR dB ↑ | SSIM ↑ | temporal ↓ | flicker ↓ | seam ↓ | fill fps | total fps |\n"
-            "|---|---|---|---|---|---|---|---|"
+    HEAD = (
+        "| model | LPIPS ↓ | sharpness →1 | patch ↓ | PSNR dB ↑ | SSIM ↑ | temporal ↓ | flicker ↓ | seam ↓ "
+        "| fill fps | total fps |"
+    )
+
+    @staticmethod
+    def row(r: dict[str, float]) -> str:
+        def f(v: float, fmt: str) -> str:
+            return "n/a" if math.isnan(v) else format(v, fmt)
+
+        return (
+            f"| {f(r['lpips'], '.4f')} | {f(r['sharpness'], '.2f')} | {f(r['patch'], '.2f')} | {r['psnr']:.2f} "
+            f"| {r['ssim']:.4f} | {r['temporal']:.2f} | {f(r['flicker'], '.2f')} | {r['seam']:.2f} "
+            f"| {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
         )
-        lines = [f"Mean over {len(self.clips())} clip(s):", "", head]
-        for m in self.models():
-            r = self.mean(m)
-            lines.append(
-                f"| {m} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['temporal']:.2f} | {r['flicker']:.2f} "
-                f"| {r['seam']:.2f} | {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
-            )
+
+    def to_markdown(self) -> str:
+        rule = "|---" * 11 + "|"
+        lines: list[str] = []
+        groups: list[tuple[str | None, str]] = [(None, f"Mean over all {len(self.clips())} clip(s)")]
+        if len(self.splits()) > 1:
+            for split in self.splits():
+                n = len({s.clip for s in self.scores if s.split == split})
+                groups.append((split, f"Mean over the {'report' if split == 'report' else 'tuning'} split ({n} clips)"))
+        for split, title in groups:
+            lines += [f"{title}:", "", self.HEAD, rule]
+            lines += [f"| {m} " + self.row(self.mean(m, split)) for m in self.models()]
+            lines.append("")
         lines += [
-            "",
             "Per clip:",
             "",
-            "| clip | size | frames | " + head.split("\n")[0][2:],
-            "|---|---|---|" + "---|" * 8,
+            "| clip | split | size | frames " + self.HEAD,
+            "|---|---|---|---" + rule,
         ]
         for s in self.scores:
-            lines.append(
-                f"| {s.clip} | {s.width}x{s.height} | {s.frames} | {s.model} | {s.psnr:.2f} | {s.ssim:.4f} "
-                f"| {s.temporal:.2f} | {s.flicker:.2f} | {s.seam:.2f} | {s.fill_fps:.1f} | {s.total_fps:.1f} |"
-            )
+            where = f"| {s.clip} | {s.split} | {s.width}x{s.height} | {s.frames} | {s.model} "
+            lines.append(where + self.row(asdict(s)))
+        if self.notes:
+            lines += ["", *[f"Note: {n}" for n in self.notes]]
         if self.skipped:
             lines += ["", "Skipped (not usable as 16:9 ground truth):", ""]
             lines += [f"- {clip}: {why}" for clip, why in self.skipped.items()]
@@ -152,6 +189,12 @@ class Report:
 
 
 # ------------------------------------------------------------------ ground truth
+
+
+def split_of(name: str, report: tuple[str, ...]) -> str:
+    """ "report" when ``name`` (or its stem) matches one of the report split's names or patterns."""
+    stem = Path(name).stem
+    return "report" if any(fnmatch.fnmatchcase(n, pat) for pat in report for n in (name, stem)) else "tune"
 
 
 def read_frames(
@@ -230,6 +273,8 @@ def evaluate(
     if not clips:
         raise ValueError("no clips or images to evaluate")
     report = Report([], options)
+    scorer: perceptual.LPIPS | None = None
+    tried = False
     started = time.perf_counter()
     sheets: list[np.ndarray] = []
     with tempfile.TemporaryDirectory(prefix="ganime-eval-") as tmp:
@@ -272,6 +317,14 @@ def evaluate(
                 if out.shape != truth.shape:
                     raise ConvertError(f"{clip}: {name} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
                 m = metrics.all_metrics(out, truth, mask)
+                if not tried:  # loaded once there is something to score (it may download)
+                    tried = True
+                    try:
+                        scorer = perceptual.load_lpips(options.perceptual)
+                    except perceptual.PerceptualError as e:
+                        report.notes.append(f"LPIPS not measured: {e}")
+                if scorer is not None:
+                    m["lpips"] = metrics.strip_lpips(out, truth, mask, scorer.distance)
                 report.scores.append(
                     Score(
                         clip.name,
@@ -282,6 +335,7 @@ def evaluate(
                         **m,
                         fill_fps=result.fill_fps,
                         total_fps=result.fps,
+                        split=split_of(clip.name, options.report),
                     )
                 )
                 outputs[name] = out

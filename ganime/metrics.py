@@ -19,11 +19,21 @@ the input depth, so figures from different sources compare.
 - ``seam_error``: mean |jump_out - jump_truth| over horizontally or vertically adjacent
   pairs with one kept and one generated pixel: a visible edge at the join is error,
   an edge the ground truth also has there is not.
+- ``strip_lpips``: LPIPS (a perceptual network passed in) of each generated strip
+  against the true one, mean over strips and frames: what a viewer sees, where PSNR
+  and SSIM reward a soft average of what the side might hold.
+- ``sharpness``: mean gradient magnitude of the generated strips over the true strips'
+  (1: detail like the show's; below: smear; above: noise or invented edges).
+- ``patch_distance``: bidirectional 7x7 patch distance (Simakov et al. 2008) between
+  generated and true strips, RMS in 8-bit levels: does every patch of the output look
+  like some patch of the truth and the reverse, wherever it lies. Position-free, so a
+  plausible texture one patch off is not punished as PSNR would.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -159,12 +169,97 @@ def seam_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(np.concatenate(errors), dtype=np.float64))
 
 
+def _strips(frames: np.ndarray, mask: np.ndarray) -> list[torch.Tensor]:
+    """Each run of generated columns as float (T, 3, H, w) in [0, 1] (rows of the mask's extent)."""
+    out = []
+    for x0, x1 in _column_runs(mask.any(axis=0)):
+        rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
+        part = frames[:, rows[0] : rows[-1] + 1, x0:x1]
+        out.append(torch.from_numpy(_levels(part) / np.float32(255.0)).permute(0, 3, 1, 2))
+    return out
+
+
+def strip_lpips(
+    out: np.ndarray, truth: np.ndarray, mask: np.ndarray, lpips: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+) -> float:
+    """Mean LPIPS of the generated strips against the true ones (``lpips(x, y)`` -> per-pair distances)."""
+    _check(out, truth, mask)
+    values = [lpips(o, t) for o, t in zip(_strips(out, mask), _strips(truth, mask), strict=True)]
+    return float(torch.cat(values).double().mean())
+
+
+def _gradient(x: torch.Tensor) -> torch.Tensor:
+    """Mean gradient magnitude of grey (T, 3, H, W) in 8-bit levels (forward differences)."""
+    g = x.mean(dim=1) * 255.0
+    gx, gy = g[:, :-1, 1:] - g[:, :-1, :-1], g[:, 1:, :-1] - g[:, :-1, :-1]
+    return torch.sqrt(gx**2 + gy**2).mean(dtype=torch.float64)
+
+
+def sharpness(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Mean gradient of the generated strips over the true strips' (1: as detailed as the show)."""
+    _check(out, truth, mask)
+    go = sum(float(_gradient(s)) * s[0, 0].numel() for s in _strips(out, mask))
+    gt = sum(float(_gradient(s)) * s[0, 0].numel() for s in _strips(truth, mask))
+    return go / gt if gt > 0 else math.nan
+
+
+PATCH = 7
+PATCH_FRAMES = 3  # frames scored by patch_distance, evenly spread (the search is quadratic)
+# The exhaustive search is cut down alike for every model: the patches looked up are taken
+# on a 4-px grid, the patches they are looked up among on a 2-px grid (a texture is
+# matched to within a pixel each way; the first grid lies on the second, so a strip is
+# at distance 0 from itself).
+QUERY_STRIDE = 4
+BASE_STRIDE = 2
+
+
+def _patches(x: torch.Tensor, stride: int) -> torch.Tensor:
+    """(P, 3 * PATCH * PATCH) patches of (3, H, W) on a ``stride`` grid, in 8-bit levels
+    about mid-grey (small magnitudes keep the float32 expansion of the distance exact enough)."""
+    p = F.unfold(x[None] * 255.0 - 128.0, PATCH, stride=stride)[0]
+    return p.T.contiguous()
+
+
+def _nearest(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
+    """For each row of ``a``: the squared distance to its nearest row of ``b``."""
+    bb = (b * b).sum(dim=1)
+    out = []
+    for i in range(0, a.shape[0], chunk):
+        q = a[i : i + chunk]
+        d = (q * q).sum(dim=1, keepdim=True) + bb[None] - 2 * q @ b.T
+        out.append(d.min(dim=1).values.clamp_min(0))
+    return torch.cat(out)
+
+
+def patch_distance(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
+    """Bidirectional 7x7 patch distance between generated and true strips (RMS, 8-bit levels).
+
+    For each patch of the generated strip the nearest patch of the true strip of the
+    same frame, and the reverse; each direction's RMS per pixel, averaged both ways and
+    over strips and ``PATCH_FRAMES`` frames spread over the clip.
+    """
+    _check(out, truth, mask)
+    picks = np.unique(np.linspace(0, len(out) - 1, num=min(PATCH_FRAMES, len(out))).round().astype(int))
+    values = []
+    for so, st in zip(_strips(out[picks], mask), _strips(truth[picks], mask), strict=True):
+        if min(so.shape[-2:]) < PATCH:
+            continue
+        for o, t in zip(so, st, strict=True):
+            per = float(3 * PATCH * PATCH)
+            there = math.sqrt(float(_nearest(_patches(o, QUERY_STRIDE), _patches(t, BASE_STRIDE)).mean()) / per)
+            back = math.sqrt(float(_nearest(_patches(t, QUERY_STRIDE), _patches(o, BASE_STRIDE)).mean()) / per)
+            values.append((there + back) / 2)
+    return float(np.mean(values)) if values else math.nan
+
+
 def all_metrics(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """PSNR, SSIM, temporal error, flicker and seam error in one dict."""
+    """PSNR, SSIM, temporal error, flicker, seam error, sharpness and patch distance in one dict."""
     return {
         "psnr": psnr(out, truth, mask),
         "ssim": ssim(out, truth, mask),
         "temporal": temporal_error(out, truth, mask),
         "flicker": flicker(out, truth, mask),
         "seam": seam_error(out, truth, mask),
+        "sharpness": sharpness(out, truth, mask),
+        "patch": patch_distance(out, truth, mask),
     }

@@ -142,3 +142,19 @@ def plain_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def private_weight_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see (or write) the user's installed weights."""
     monkeypatch.setenv("GANIME_HOME", str(tmp_path_factory.mktemp("ganime-home")))
+    # Nothing is downloaded in tests: LPIPS comes from the shared folder or is not measured.
+    monkeypatch.setenv("GANIME_OFFLINE", "1")
+    monkeypatch.delenv("GANIME_PERCEPTUAL", raising=False)
+
+
+# The perceptual weights kept beside the project (a development checkout and CI have
+# them; a user's checkout does not, and the tests that need them skip).
+PERCEPTUAL = Path(__file__).resolve().parents[2] / "shared" / "weights" / "perceptual"
+
+
+@pytest.fixture
+def perceptual_dir() -> Path:
+    """The folder of LPIPS weights, or a skip saying where it was looked for."""
+    if not (PERCEPTUAL / "alexnet_features_imagenet.safetensors").is_file():
+        pytest.skip(f"perceptual weights not found at {PERCEPTUAL}")
+    return PERCEPTUAL
