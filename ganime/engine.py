@@ -260,7 +260,11 @@ class Filler:
         prediction[..., w - ww :] = out[n:]
         return prediction
 
-    def _run(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _run(self, canvas: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        """The model's prediction; ``source`` (where the model takes one, ``takes_source``)
+        marks the known pixels it may copy from."""
+        if source is not None and getattr(self.model, "takes_source", False):
+            return self.model(canvas, mask, source)
         if self.amp_dtype is None:
             return self.model(canvas, mask)
         with torch.autocast("cuda", dtype=self.amp_dtype):

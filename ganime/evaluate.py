@@ -132,6 +132,7 @@ class Report:
         opts = asdict(self.options)
         opts["source_aspect"] = str(self.options.source_aspect)
         opts["weights"] = str(self.options.weights) if self.options.weights else None
+        opts["perceptual"] = str(self.options.perceptual) if self.options.perceptual else None
         return json.dumps(
             {
                 "options": opts,

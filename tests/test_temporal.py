@@ -300,7 +300,9 @@ def test_generated_sides_follow_a_picture_that_changed() -> None:
     lit[12:, :, int(0.6 * lit.shape[2]) :] += 60
     truth = np.clip(lit, 0, 255).astype(np.uint8)
     source = [synthetic.centre_crop(f) for f in truth]
-    (out, eng), (kept, _) = run(source), run(source, stale=0.0)
+    # The light switched on in one part disagrees with the frames before it, which the
+    # ghost guard (``moving``) rightly keeps out of the memory; off, this is the refresh alone.
+    (out, eng), (kept, _) = run(source, moving=0.0), run(source, stale=0.0, moving=0.0)
     left = eng.layout.left
     assert eng.stats.refreshed >= 1
     after = slice(21, None)  # once the cross-fade from the sides shown before is over
@@ -308,7 +310,7 @@ def test_generated_sides_follow_a_picture_that_changed() -> None:
     assert psnr(out[right], truth[right]) > psnr(kept[right], truth[right]) + 3
     unchanged = np.abs(out[after, :, :left].astype(np.int16) - kept[after, :, :left])
     assert unchanged.max() <= 1  # up to rounding
-    _, deep = run([f.astype(np.uint16) * 257 for f in source])  # 16-bit sources judge staleness alike
+    _, deep = run([f.astype(np.uint16) * 257 for f in source], moving=0.0)  # 16-bit sources judge staleness alike
     assert deep.stats.refreshed == eng.stats.refreshed
 
 
@@ -322,7 +324,9 @@ def test_a_side_drifting_from_the_memory_leans_on_its_own_fill() -> None:
     for i in range(5, len(lit)):
         lit[i, :, int(0.75 * lit.shape[2]) :] += 0.4 * (i - 4)
     source = [synthetic.centre_crop(f) for f in np.clip(lit.round(), 0, 255).astype(np.uint8)]
-    (out, eng), (kept, plain) = run(source), run(source, stale_lean=0.0)
+    # A light brightening one part is kept out of the memory by the ghost guard
+    # (``moving``); off, this is the lean alone.
+    (out, eng), (kept, plain) = run(source, moving=0.0), run(source, stale_lean=0.0, moving=0.0)
     own = per_frame(source)
     left = eng.layout.left
     assert eng.stats.loose > 0 and plain.stats.loose == 0
@@ -556,3 +560,68 @@ def test_seam_blend_on_slices_equals_the_blend_pixel_by_pixel() -> None:
     fast = eng._composite(entry, values, 255.0)
     eng._seam_bands = None
     assert np.array_equal(fast, eng._composite(entry, values, 255.0))
+
+
+# ------------------------------------------------------------------ ghosts
+
+MAGENTA = np.array([255, 0, 255], np.uint8)  # in no painted background
+
+
+def walking_against_a_pan(
+    frames: int = 32, width: int = 172, height: int = 96, speed: int = 3
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A magenta character walking right, the camera following it (``speed`` px a frame):
+    against the painted world behind it, it moves as fast as the camera pans."""
+    world = synthetic.paint_background(width + speed * frames + 2, height, seed=3)
+    truth = []
+    for i in range(frames):
+        cam = speed * i
+        frame = world[:, cam : cam + width].copy()
+        x0 = 24 + (i // 2) % 2  # by the picture's left edge, a step every other frame
+        frame[height // 2 - (i // 2) % 2 : height - 8, x0 : x0 + 14] = MAGENTA
+        truth.append(frame)
+    t = np.stack(truth)
+    return t, [synthetic.centre_crop(f) for f in t]
+
+
+def magenta(frames: np.ndarray) -> np.ndarray:
+    return np.abs(frames.astype(int) - MAGENTA.astype(int)).max(axis=-1) < 60
+
+
+@pytest.mark.parametrize("moving", [12.0, 0.0])
+def test_a_character_the_camera_follows_leaves_no_ghost(moving: float) -> None:
+    """The camera pans with a character walking by the picture's left edge: every frame
+    before shows it where the background now is. With ``moving`` off (the old engine)
+    the sides are smeared with it in every frame; on, never (the edge fill's mirror
+    would show it too: the weight-free model that copies background, ``patch``, runs)."""
+    truth, source = walking_against_a_pan()
+    lay = compute_layout(source[0].shape[1], source[0].shape[0])
+    frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
+    eng = TemporalFiller(Filler(build_model("patch"), lay, CPU), TemporalOptions(moving=moving))
+    out = np.stack([f.image for f in eng.stream(frames)])
+    assert eng.stats.propagated > 0  # the pan is followed: sides come from other frames
+    s_out, s_truth = sides(out, lay.left), sides(truth[:, :, : out.shape[2]], lay.left)
+    ghosts = (magenta(s_out) & ~magenta(s_truth)).sum(axis=(1, 2))
+    if moving:
+        assert ghosts.max() == 0, ghosts
+    else:
+        assert (ghosts > 100).mean() > 0.9, ghosts
+
+
+def test_moving_pixels_are_found_and_the_background_is_not() -> None:
+    _, source = walking_against_a_pan()
+    eng = engine(source)
+    buf: deque = deque()
+    frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
+    for i, f in enumerate(frames[:24]):
+        buf.append(eng._analyse(f, i, buf))
+    t = buf[12]
+    mov = eng._moving(t, buf)
+    char = magenta(source[12][None])[0]
+    c = (eng.factor - 1) / 2
+    ys = np.clip(np.rint((np.arange(char.shape[0]) - c) / eng.factor), 0, mov.shape[0] - 1).astype(int)
+    xs = np.clip(np.rint((np.arange(char.shape[1]) - c) / eng.factor), 0, mov.shape[1] - 1).astype(int)
+    full = mov[ys][:, xs]
+    assert full[char].mean() > 0.95  # the character moves
+    far = ~torch.nn.functional.max_pool2d(torch.from_numpy(char).float()[None, None], 31, 1, 15)[0, 0].bool().numpy()
+    assert full[far].mean() < 0.02  # the background does not

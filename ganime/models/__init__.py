@@ -19,11 +19,13 @@ from .classical import BlurConfig, BlurFill, EdgeConfig, EdgeFill
 from .context_encoder import ContextEncoder, ContextEncoderConfig
 from .glcic import CompletionNetwork, GlcicConfig
 from .lama import Lama, LamaConfig
+from .patch import PatchConfig, PatchFill
 
 # Architecture name -> builder from a config dict (the dict stored in weight files).
 ARCHS: dict[str, Callable[[dict], nn.Module]] = {
     "blur": lambda c: BlurFill(BlurConfig(**c)),
     "edge": lambda c: EdgeFill(EdgeConfig(**c)),
+    "patch": lambda c: PatchFill(PatchConfig(**c)),
     "lama": lambda c: Lama(LamaConfig(**c)),
     "context-encoder": lambda c: ContextEncoder(ContextEncoderConfig(**c)),
     "glcic": lambda c: CompletionNetwork(GlcicConfig(**{**c, "dilations": tuple(c.get("dilations", (2, 4, 8, 16)))})),
@@ -56,6 +58,11 @@ REGISTRY: dict[str, ModelSpec] = {
         name="edge",
         summary="picture mirrored across its edges, fading into a blur; no weights",
         arch="edge",
+    ),
+    "patch": ModelSpec(
+        name="patch",
+        summary="patches of the picture continue its background (multi-scale PatchMatch and voting); no weights",
+        arch="patch",
     ),
     "context-encoder": ModelSpec(
         name="context-encoder",

@@ -1,0 +1,376 @@
+"""``patch``: exemplar-based completion that continues painted backgrounds, with no weights.
+
+The sides are made of patches of the frame's own picture (and, run by the temporal
+engine, of the shot memory): a multi-scale PatchMatch (Barnes et al. 2009) finds, for
+every patch overlapping the area to fill, the most similar patch of the known picture,
+and patch voting (Wexler et al. 2007) sets each generated pixel to the similarity-weighted
+mean of what the patches covering it say. Coarse to fine, starting from the ``edge`` fill
+at the coarsest scale: the coarse scales settle the layout (where the floor, the wall and
+the sky go), the fine ones copy real texture, so lines and grain look like the show's
+instead of a smear or a mirror image.
+
+Everything is vectorised in torch (whole nearest-neighbour fields at a time, Jacobi
+propagation as on a GPU), so it runs on CPU and CUDA alike, and it is deterministic:
+its random search is seeded, so the same frame gives the same sides.
+
+``forward(image, mask, source=None)``: ``source`` (N, 1, H, W), where given, marks the
+known pixels patches may be taken from (1) and those they may not (0): the temporal
+engine leaves out what moves against the camera, so a character is never copied into
+a side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .classical import EdgeFill
+
+
+@dataclass
+class PatchConfig:
+    """Settings of the patch fill.
+
+    Args:
+        patch: patch size (odd), at every scale.
+        coarse_height: the coarsest scale is about this tall.
+        work_height: scales taller than this copy the field of the one below (upsampled)
+            and vote once, without a search of their own: fine scales add little layout
+            and most of the cost.
+        em_steps: search-and-vote rounds per scale.
+        iterations: PatchMatch sweeps (propagation + random search) per search.
+        context: patches come from the picture within this many widths of the strip
+            being filled (at least ``min_context`` pixels), nearest texture first.
+        distance_weight: extra cost per strip width between a patch and its source,
+            in mean squared 8-bit levels: of two equally good patches the nearer wins,
+            so backgrounds continue from beside the seam.
+        confidence: how fast the weight of generated pixels in a patch comparison falls
+            with their distance from the known picture, per pixel of the coarsest scale
+            (Wexler et al.'s 1.3): the known context near the seam steers each match, not
+            what the start fill guessed deep in the side (a mirrored character).
+        seed: seed of the random search.
+    """
+
+    patch: int = 7
+    coarse_height: int = 40
+    work_height: int = 120
+    em_steps: int = 3
+    iterations: int = 4
+    context: float = 2.0
+    min_context: int = 32
+    distance_weight: float = 20.0
+    confidence: float = 1.3
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _runs(cols: torch.Tensor) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool tensor."""
+    edges = torch.diff(F.pad(cols.to(torch.int8), (1, 1))).nonzero().flatten().tolist()
+    return list(zip(edges[::2], edges[1::2], strict=True))
+
+
+def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[int, int]]:
+    """Column ranges to work on: each run of generated columns with picture beside it."""
+    w = mask.shape[-1]
+    bands: list[tuple[int, int]] = []
+    for x0, x1 in _runs(mask.any(dim=0)):
+        ctx = max(min_context, math.ceil(context * (x1 - x0)))
+        lo, hi = max(0, x0 - ctx), min(w, x1 + ctx)
+        if bands and lo <= bands[-1][1]:
+            bands[-1] = (bands[-1][0], hi)
+        else:
+            bands.append((lo, hi))
+    return bands
+
+
+class _Level:
+    """One scale: the image padded by the patch radius, its masks and index helpers (flat indices)."""
+
+    def __init__(self, image: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor, r: int) -> None:
+        self.h, self.w = image.shape[-2:]
+        self.r = r
+        self.hp, self.wp = self.h + 2 * r, self.w + 2 * r
+        dev = image.device
+        self.image = F.pad(image[None], (r, r, r, r), mode="replicate")[0].flatten(1)  # (3, Hp*Wp)
+        self.hole = F.pad(hole[None, None].float(), (r, r, r, r), mode="replicate")[0, 0] > 0.5
+        ok = F.pad(allowed[None, None].float(), (r, r, r, r), mode="replicate")[0, 0]
+        ok = ok * (~self.hole).float()
+        # A source centre: its whole patch known and allowed.
+        whole = -F.max_pool2d(-ok[None, None], 2 * r + 1, 1, r)[0, 0] > 0.5
+        inner = torch.zeros_like(whole)
+        inner[r : r + self.h, r : r + self.w] = True
+        self.valid = (whole & inner).flatten()
+        self.sources = self.valid.nonzero().flatten()
+        # Targets: every patch centre (inside the image) whose patch touches the hole.
+        near = F.max_pool2d(self.hole[None, None].float(), 2 * r + 1, 1, r)[0, 0] > 0.5
+        self.targets = (near & inner).flatten().nonzero().flatten()
+        self.holes = (self.hole & inner).flatten().nonzero().flatten()
+        # Where each target sits in ``targets`` (-1: not a target).
+        self.position = torch.full((self.hp * self.wp,), -1, dtype=torch.long, device=dev)
+        self.position[self.targets] = torch.arange(self.targets.numel(), device=dev)
+        dy, dx = torch.meshgrid(torch.arange(-r, r + 1), torch.arange(-r, r + 1), indexing="ij")
+        self.window = (dy * self.wp + dx).flatten().to(dev)
+        # Comparisons during the search read every other pixel of the patch (a third of
+        # the cost, nearly the same matches); voting reads all of them.
+        sparse = ((dy % 2 == r % 2) & (dx % 2 == r % 2)).flatten().to(dev)
+        self.sparse = self.window[sparse]
+        self.weights = torch.ones(self.hp * self.wp, device=dev)
+
+    def set_confidence(self, falloff: float) -> None:
+        """Weight of each pixel in comparisons: 1 where known, ``falloff ** -steps`` into the hole."""
+        hole = self.hole.clone()
+        steps = torch.zeros(self.hp, self.wp, device=hole.device)
+        d = 0
+        while bool(hole.any()) and d < self.hp + self.wp:
+            d += 1
+            reached = hole & (F.max_pool2d((~hole)[None, None].float(), 3, 1, 1)[0, 0] > 0.5)
+            steps[reached] = d
+            hole &= ~reached
+        self.weights = torch.pow(torch.tensor(falloff, device=steps.device), -steps).flatten()
+
+    def yx(self, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return flat // self.wp, flat % self.wp
+
+    def flat(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return y * self.wp + x
+
+    def region(self) -> torch.Tensor:
+        """The (3, H, W) image without its padding."""
+        r = self.r
+        return self.image.view(3, self.hp, self.wp)[:, r : r + self.h, r : r + self.w]
+
+
+class PatchFill(nn.Module):
+    """Multi-scale PatchMatch with patch voting, started from the ``edge`` fill (see the module)."""
+
+    takes_source = True  # the engine may say which known pixels are background (see the module)
+
+    def __init__(self, config: PatchConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or PatchConfig()
+        if self.config.patch % 2 == 0:
+            raise ValueError("the patch size must be odd")
+        self.edge = EdgeFill()
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        start = self.edge(image, mask)  # the coarsest scale starts from it
+        out = start.clone()
+        cfg = self.config
+        for i in range(image.shape[0]):
+            hole = mask[i, 0] > 0.5
+            if not hole.any():
+                continue
+            allowed = ~hole if source is None else (source[i, 0] > 0.5) & ~hole
+            for x0, x1 in _bands(hole, cfg.context, cfg.min_context):
+                part = self._complete(
+                    image[i, :, :, x0:x1].float(), start[i, :, :, x0:x1].float(), hole[:, x0:x1], allowed[:, x0:x1]
+                )
+                out[i, :, :, x0:x1] = torch.where(hole[:, x0:x1], part.to(out.dtype), out[i, :, :, x0:x1])
+        return out
+
+    # --------------------------------------------------------------- one band
+
+    def _complete(
+        self, image: torch.Tensor, start: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor
+    ) -> torch.Tensor:
+        """(3, H, W): ``image`` with ``hole`` completed from patches where ``allowed``."""
+        cfg = self.config
+        h = image.shape[-2]
+        levels = max(0, math.floor(math.log2(max(1.0, h / cfg.coarse_height))))
+        known = (~hole).float()
+        gen = torch.Generator(device="cpu").manual_seed(cfg.seed)
+        estimate: torch.Tensor | None = None
+        nnf: torch.Tensor | None = None
+        prev: _Level | None = None
+        for k in range(levels, -1, -1):
+            size = (max(1, round(image.shape[-2] / 2**k)), max(1, round(image.shape[-1] / 2**k)))
+            img, hole_k, allowed_k = self._scaled(image, known, allowed, size)
+            if estimate is None:
+                estimate = F.interpolate(start[None], size=size, mode="area")[0] if k else start
+            else:
+                estimate = F.interpolate(estimate[None], size=size, mode="bilinear", align_corners=False)[0]
+            lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
+            if lvl.sources.numel() == 0 or lvl.holes.numel() == 0:
+                estimate, prev = lvl.region(), None
+                continue
+            search = size[0] <= cfg.work_height or prev is None
+            if search:  # comparisons in the search weigh generated pixels less with depth
+                lvl.set_confidence(cfg.confidence ** (2.0**-k) if levels else cfg.confidence)
+            if prev is None:
+                self._peel(lvl)
+            nnf = self._init_field(lvl, prev, nnf, gen)
+            for _ in range(cfg.em_steps if search else 1):
+                if search:
+                    nnf, cost = self._search(lvl, nnf, gen)
+                else:
+                    cost = self._cost(lvl, self._patches(lvl, lvl.targets, lvl.sparse), lvl.targets, nnf, lvl.sparse)
+                # Scales above the search vote with every other pixel of each patch: a third
+                # of the reads at the sizes that cost most, and no softer.
+                self._vote(lvl, nnf, cost, lvl.window if search else lvl.sparse)
+            estimate, prev = lvl.region(), lvl
+        assert estimate is not None
+        return estimate
+
+    def _peel(self, lvl: _Level, chunk: int = 512) -> None:
+        """Fill the coarsest scale's hole from its edge inward (in place), ring by ring.
+
+        Each pixel of the ring next to what is known takes the centre of the patch whose
+        known part matches best (an exhaustive search: the coarsest scale is small), then
+        counts as known for the next ring. The layout of the sides so follows the picture
+        beside them, not a start fill's guess: a mirror would put mirrored characters there.
+        """
+        known = ~lvl.hole.flatten()
+        inner = torch.zeros(lvl.hp, lvl.wp, dtype=torch.bool, device=known.device)
+        inner[lvl.r : lvl.r + lvl.h, lvl.r : lvl.r + lvl.w] = True
+        inner = inner.flatten()
+        src = lvl.sources
+        src_patches = self._patches(lvl, src, lvl.window)  # (3, S, P)
+        sx = (src % lvl.wp).float()
+        scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))
+        while True:
+            grown = F.max_pool2d(known.view(1, 1, lvl.hp, lvl.wp).float(), 3, 1, 1).flatten() > 0.5
+            ring = (grown & ~known & inner).nonzero().flatten()
+            if ring.numel() == 0:
+                break
+            for i in range(0, ring.numel(), chunk):
+                at = ring[i : i + chunk]
+                w = known[at[:, None] + lvl.window].float()  # (R, P): only known pixels compare
+                t = self._patches(lvl, at, lvl.window)  # (3, R, P)
+                # sum_p w (t - s)^2 = sum w t^2 - 2 sum w t s + sum w s^2, per channel summed
+                wt = (w * t.pow(2)).sum(dim=(0, 2))[:, None]
+                cross = torch.einsum("crp,csp->rs", t * w, src_patches)
+                ws = torch.einsum("rp,csp->rs", w, src_patches.pow(2))
+                d = (wt - 2 * cross + ws) / w.sum(dim=1, keepdim=True).clamp_min(1) * (255.0**2 / 3)
+                d = d + self.config.distance_weight * ((at % lvl.wp).float()[:, None] - sx[None]).abs() / scale
+                best = src[d.argmin(dim=1)]
+                lvl.image[:, at] = lvl.image[:, best]
+            known[ring] = True
+        # The padding follows the filled border (it is read by patches at the edge).
+        r = lvl.r
+        core = lvl.region()
+        lvl.image = F.pad(core[None], (r, r, r, r), mode="replicate")[0].flatten(1).contiguous()
+
+    @staticmethod
+    def _scaled(
+        image: torch.Tensor, known: torch.Tensor, allowed: torch.Tensor, size: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Image (known pixels averaged), hole and allowed masks at ``size``.
+
+        A coarse pixel is known only if all of it is, and allowed only if all of it is.
+        """
+        if tuple(image.shape[-2:]) == size:
+            return image, known < 0.5, allowed
+        k = known[None, None]
+        num = F.adaptive_avg_pool2d((image * known)[None], size)[0]
+        den = F.adaptive_avg_pool2d(k, size)[0]
+        img = num / den.clamp_min(1e-6)
+        hole = F.adaptive_avg_pool2d(k, size)[0, 0] < 1 - 1e-6
+        ok = F.adaptive_avg_pool2d(allowed[None, None].float(), size)[0, 0] > 1 - 1e-6
+        return img, hole, ok
+
+    # -------------------------------------------------------------- the field
+
+    def _init_field(
+        self, lvl: _Level, prev: _Level | None, prev_nnf: torch.Tensor | None, gen: torch.Tensor
+    ) -> torch.Tensor:
+        """Source centre (flat, padded) per target: the coarser field scaled up, else random."""
+        n = lvl.targets.numel()
+        rand = lvl.sources[torch.randint(lvl.sources.numel(), (n,), generator=gen).to(lvl.sources.device)]
+        if prev is None or prev_nnf is None:
+            return rand
+        r = lvl.r
+        ty, tx = lvl.yx(lvl.targets)
+        field = torch.full((prev.hp * prev.wp,), -1, dtype=torch.long, device=lvl.targets.device)
+        field[prev.targets] = prev_nnf
+        fy = ((ty - r).float() * prev.h / lvl.h).long().clamp(0, prev.h - 1) + prev.r
+        fx = ((tx - r).float() * prev.w / lvl.w).long().clamp(0, prev.w - 1) + prev.r
+        src = field[prev.flat(fy, fx)]
+        sy, sx = prev.yx(src.clamp_min(0))
+        # The coarse source scaled up, plus the target's own offset inside its coarse pixel,
+        # so a coherent coarse copy stays a coherent copy here.
+        oy = (ty - r) - ((fy - prev.r).float() * lvl.h / prev.h).round().long()
+        ox = (tx - r) - ((fx - prev.r).float() * lvl.w / prev.w).round().long()
+        ny = (((sy - prev.r).float() * lvl.h / prev.h).round().long() + oy).clamp(0, lvl.h - 1) + r
+        nx = (((sx - prev.r).float() * lvl.w / prev.w).round().long() + ox).clamp(0, lvl.w - 1) + r
+        cand = lvl.flat(ny, nx)
+        ok = (src >= 0) & lvl.valid[cand]
+        return torch.where(ok, cand, rand)
+
+    @staticmethod
+    def _patches(lvl: _Level, centres: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """(3, N, P) pixels of the patches at ``centres``, read at ``window`` offsets."""
+        return lvl.image[:, centres[:, None] + window]
+
+    def _cost(
+        self, lvl: _Level, target: torch.Tensor, centres: torch.Tensor, src: torch.Tensor, window: torch.Tensor
+    ) -> torch.Tensor:
+        """Confidence-weighted mean squared difference (8-bit levels) of the target patches
+        (``target``, read already) and the source patches, plus the distance cost."""
+        w = lvl.weights[centres[:, None] + window]  # (N, P)
+        d = (target - self._patches(lvl, src, window)).pow_(2).sum(dim=0)
+        d = (d * w).sum(dim=1) / w.sum(dim=1) * (255.0**2 / 3)
+        if self.config.distance_weight > 0:
+            scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))  # about a strip's width
+            d = d + self.config.distance_weight * ((centres % lvl.wp) - (src % lvl.wp)).abs().float() / scale
+        return d
+
+    def _search(self, lvl: _Level, nnf: torch.Tensor, gen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """PatchMatch sweeps: propagation from the four neighbours, then random search."""
+        window = lvl.sparse
+        targets = lvl.targets
+        target = self._patches(lvl, targets, window)
+        cost = self._cost(lvl, target, targets, nnf, window)
+        size = lvl.hp * lvl.wp
+        dev = nnf.device
+
+        def attempt(cand: torch.Tensor, ok: torch.Tensor) -> None:
+            nonlocal nnf, cost
+            cand = cand.clamp(0, size - 1)
+            ok = ok & lvl.valid[cand] & (cand != nnf)
+            idx = ok.nonzero().flatten()
+            if idx.numel() == 0:
+                return
+            c = self._cost(lvl, target[:, idx], targets[idx], cand[idx], window)
+            better = c < cost[idx]
+            idx, c = idx[better], c[better]
+            nnf[idx] = cand[idx]
+            cost[idx] = c
+
+        for it in range(self.config.iterations):
+            # Jacobi propagation: a neighbour's source, shifted back by the step to it.
+            steps = ((0, 1), (1, 0), (0, -1), (-1, 0)) if it % 2 == 0 else ((0, -1), (-1, 0), (0, 1), (1, 0))
+            for dy, dx in steps:
+                step = dy * lvl.wp + dx
+                j = lvl.position[(targets - step).clamp(0, size - 1)]
+                attempt(nnf[j.clamp_min(0)] + step, j >= 0)
+            # Random search around the current source, the radius halving down to 1.
+            radius = max(lvl.h, lvl.w) // 2
+            while radius >= 1:
+                sy, sx = lvl.yx(nnf)
+                ry = torch.randint(-radius, radius + 1, sy.shape, generator=gen).to(dev)
+                rx = torch.randint(-radius, radius + 1, sx.shape, generator=gen).to(dev)
+                ny = (sy + ry).clamp(lvl.r, lvl.r + lvl.h - 1)
+                nx = (sx + rx).clamp(lvl.r, lvl.r + lvl.w - 1)
+                attempt(lvl.flat(ny, nx), torch.ones_like(ny, dtype=torch.bool))
+                radius //= 2
+        return nnf, cost
+
+    def _vote(self, lvl: _Level, nnf: torch.Tensor, cost: torch.Tensor, window: torch.Tensor) -> None:
+        """Set each hole pixel to the weighted mean of what the patches covering it say (in place)."""
+        # Similarity weights (Wexler et al.): the best-matching patches decide, so copies stay sharp.
+        sigma2 = cost.quantile(0.25).clamp_min(1.0) if cost.numel() > 1 else cost.new_tensor(1.0)
+        weight = torch.exp(-(cost - cost.min()) / (2 * sigma2))
+        holes = lvl.holes
+        j = lvl.position[holes[:, None] - window]  # (Nh, P): the patch centred d before this pixel
+        jj = j.clamp_min(0)
+        w = weight[jj] * (j >= 0)
+        vals = lvl.image[:, nnf[jj] + window]  # (3, Nh, P): what that patch puts here
+        lvl.image[:, holes] = (vals * w).sum(dim=2) / w.sum(dim=1).clamp_min(1e-12)
