@@ -129,3 +129,31 @@ def test_preview_of_16x9_shows_the_truth(tmp_path: Path) -> None:
     out = evaluate.preview(src, 0.0, ("edge",), tmp_path / "p.png", device="cpu")
     w, h = Image.open(out).size
     assert w > 2 * 84 and h > 2 * 46  # truth, masked input, edge: two columns, two rows
+
+
+def test_eval_leads_with_lpips_and_keeps_the_splits_apart(tmp_path: Path, perceptual_dir: Path) -> None:
+    a = synthetic.write_clip(tmp_path / "a.mkv", cartoon_frames(4, 172, 96), crf=0, pix_fmt="yuv444p")
+    b = synthetic.write_clip(tmp_path / "b.mkv", cartoon_frames(4, 172, 96, seed=2), crf=0, pix_fmt="yuv444p")
+    options = evaluate.EvalOptions(
+        models=("edge", "blur"), frames=4, device="cpu", temporal=(True,), perceptual=perceptual_dir, report=("b",)
+    )
+    report = evaluate.evaluate([a, b], options, tmp_path / "out")
+    by = {(s.clip, s.model): s for s in report.scores}
+    assert {s.split for s in report.scores if s.clip == "b.mkv"} == {"report"}
+    assert {s.split for s in report.scores if s.clip == "a.mkv"} == {"tune"}
+    for s in report.scores:
+        assert 0 < s.lpips < 1 and s.sharpness > 0 and s.patch > 0
+    # The blur is softer than the mirror of a sharp cartoon, and LPIPS sees it.
+    assert by["a.mkv", "blur"].sharpness < by["a.mkv", "edge"].sharpness
+    md = (tmp_path / "out" / "eval.md").read_text()
+    assert md.index("LPIPS") < md.index("PSNR") and "tuning split (1 clips)" in md and "report split" in md
+    assert report.mean("edge", "report")["lpips"] == pytest.approx(by["b.mkv", "edge"].lpips)
+
+
+def test_eval_without_perceptual_weights_says_lpips_was_not_measured(tmp_path: Path) -> None:
+    gt = synthetic.write_clip(tmp_path / "gt.mkv", cartoon_frames(3, 86, 48), crf=0)
+    r = runner.invoke(app, ["eval", str(gt), "-m", "edge", "-o", str(tmp_path / "e"), "--temporal", "on"])
+    assert r.exit_code == 0, r.output
+    assert "LPIPS not measured" in r.output and "n/a" in (tmp_path / "e" / "eval.md").read_text()
+    data = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert data["clips"][0]["lpips"] is None or math.isnan(data["clips"][0]["lpips"])
