@@ -4,10 +4,15 @@ The sides are made of patches of the frame's own picture (and, run by the tempor
 engine, of the shot memory): a multi-scale PatchMatch (Barnes et al. 2009) finds, for
 every patch overlapping the area to fill, the most similar patch of the known picture,
 and patch voting (Wexler et al. 2007) sets each generated pixel to the similarity-weighted
-mean of what the patches covering it say. Coarse to fine, starting from the ``edge`` fill
-at the coarsest scale: the coarse scales settle the layout (where the floor, the wall and
-the sky go), the fine ones copy real texture, so lines and grain look like the show's
-instead of a smear or a mirror image.
+mean of what the patches covering it say. Coarse to fine: the coarse scales settle the
+layout (where the floor, the wall and the sky go), the fine ones copy real texture, so
+lines and grain look like the show's instead of a smear or a mirror image.
+
+The coarsest scale is filled ring by ring from the seam outward, each pixel from the
+patch whose known part matches best; a start from the ``edge`` fill there (as Wexler et
+al. start from a smooth guess) kept what the mirror put in the side: a character by the
+picture's edge came back, mirrored, as a blob the search then matched. The ``edge``
+fill remains where no patch fits (a band with no picture beside it).
 
 Everything is vectorised in torch (whole nearest-neighbour fields at a time, Jacobi
 propagation as on a GPU), so it runs on CPU and CUDA alike, and it is deterministic:
@@ -157,11 +162,13 @@ class PatchFill(nn.Module):
         self.config = config or PatchConfig()
         if self.config.patch % 2 == 0:
             raise ValueError("the patch size must be odd")
-        self.edge = EdgeFill()
+        # The edge fill starts the coarsest scale's surroundings, and is what the temporal
+        # engine gives frames it only blends lightly with their own fill (``prefill``).
+        self.prefill = EdgeFill()
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
-        start = self.edge(image, mask)  # the coarsest scale starts from it
+        start = self.prefill(image, mask)  # the coarsest scale starts from it
         out = start.clone()
         cfg = self.config
         for i in range(image.shape[0]):
@@ -365,12 +372,15 @@ class PatchFill(nn.Module):
 
     def _vote(self, lvl: _Level, nnf: torch.Tensor, cost: torch.Tensor, window: torch.Tensor) -> None:
         """Set each hole pixel to the weighted mean of what the patches covering it say (in place)."""
-        # Similarity weights (Wexler et al.): the best-matching patches decide, so copies stay sharp.
+        # Similarity weights (Wexler et al.): the best-matching patches decide, so copies stay
+        # sharp. Normalised per pixel in log space: a pixel covered by poor matches only
+        # still takes the least poor (plain weights underflow to nothing there).
         sigma2 = cost.quantile(0.25).clamp_min(1.0) if cost.numel() > 1 else cost.new_tensor(1.0)
-        weight = torch.exp(-(cost - cost.min()) / (2 * sigma2))
+        logw = -cost / (2 * sigma2)
         holes = lvl.holes
         j = lvl.position[holes[:, None] - window]  # (Nh, P): the patch centred d before this pixel
         jj = j.clamp_min(0)
-        w = weight[jj] * (j >= 0)
+        lw = torch.where(j >= 0, logw[jj], torch.full_like(logw[jj], -torch.inf))
+        w = torch.exp(lw - lw.max(dim=1, keepdim=True).values)
         vals = lvl.image[:, nnf[jj] + window]  # (3, Nh, P): what that patch puts here
         lvl.image[:, holes] = (vals * w).sum(dim=2) / w.sum(dim=1).clamp_min(1e-12)
