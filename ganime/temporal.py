@@ -149,8 +149,8 @@ class TemporalOptions:
             that moved by more than its outline does not.
         moving_grow: what moves is widened by this many thumbnail pixels every way (a
             flat-coloured character differs from its neighbours mostly at its outline).
-        moving_span: frames compared for ``moving`` are up to this many frames before
-            and after (the farthest in the same shot that the camera motion reaches).
+        moving_span: frames compared for ``moving`` are 2, 4, ... up to this many frames
+            before and after (in the same shot, where the camera motion reaches).
     """
 
     window: int = 48
@@ -273,6 +273,10 @@ class TemporalFiller:
         self._own = filler
         if start is not None:
             self._own = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
+        # A model that copies patches makes each frame's fill anew, unlike its neighbours'
+        # (a network's fill follows its input smoothly): frames that lean on their own fill
+        # all get the prefill, which moves with the picture instead of flickering.
+        self._own_always = start is not None and bool(getattr(filler.model, "takes_source", False))
         # Set by a consumer that puts the picture back from the source's own YUV planes
         # (the conversion writer): frames carrying planes of this format get only their
         # sides, the picture area of their image left unset.
@@ -604,7 +608,8 @@ class TemporalFiller:
             if self._loose:  # lean on the frame itself where the sides do not hold
                 self.stats.loose += 1
                 started = time.perf_counter()
-                fill = self.filler if float(trust.min()) < self.o.loose_model else self._own
+                deep = float(trust.min()) < self.o.loose_model and not self._own_always
+                fill = self.filler if deep else self._own
                 self.stats.loose_model += fill is self.filler
                 (own,) = fill.fill([t.frame.image])
                 self.stats.model_seconds += time.perf_counter() - started
@@ -916,10 +921,11 @@ class TemporalFiller:
     def _moving(self, u: _Entry, buf: deque[_Entry]) -> np.ndarray:
         """(th, tw) bool: thumbnail pixels of u's picture that move against the camera.
 
-        u is compared, in colour, the camera motion and light change undone, with a frame
-        up to ``moving_span`` before it and one after it; a pixel both disagree with (or
-        the one that shows it) is moving, and so is one neither shows. A background pixel
-        that a character covers in the other frame only disagrees with that one.
+        u is compared, in colour, the camera motion and light change undone, with frames
+        up to ``moving_span`` before and after it; a pixel any of them disagrees with is
+        moving, and so is one no other frame shows. That is cautious: the background a
+        character covers in another frame counts as moving too, and is generated or taken
+        from frames that show it, never pasted from one that may hold the character.
         """
         if u.moving is not None:
             return u.moving
@@ -929,28 +935,19 @@ class TemporalFiller:
             u.moving = moving
             return moving
         reach = {e.index: e for e in self._rigid_reach(u, buf)}
+        # Frames 2, 4, 8 ... up to ``moving_span`` away each way: the far ones catch the
+        # inside of a flat-coloured character (a near one still shows it there), the near
+        # ones see the picture's edges, which the far ones on one side no longer show.
         residuals = []
-        for step in (-1, 1):
-            # The farthest frame within a third of a second or so: a flat-coloured
-            # character must have moved off most of where it was, or its inside matches.
-            # A nearer one would agree with too much of it (none nearer than half the span).
-            closest = max(2, self.o.moving_span // 2)
-            near = (reach.get(u.index + step * d) for d in range(self.o.moving_span, closest - 1, -1))
-            partner = next((v for v in near if v is not None and v.thumb.shape == u.thumb.shape), None)
-            if partner is None:
-                continue
-            # Thumbnail coordinates of u -> partner, through the shot's reference frame.
-            m = _to_thumb(partner.to_ref.inverse().then(u.to_ref), self.factor, self.left)
-            xs = m.a * np.arange(tw, dtype=np.float64) + m.bx
-            ys = m.a * np.arange(th, dtype=np.float64) + m.by
-            seen = np.logical_and.outer((ys >= 0) & (ys <= th - 1), (xs >= 0) & (xs <= tw - 1))
-            other = sample_grid(self._colour(partner), xs, ys)
-            other = (other - partner.offset * 255) / partner.gain * u.gain + u.offset * 255  # u's light
-            # In colour: a character as bright as the wall behind it still differs in hue.
-            residuals.append(np.where(seen, np.abs(self._colour(u) - other).max(axis=-1), np.nan))
+        d = 2
+        while d <= self.o.moving_span:
+            for v in (reach.get(u.index - d), reach.get(u.index + d)):
+                if v is not None and v.thumb.shape == u.thumb.shape:
+                    residuals.append(self._residual(u, v))
+            d *= 2
         if residuals:
             with np.errstate(invalid="ignore"):
-                worst = np.fmin.reduce(residuals) if len(residuals) > 1 else residuals[0]
+                worst = np.fmax.reduce(residuals) if len(residuals) > 1 else residuals[0]
                 # What no other frame shows cannot be told from a character by the edge of
                 # a pan's first frames: it does not count as background either.
                 moving = np.nan_to_num(worst, nan=np.inf) > self.o.moving
@@ -962,6 +959,20 @@ class TemporalFiller:
                 moving = grown[0, 0].numpy() > 0.5
         u.moving = moving
         return moving
+
+    def _residual(self, u: _Entry, v: _Entry) -> np.ndarray:
+        """(th, tw) colour difference (max over channels, 8-bit levels) of u's thumbnail from
+        v's, the camera motion and light change undone; NaN where v does not show u's pixel."""
+        th, tw = u.thumb.shape
+        # Thumbnail coordinates of u -> v, through the shot's reference frame.
+        m = _to_thumb(v.to_ref.inverse().then(u.to_ref), self.factor, self.left)
+        xs = m.a * np.arange(tw, dtype=np.float64) + m.bx
+        ys = m.a * np.arange(th, dtype=np.float64) + m.by
+        seen = np.logical_and.outer((ys >= 0) & (ys <= th - 1), (xs >= 0) & (xs <= tw - 1))
+        other = sample_grid(self._colour(v), xs, ys)
+        other = (other - v.offset * 255) / v.gain * u.gain + u.offset * 255  # at u's light
+        # In colour: a character as bright as the wall behind it still differs in hue.
+        return np.where(seen, np.abs(self._colour(u) - other).max(axis=-1), np.nan)
 
     def _colour(self, u: _Entry) -> np.ndarray:
         """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels."""

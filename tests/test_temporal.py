@@ -623,5 +623,8 @@ def test_moving_pixels_are_found_and_the_background_is_not() -> None:
     xs = np.clip(np.rint((np.arange(char.shape[1]) - c) / eng.factor), 0, mov.shape[1] - 1).astype(int)
     full = mov[ys][:, xs]
     assert full[char].mean() > 0.95  # the character moves
-    far = ~torch.nn.functional.max_pool2d(torch.from_numpy(char).float()[None, None], 31, 1, 15)[0, 0].bool().numpy()
-    assert full[far].mean() < 0.02  # the background does not
+    # The background does not, away from where the frames compared (8 either way, the
+    # camera 3 px a frame) show the character: those count as moving too, by caution.
+    far = np.zeros_like(char)
+    far[:, 16 + 3 * 8 + 8 :] = True
+    assert full[far].mean() < 0.02

@@ -64,8 +64,8 @@ class PatchConfig:
     coarse_height: int = 40
     work_height: int = 120
     em_steps: int = 3
-    iterations: int = 4
-    context: float = 2.0
+    iterations: int = 2
+    context: float = 3.0
     min_context: int = 32
     distance_weight: float = 20.0
     confidence: float = 1.3
