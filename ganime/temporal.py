@@ -142,11 +142,12 @@ class TemporalOptions:
             PSNR is no lower than per frame on every clip (a tilt with parallax, 27.63
             against 27.87 dB, becomes 27.88); training clips +0.031 dB, +0.0019 SSIM,
             flicker +3 %. 2.0, 3.0 and 3.5 score lower PSNR on the training clips.
-        moving: grey levels (on the analysis thumbnail, after the camera motion and the
-            light change are undone) by which a pixel must differ from the frames a few
-            drawings before and after it to count as moving against the camera (0: off).
-            Codec noise and parallax of the background stay under it; a drawn character
-            that moved by more than its outline does not.
+        moving: 8-bit levels (the largest of R, G and B, on the analysis thumbnail, the
+            camera motion and the light change undone) by which a pixel must differ from a
+            frame before or after it to count as moving against the camera (0: off). At 12
+            the textured sky of a fast pan, resampled on the thumbnail, counted as moving
+            (85 % of a tuning clip's picture); 24 keeps it background (54 %: the characters
+            and their trails) while a drawn character still differs by far more.
         moving_grow: what moves is widened by this many thumbnail pixels every way (a
             flat-coloured character differs from its neighbours mostly at its outline).
         moving_span: frames compared for ``moving`` are 2, 4, ... up to this many frames
@@ -172,7 +173,7 @@ class TemporalOptions:
     loose_model: float = 0.5
     loosen: float = 0.1
     stale_lean: float = 2.5
-    moving: float = 12.0
+    moving: float = 24.0
     moving_grow: int = 2
     moving_span: int = 8
 
@@ -273,10 +274,6 @@ class TemporalFiller:
         self._own = filler
         if start is not None:
             self._own = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
-        # A model that copies patches makes each frame's fill anew, unlike its neighbours'
-        # (a network's fill follows its input smoothly): frames that lean on their own fill
-        # all get the prefill, which moves with the picture instead of flickering.
-        self._own_always = start is not None and bool(getattr(filler.model, "takes_source", False))
         # Set by a consumer that puts the picture back from the source's own YUV planes
         # (the conversion writer): frames carrying planes of this format get only their
         # sides, the picture area of their image left unset.
@@ -608,8 +605,7 @@ class TemporalFiller:
             if self._loose:  # lean on the frame itself where the sides do not hold
                 self.stats.loose += 1
                 started = time.perf_counter()
-                deep = float(trust.min()) < self.o.loose_model and not self._own_always
-                fill = self.filler if deep else self._own
+                fill = self.filler if float(trust.min()) < self.o.loose_model else self._own
                 self.stats.loose_model += fill is self.filler
                 (own,) = fill.fill([t.frame.image])
                 self.stats.model_seconds += time.perf_counter() - started
