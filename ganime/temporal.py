@@ -176,6 +176,7 @@ class TemporalOptions:
     moving: float = 24.0
     moving_grow: int = 2
     moving_span: int = 8
+    moving_unseen: bool = True
 
 
 @dataclass
@@ -919,7 +920,7 @@ class TemporalFiller:
 
         u is compared, in colour, the camera motion and light change undone, with frames
         up to ``moving_span`` before and after it; a pixel any of them disagrees with is
-        moving, and so is one no other frame shows. That is cautious: the background a
+        moving, and so is one no other frame shows next to one that moves. That is cautious: the background a
         character covers in another frame counts as moving too, and is generated or taken
         from frames that show it, never pasted from one that may hold the character.
         """
@@ -944,15 +945,16 @@ class TemporalFiller:
         if residuals:
             with np.errstate(invalid="ignore"):
                 worst = np.fmax.reduce(residuals) if len(residuals) > 1 else residuals[0]
-                # What no other frame shows cannot be told from a character by the edge of
-                # a pan's first frames: it does not count as background either.
-                moving = np.nan_to_num(worst, nan=np.inf) > self.o.moving
+            unseen = np.isnan(worst)
+            moving = np.nan_to_num(worst, nan=0.0) > self.o.moving
             g = self.o.moving_grow
-            if g > 0 and moving.any():
-                grown = torch.nn.functional.max_pool2d(
-                    torch.from_numpy(moving.astype(np.float32))[None, None], 2 * g + 1, 1, g
-                )
-                moving = grown[0, 0].numpy() > 0.5
+            if moving.any():
+                # What no other frame shows (the edge of a pan's first frames) cannot be told
+                # from a character: beside something seen moving it counts as moving too,
+                # as far as 4 times the widening; elsewhere it is taken for background.
+                if self.o.moving_unseen and unseen.any():
+                    moving |= unseen & _dilate(moving, 4 * max(1, g))
+                moving = _dilate(moving, g)
         u.moving = moving
         return moving
 
@@ -1396,6 +1398,16 @@ def _memory_grid(mem: _Memory, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray
     v = mem.valid[:, x0] & mem.valid[:, x1]
     ok[r0:r1, c0:c1] = v[y0] & v[y1]
     return out, ok
+
+
+def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` widened by ``radius`` pixels every way (a square)."""
+    if radius <= 0 or not mask.any():
+        return mask
+    grown = torch.nn.functional.max_pool2d(
+        torch.from_numpy(mask.astype(np.float32))[None, None], 2 * radius + 1, 1, radius
+    )
+    return grown[0, 0].numpy() > 0.5
 
 
 def _whole(c: np.ndarray) -> bool:
