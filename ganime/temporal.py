@@ -981,13 +981,10 @@ class TemporalFiller:
         # In colour: a character as bright as the wall behind it still differs in hue. The
         # best of the aligned pixel and its 8 neighbours: a sharp outline a fraction of a
         # thumbnail pixel off (the camera estimate, resampling) is not motion.
-        mine = self._colour(u)
         pad = np.pad(other, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        best = np.full((th, tw), np.inf, np.float32)
-        for dy in range(3):
-            for dx in range(3):
-                np.minimum(best, np.abs(mine - pad[dy : dy + th, dx : dx + tw]).max(axis=-1), out=best)
-        return np.where(seen, best, np.nan)
+        near = np.lib.stride_tricks.sliding_window_view(pad, (3, 3), axis=(0, 1))  # (th, tw, 3, 3, 3)
+        diff = np.abs(near - self._colour(u)[..., None, None]).max(axis=2)  # over colour: (th, tw, 3, 3)
+        return np.where(seen, diff.min(axis=(2, 3)), np.nan)
 
     def _colour(self, u: _Entry) -> np.ndarray:
         """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels."""
