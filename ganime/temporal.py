@@ -14,8 +14,8 @@ or three frames, and backgrounds are paintings the camera slides over. So, per s
 - **Propagation**: a side pixel of frame t that some other frame u of the same shot
   shows inside its picture, within ``window`` frames before or after and linked to t
   by motion that fits (``rigid``), is copied from the nearest such u (aligned by the
-  camera motion, corrected for fades). Only background is copied: a pixel of u that
-  frames before and after it (aligned by the camera) both disagree with moves against
+  camera motion, corrected for fades). Only background is copied: a pixel of u that a
+  frame a few before or after it (aligned by the camera) disagrees with moves against
   the camera (a character, an effect) and is never propagated, written to the shot
   memory or offered to a model that copies patches (``moving``), so a character is
   not pasted where it no longer is.
@@ -145,9 +145,10 @@ class TemporalOptions:
         moving: 8-bit levels (the largest of R, G and B, on the analysis thumbnail, the
             camera motion and the light change undone) by which a pixel must differ from a
             frame before or after it to count as moving against the camera (0: off). At 12
-            the textured sky of a fast pan, resampled on the thumbnail, counted as moving
-            (85 % of a tuning clip's picture); 24 keeps it background (54 %: the characters
-            and their trails) while a drawn character still differs by far more.
+            (compared pixel for pixel) the textured sky of a fast pan, resampled on the
+            thumbnail, counted as moving: 85 % of a tuning clip's picture, against 54 % at
+            24 and 35 % at 24 against the best neighbour (the characters and their trails),
+            while a drawn character still differs by far more.
         moving_grow: what moves is widened by this many thumbnail pixels every way (a
             flat-coloured character differs from its neighbours mostly at its outline).
         moving_span: frames compared for ``moving`` are 2, 4, ... up to this many frames
@@ -997,9 +998,9 @@ class TemporalFiller:
             u.colour = pic.view(th, f, tw, f, 3).mean(dim=(1, 3)).numpy()
         return u.colour
 
-    def _moving_at(self, u: _Entry, buf: deque[_Entry], x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """(len(y), len(x)) bool: whether u's picture moves at picture coordinates y x x."""
-        mov = self._moving(u, buf)
+    def _moving_at(self, mov: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(len(y), len(x)) bool: ``mov`` (a frame's ``moving``) at picture coordinates y x x
+        (nearest thumbnail pixel; coordinates past the picture take its border)."""
         if not mov.any():
             return np.zeros((y.size, x.size), bool)
         c = (self.factor - 1) / 2
@@ -1064,7 +1065,7 @@ class TemporalFiller:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
                 need = unfilled[r0:r1, c0:c1]
-                moving = self._moving_at(u, buf, ux[c0:c1], uy[r0:r1])
+                moving = self._moving_at(self._moving(u, buf), ux[c0:c1], uy[r0:r1])
                 if moving.any():  # what moves in u is not where u shows it in t: left to others
                     need = need & ~moving
                     if not need.any():
@@ -1163,7 +1164,7 @@ class TemporalFiller:
         source = None
         if t.moving is not None and t.moving.any():  # a patch-copying model copies background only
             rows, cols = np.arange(self.h, dtype=np.float64), np.arange(self.pic_w, dtype=np.float64)
-            still = torch.from_numpy(~self._moving_at(t, deque(), cols, rows)).float()
+            still = torch.from_numpy(~self._moving_at(t.moving, cols, rows)).float()
             source = known.clone()
             source[0, mt : mt + self.h, ml + self.left : ml + self.left + self.pic_w] *= still
             source = source[None].to(device)
@@ -1237,11 +1238,7 @@ class TemporalFiller:
             # (left for later frames to show, or a key frame to generate).
             px, py = fx - ox - self.left, fy - oy
             inside = np.logical_and.outer((py >= 0) & (py <= self.h - 1), (px >= 0) & (px <= self.pic_w - 1))
-            c = (self.factor - 1) / 2
-            th, tw = t.moving.shape
-            ix = np.clip(np.rint((px - c) / self.factor), 0, tw - 1).astype(np.intp)
-            iy = np.clip(np.rint((py - c) / self.factor), 0, th - 1).astype(np.intp)
-            empty = empty & ~(inside & t.moving[iy][:, ix])
+            empty = empty & ~(inside & self._moving_at(t.moving, px, py))
         if empty.all():  # a fresh region (a shot's first key frame): no mask to respect
             mem.values[ys, xs] = sample
             valid[ys, xs] = True

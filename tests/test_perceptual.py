@@ -30,7 +30,8 @@ def test_a_folder_without_the_weights_is_named(tmp_path: Path) -> None:
         perceptual.load_lpips(tmp_path)
 
 
-def test_offline_without_a_folder_says_how(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_offline_without_a_folder_says_how() -> None:
+    # conftest sets GANIME_OFFLINE and clears GANIME_PERCEPTUAL for every test
     with pytest.raises(perceptual.PerceptualError, match="--perceptual DIR"):
         perceptual.load_lpips(None)
 

@@ -27,7 +27,7 @@ a side.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +70,6 @@ class PatchConfig:
     distance_weight: float = 20.0
     confidence: float = 1.3
     seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _runs(cols: torch.Tensor) -> list[tuple[int, int]]:
