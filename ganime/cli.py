@@ -532,6 +532,17 @@ def train(
         float, typer.Option(min=0.0, help="Add this weight of 1 - SSIM to the family's losses (0: the papers').")
     ] = 0.0,
     val_frames: Annotated[int, typer.Option(min=1, help="Held-out frames scored at each validation.")] = 128,
+    perceptual: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            help="Folder of perceptual weights (VGG16 for the loss, LPIPS for validation).",
+            envvar="GANIME_PERCEPTUAL",
+        ),
+    ] = None,
+    perceptual_weight: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=0.0, help="Weight of the VGG16 perceptual loss. Default: LaMa 30, others 0."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.", envvar="GANIME_DEVICE")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
 ) -> None:
@@ -546,7 +557,7 @@ def train(
         data=data, output=output, model=name, steps=steps, batch_size=batch_size, lr=lr,
         config=_config_overrides(set_), init=init, resume=resume, val_every=val_every,
         checkpoint_every=checkpoint_every, device=device, seed=seed, height=height // 8 * 8, width=width,
-        ssim_weight=ssim_weight, val_frames=val_frames,
+        ssim_weight=ssim_weight, val_frames=val_frames, perceptual=perceptual, perceptual_weight=perceptual_weight,
     )  # fmt: skip
     progress = Progress(
         TextColumn("{task.description}"),
@@ -563,6 +574,8 @@ def train(
         text = " ".join(f"{k} {v:.4f}" for k, v in r.losses.items())
         if r.val:
             text += f" | val PSNR {r.val['psnr']:.2f} SSIM {r.val['ssim']:.3f}"
+            if "lpips" in r.val:
+                text += f" LPIPS {r.val['lpips']:.4f}"
         progress.update(task, completed=r.step, info=escape(text))
 
     try:
@@ -573,7 +586,8 @@ def train(
     except (ValueError, FileNotFoundError, WeightsError, video.VideoError, FloatingPointError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
-    out.print(f"wrote {escape(str(path))} (best validation PSNR {trainer.best:.2f} dB, {trainer.step} steps)")
+    best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
+    out.print(f"wrote {escape(str(path))} (best validation {best}, {trainer.step} steps)")
 
 
 models_app = typer.Typer(help="List, download and import models.", no_args_is_help=False)

@@ -20,6 +20,7 @@ from torch import nn
 
 ENV = "GANIME_PERCEPTUAL"
 ALEX_FILE = "alexnet_features_imagenet.safetensors"
+VGG_FILE = "vgg16_features_imagenet.safetensors"
 LIN_FILE = "lpips_v0.1_alex_lin.safetensors"
 # The v0.1 linear layers as the LPIPS authors publish them.
 LIN_URL = "https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth"
@@ -142,3 +143,69 @@ def load_lpips(folder: str | Path | None = None, device: str | torch.device = "c
             f"cannot download the LPIPS weights ({str(e).splitlines()[0]}); pass --perceptual DIR or set {ENV}"
         ) from None
     return model.load(features, lins).to(device)
+
+
+# torchvision's vgg16().features up to relu5_3, and the indices of the ReLUs the losses tap
+# (relu1_2, relu2_2, relu3_3, relu4_3, relu5_3).
+VGG_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
+VGG_TAPS = (3, 8, 15, 22, 29)
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatures(nn.Module):
+    """ImageNet VGG16 (frozen) returning the five ReLU taps of (N, 3, H, W) images in [0, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in VGG_LAYOUT:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=True)]
+                cin = int(v)
+        self.features = nn.Sequential(*layers)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = (x - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in VGG_TAPS:
+                out.append(x)
+        return out
+
+
+def load_vgg16(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VGGFeatures:
+    """ImageNet VGG16 features from ``folder`` / ``$GANIME_PERCEPTUAL``, else torchvision's download."""
+    from safetensors.torch import load_file
+
+    model = VGGFeatures()
+    where = perceptual_dir(folder)
+    if where is not None:
+        path = where / VGG_FILE
+        if not path.is_file():
+            raise PerceptualError(f"{path}: no such file (the perceptual loss needs ImageNet VGG16 features)")
+        state = {k.removeprefix("features."): v.float() for k, v in load_file(str(path)).items()}
+    elif os.environ.get("GANIME_OFFLINE"):
+        raise PerceptualError(f"no VGG16 weights: pass --perceptual DIR or set {ENV} (GANIME_OFFLINE is set)")
+    else:
+        try:
+            from torchvision.models import VGG16_Weights, vgg16
+
+            state = vgg16(weights=VGG16_Weights.IMAGENET1K_V1).features.state_dict()
+        except (OSError, RuntimeError, ValueError) as e:
+            raise PerceptualError(
+                f"cannot download VGG16 ({str(e).splitlines()[0]}); pass --perceptual DIR or set {ENV}"
+            ) from None
+    try:
+        model.features.load_state_dict({k: v for k, v in state.items() if int(k.split(".")[0]) < 30}, strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise PerceptualError(f"{where}: not VGG16 features ({str(e).splitlines()[0]})") from None
+    return model.to(device)

@@ -223,13 +223,17 @@ def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, t
         assert torch.equal(model(image, mask), load_file(path)(image, mask))
 
 
+def _output_layer(model: torch.nn.Module) -> torch.nn.Conv2d:
+    """The last 3-channel convolution: the residual head of a prefilled model."""
+    return [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 3][-1]
+
+
 @pytest.mark.parametrize("arch", sorted(TINY))
-def test_brightness_correction_fades_out_next_to_black(arch: str) -> None:
-    """A correction learnt on bright frames must not lift the blacks of a fade."""
+def test_residual_fades_out_next_to_black(arch: str) -> None:
+    """A residual learnt on bright frames must not lift the blacks of a fade."""
     model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
-    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 2][-1]
     with torch.no_grad():
-        out_layer.bias[0] = 0.05  # lift the brightness by ~13 levels
+        _output_layer(model).bias.fill_(0.05)  # lift every channel by ~13 levels
     image, mask = canvas(1)
     edge = EdgeFill()
     shift = {}
@@ -237,25 +241,71 @@ def test_brightness_correction_fades_out_next_to_black(arch: str) -> None:
         x = image * level
         with torch.no_grad():
             shift[level] = float(((model(x, mask) - edge(x, mask).clamp(0, 1)) * mask).sum() / mask.sum() / 3)
-    assert shift[1.0] > 0.02  # bright: the correction applies
+    assert shift[1.0] > 0.02  # bright: the residual applies
     assert 0 <= shift[0.02] < 0.25 * shift[1.0]  # near black: it fades out
 
 
 @pytest.mark.parametrize("arch", sorted(TINY))
-def test_correction_shifts_brightness_not_hue(arch: str) -> None:
-    """The learnt correction moves R, G and B alike, and leaves the known pixels as given."""
+def test_residual_paints_each_colour_and_leaves_known_pixels(arch: str) -> None:
+    """R, G and B move independently where generated; known pixels stay exactly as given."""
     model = ARCHS[arch]({**TINY[arch], "prefill": "edge"}).eval()
-    out_layer = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.out_channels == 2][-1]
     with torch.no_grad():
-        out_layer.bias[0] = -0.04
+        _output_layer(model).bias.copy_(torch.tensor([-0.04, 0.03, 0.0]))
     image, mask = canvas(1)
-    x = 0.5 + 0.4 * image  # bright enough that the correction is not faded out
+    x = 0.3 + 0.4 * image  # bright enough that the residual is not faded, far from clipping
     with torch.no_grad():
-        delta = model(x, mask) - EdgeFill()(x, mask)
+        out = model(x, mask)
+        delta = out - EdgeFill()(x, mask)
     gen = mask.expand_as(delta) > 0.5
     shift = delta[gen].view(3, -1)
-    assert torch.allclose(shift, torch.full_like(shift, -0.04), atol=1e-5)
-    assert torch.equal(model(x, mask)[~gen], (x * (1 - mask))[~gen])
+    for c, want in enumerate((-0.04, 0.03, 0.0)):
+        assert torch.allclose(shift[c], torch.full_like(shift[c], want), atol=1e-5)
+    assert torch.equal(out[~gen], x[~gen])
+
+
+@pytest.mark.parametrize("arch", ["glcic", "lama"])
+def test_the_head_learns_to_draw_a_line_the_fill_does_not_have(arch: str) -> None:
+    """A flat picture's fill is flat; trained on sides with a dark upright (a door frame)
+    four pixels out from the seam, the network draws it there."""
+    torch.manual_seed(0)
+    model = ARCHS[arch]({**TINY[arch], "prefill": "edge"})
+    image = torch.full((2, 3, 32, 56), 0.7)
+    mask = torch.zeros(2, 1, 32, 56)
+    mask[..., :12] = 1
+    mask[..., 44:] = 1
+    target = image.clone()
+    target[..., 6:8] = 0.1  # ... columns 4-5 from each seam
+    target[..., 48:50] = 0.1
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        loss = ((model(image * (1 - mask), mask) - target) ** 2 * mask).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        out = model(image * (1 - mask), mask)
+    cols = out.mean(dim=(0, 1, 2))  # per column
+    for line, beside in (((6, 8), (0, 4)), ((48, 50), (52, 56))):
+        assert cols[beside[0] : beside[1]].mean() - cols[line[0] : line[1]].mean() > 0.25
+    assert torch.equal(out[..., 12:44], image[..., 12:44])
+
+
+def test_a_model_over_the_patch_fill_passes_the_source_on() -> None:
+    """Over ``patch``, the map of copyable pixels reaches the fill: a marked region is never copied."""
+    model = ARCHS["glcic"]({**TINY["glcic"], "prefill": "patch"}).eval()
+    assert model.takes_source
+    image = torch.full((1, 3, 48, 86), 0.5)
+    mask = torch.ones(1, 1, 48, 86)
+    mask[..., 11:75] = 0
+    image[..., 11:20] = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)  # a red figure by the left edge
+    source = 1 - mask
+    source[..., 11:20] = 0  # it moves: not to be copied
+    with torch.no_grad():
+        free = model(image * (1 - mask), mask)
+        guarded = model(image * (1 - mask), mask, source)
+    redness = lambda t: float((t[:, 0] - t[:, 1])[..., :11].mean())  # noqa: E731
+    assert redness(free) > 0.05 > redness(guarded)
 
 
 @pytest.mark.parametrize("arch", sorted(TINY))

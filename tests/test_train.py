@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from conftest import cartoon_frames, decoded_frames
 from PIL import Image
 
 import ganime
-from ganime import metrics, synthetic
+from ganime import metrics, synthetic, weights
+from ganime.perceptual import VGGFeatures, load_vgg16
 from ganime.train import Trainer, TrainOptions
 from ganime.train import losses as L
 from ganime.train.data import DataOptions, Samples, gather, read_shots
@@ -156,3 +158,65 @@ def test_stored_frames_are_square_pixels_and_shrunk(tmp_path: Path) -> None:
     clip = synthetic.write_clip(tmp_path / "ana.mkv", cartoon_frames(4, 64, 48), sar=Fraction(4, 3))
     shots = read_shots(clip, DataOptions(store_height=24))
     assert shots and shots[0].frames[0].shape == (24, 43, 3)
+
+
+def test_side_crops_reach_every_strip_not_the_holes_inside_the_picture() -> None:
+    m = torch.zeros(3, 1, 16, 64)
+    m[0, ..., :10] = 1
+    m[0, ..., 54:] = 1
+    m[1, ..., :4] = 1
+    m[1, ..., 44:] = 1  # the widest strip: 20 columns on the right
+    m[2, ..., 5:9, 20:40] = 1  # a hole inside the picture does not widen the crops
+    assert L.side_span(m, context=6, modulo=8) == 32  # 20 + 6, rounded up to 8
+    assert L.side_span(torch.ones(1, 1, 8, 40), context=6) == 40  # all generated: the whole width
+
+
+def test_perceptual_loss_sees_the_sides_only_and_grows_with_damage() -> None:
+    torch.manual_seed(0)
+    loss = L.PerceptualLoss(VGGFeatures(), context=8)  # the real network; random weights suffice here
+    x = torch.rand(2, 3, 32, 96)
+    m = torch.zeros(2, 1, 32, 96)
+    m[..., :16] = 1
+    m[..., 80:] = 1
+    assert float(loss(x, x, m)) == pytest.approx(0.0, abs=1e-6)
+    centre = x.clone()
+    centre[..., 40:56] = 0  # beyond the strips and their context: not looked at
+    assert float(loss(centre, x, m)) == pytest.approx(0.0, abs=1e-6)
+    small, large = x.clone(), x.clone()
+    small[..., :16] += 0.05 * torch.randn_like(small[..., :16])
+    large[..., :16] = 0.5
+    assert 0 < float(loss(small, x, m)) < float(loss(large, x, m))
+
+
+def test_vgg16_loads_from_the_perceptual_folder(perceptual_dir: Path) -> None:
+    vgg = load_vgg16(perceptual_dir)
+    img = torch.from_numpy(np.array(Image.open(perceptual_dir / "ex_ref.png").convert("RGB"))).permute(2, 0, 1)
+    feats = vgg(img[None].float() / 255)
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512]
+    assert all(torch.isfinite(f).all() and f.abs().sum() > 0 for f in feats)
+
+
+def test_without_vgg16_lama_says_so_and_falls_back(footage: Path, tmp_path: Path) -> None:
+    # GANIME_OFFLINE is set and no folder is given: nothing to load.
+    trainer = Trainer(options(footage, tmp_path / "w.safetensors", "big-lama"))
+    assert trainer.perceptual is None and trainer.score == "psnr"
+    assert any("VGG16" in n for n in trainer.notes)
+    with pytest.raises(ValueError, match="VGG16"):  # asked for by name: an error, not a fallback
+        Trainer(options(footage, tmp_path / "x.safetensors", "glcic", perceptual_weight=1.0))
+
+
+def test_lama_trains_with_the_perceptual_loss_and_keeps_the_best_lpips(
+    footage: Path, tmp_path: Path, perceptual_dir: Path
+) -> None:
+    trainer = Trainer(options(footage, tmp_path / "w.safetensors", "big-lama", perceptual=perceptual_dir, steps=4))
+    assert trainer.perceptual is not None and trainer.score == "lpips"
+    trainer.run()
+    records = [json.loads(line) for line in (tmp_path / "w.jsonl").read_text().splitlines()]
+    vals = [r for r in records if "val_lpips" in r]
+    assert [r["step"] for r in vals] == [0, 2, 4]
+    assert all(r["perceptual"] > 0 for r in records if r["step"] > 0)
+    assert trainer.best == pytest.approx(min(r["val_lpips"] for r in vals))
+    # The file holds the weights that scored best.
+    best = min(vals, key=lambda r: r["val_lpips"])
+    _, _, _, meta = weights.read(tmp_path / "w.safetensors")
+    assert int(meta["trained_steps"]) == best["step"]

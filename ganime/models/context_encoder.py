@@ -84,15 +84,15 @@ class ContextEncoder(Started):
         for cout in [*reversed(chans[:-1]), c.base // 2]:
             dec += [nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
             cin = cout
-        out = nn.Conv2d(cin, OUTPUTS[c.prefill], 3, padding=1)
-        if c.prefill:  # a correction to the fill: linear, starting at zero
+        out = nn.Conv2d(cin, OUTPUTS, 3, padding=1)
+        if c.prefill:  # a residual over the fill: linear, starting at zero
             zero_output(out)
         dec += [out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.decoder = nn.Sequential(*dec)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         size = (self.config.height, self.config.width)
-        return self.complete(image, mask, self._core, lambda h, w: size)
+        return self.complete(image, mask, self._core, lambda h, w: size, source)
 
     def _core(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.mix(self.channelwise(self.encoder(x))))

@@ -72,8 +72,8 @@ class CompletionNetwork(Started):
         layers += _conv(b, b, 3)
         layers += [nn.ConvTranspose2d(b, a, 4, 2, 1), nn.BatchNorm2d(a), nn.ReLU(inplace=True)]
         layers += _conv(a, max(4, a // 2), 3)
-        out = nn.Conv2d(max(4, a // 2), OUTPUTS[c.prefill], 3, padding=1)
-        if c.prefill:  # a correction to the fill: linear, starting at zero
+        out = nn.Conv2d(max(4, a // 2), OUTPUTS, 3, padding=1)
+        if c.prefill:  # a residual over the fill: linear, starting at zero
             zero_output(out)
         layers += [out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.net = nn.Sequential(*layers)
@@ -97,9 +97,9 @@ class CompletionNetwork(Started):
                 span += (layer.kernel_size[0] - 1) * jump
         return int(span // 2) + 2 * self.modulo
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         wh = self.config.working_height
-        return self.complete(image, mask, self._complete, lambda h, w: working_size(h, w, wh))
+        return self.complete(image, mask, self._complete, lambda h, w: working_size(h, w, wh), source)
 
     def _complete(self, x: torch.Tensor) -> torch.Tensor:
         return run_padded(self.net, x, self.modulo)

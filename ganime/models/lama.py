@@ -220,8 +220,8 @@ class FFCResNetGenerator(nn.Module):
                 nn.BatchNorm2d(cout),
                 nn.ReLU(inplace=True),
             ]
-        out = nn.Conv2d(c.ngf, OUTPUTS[c.prefill], kernel_size=7)
-        if c.prefill:  # a correction to the fill: linear, starting at zero
+        out = nn.Conv2d(c.ngf, OUTPUTS, kernel_size=7)
+        if c.prefill:  # a residual over the fill: linear, starting at zero
             zero_output(out)
         layers += [nn.ReflectionPad2d(3), out, nn.Identity() if c.prefill else nn.Sigmoid()]
         self.model = nn.Sequential(*layers)
@@ -255,9 +255,9 @@ class Lama(Started):
         self.config = c
         self.generator = FFCResNetGenerator(c)
 
-    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         wh = self.config.working_height
-        return self.complete(image, mask, self._core, lambda h, w: working_size(h, w, wh))
+        return self.complete(image, mask, self._core, lambda h, w: working_size(h, w, wh), source)
 
     def _core(self, x: torch.Tensor) -> torch.Tensor:
         return run_padded(self.generator, x, self.modulo)

@@ -3,23 +3,19 @@
 The papers show the network the holes as zeros (LaMa) or the dataset mean (Context
 Encoder, GLCIC) and ask it for every pixel. For 4:3 -> 16:9 strips that wastes most of
 a small network on rediscovering what a cheap fill already gets right: the colours and
-lines that continue across the seam. With ``prefill="edge"`` the holes are first
-filled by ``EdgeFill`` at full resolution, the network sees that canvas plus the mask,
-and predicts a *correction* to it: a brightness shift (one channel, added alike to R, G
-and B) and a second channel that shifts, pixel by pixel, how much of the fill's sharp
-mirror is kept against its blur (the fill itself fades from one to the other with
-distance from the seam). Its output layer starts at zero, so an untrained network is
-exactly the edge fill and training moves it only where the data says.
+lines that continue across the seam. With a ``prefill`` the holes are first filled at
+full resolution by a weight-free fill (``edge``: the mirror fading into a blur;
+``patch``: patches of the picture itself), the network sees that canvas plus the mask,
+and paints a full-colour residual over it: three unbounded channels added to R, G and
+B, so it can draw lines, edges and texture the fill does not have, and remove what the
+fill got wrong. Its output layer starts at zero, so an untrained network is exactly its
+fill, and training moves it only where the data says.
 
-Why brightness and not colour: animation is painted in flat colours, and the fill
-already continues the right hue across the seam; a per-channel correction learns small
-hue shifts that read as a wrong colour on a flat area. Measured on the evaluation
-clips with the temporal engine, the earlier three-channel correction of GLCIC cost
-0.0004 SSIM against the plain fill while its mean over the channels, the same weights
-otherwise, gained 0.0001 SSIM and 0.015 dB more than it. Brightness corrections fade
-out next to black (``DARK``), so fades keep their blacks. The correction is computed at
-the network's working scale and enlarged; the mirror and blur it mixes keep full
-resolution, so detail next to the seam stays sharp and can be dropped where it misleads.
+The residual is computed at the network's working scale and enlarged; the fill it is
+added to keeps full resolution, so the detail of ``patch`` stays sharp and the network
+corrects layout, colour and seams. It fades out next to black (``DARK``, on the fill's
+brightest channel), so the sides of a fade keep their blacks. Models whose fill takes a
+``source`` (which known pixels may be copied, see ``models.patch``) take it too.
 
 ``prefill=None`` is the papers' contract (and the one imported LaMa checkpoints need).
 """
@@ -33,14 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .classical import EdgeFill, upsample_columns
+from .classical import EdgeFill, generated_columns, upsample_columns
+from .patch import PatchFill
 
-PREFILLS: dict[str, Callable[[], EdgeFill]] = {"edge": EdgeFill}
-OUTPUTS = {None: 3, "edge": 2}  # channels the core network predicts
-# Below this level (of 1) the brightness correction fades out linearly (per channel): next to black
-# a shift of one or two 8-bit levels is a large relative change (SSIM's luminance term,
-# and the eye, judge it so), and a correction learnt on full-brightness frames must not
-# lift or crush the sides of a fade.
+PREFILLS: dict[str, Callable[[], nn.Module]] = {"edge": EdgeFill, "patch": PatchFill}
+OUTPUTS = 3  # channels the core network predicts: the image, or an RGB residual over the fill
+# Below this level (of 1, the fill's brightest channel) the residual fades out linearly: next
+# to black a change of one or two 8-bit levels is a large relative change (SSIM's luminance
+# term, and the eye, judge it so), and a residual learnt on full-brightness frames must not
+# lift the sides of a fade.
 DARK = 0.1
 
 
@@ -134,14 +131,20 @@ class Started(nn.Module):
     def _core_input(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    @property
+    def takes_source(self) -> bool:
+        """Whether the fill under the network takes the engine's map of copyable pixels."""
+        return bool(getattr(self.prefill, "takes_source", False))
+
     def complete(
         self,
         image: torch.Tensor,
         mask: torch.Tensor,
         core: Callable[[torch.Tensor], torch.Tensor],
         size: Callable[[int, int], tuple[int, int]],
+        source: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The prediction: ``core`` (4 channels in; 3 out, or 2 with a prefill) runs at ``size(h, w)``."""
+        """The prediction: ``core`` (4 channels in, 3 out) runs at ``size(h, w)``."""
         h, w = image.shape[-2:]
         holes = mask > 0.5
         mask = holes.to(image.dtype)
@@ -149,34 +152,29 @@ class Started(nn.Module):
         if self.prefill is None:
             x = torch.cat([image * (1 - mask), mask], dim=1)
             return enlarge_to(core(self._core_input(shrink_to(x, small))), (h, w))
-        # Full-resolution work is done on the generated pixels only (the columns of a
-        # 4:3 -> 16:9 canvas's strips, PictureFill.regions): known pixels are returned as
-        # given, which is what every caller keeps anyway (the engine's compositor, the
-        # trainer's composite).
-        # The network sees the canvas shrunk, so the fill is written into the zeroed
-        # picture itself and the picture and the mask are shrunk apart: no full-size
-        # copy of the canvas is made. The fill's ingredients are all read first.
-        out = image.masked_fill(holes, 0.0)
         with torch.no_grad():  # the fill has no parameters; nothing to learn through it
-            parts = [
-                (idx, rows, cols, *self.prefill.column_parts(img, box, cols, rows))
-                for idx, gen, box, img in self.prefill.groups(out, mask)
-                for rows, cols in self.prefill.regions(mask[idx], box, gen)
-            ]
-            for idx, rows, cols, sharp, blurred, t in parts:
-                out[idx][:, :, rows].index_copy_(3, cols, torch.lerp(sharp, blurred, t))
-        x = torch.cat([shrink_to(out, small), shrink_to(mask, small)], dim=1)
-        small_y = core(self._core_input(x))
-        for idx, rows, cols, sharp, blurred, t in parts:
-            # The correction at full resolution, for the generated pixels only.
-            if small_y.shape[-2:] != (h, w):
-                yg = upsample_columns(small_y[idx], h, w, cols, rows)
+            known = image.masked_fill(holes, 0.0)
+            if self.takes_source and source is not None:
+                fill = self.prefill(known, mask, source)
             else:
-                yg = small_y[idx][:, :, rows][..., cols]
-            # Channel 0 shifts the brightness, the same on R, G and B; channel 1 moves each
-            # pixel between the sharp mirror and the blur (at full resolution, where a small
-            # correction cannot reach).
-            keep = (1 - t + yg[:, 1:2]).clamp(0, 1)
-            shift = (blurred * (1 / DARK)).clamp_(max=1).mul_(yg[:, :1])
-            out[idx][:, :, rows].index_copy_(3, cols, torch.lerp(blurred, sharp, keep).add_(shift).clamp_(0, 1))
-        return out
+                fill = self.prefill(known, mask)
+            fill = fill.to(image.dtype).clamp_(0, 1)
+        x = torch.cat([shrink_to(fill, small), shrink_to(mask, small)], dim=1)
+        residual = core(self._core_input(x))
+        # Known pixels are returned as given; the residual is enlarged for the generated
+        # columns only (the strips of a 4:3 -> 16:9 canvas), not the whole canvas.
+        rows = []
+        for i in range(image.shape[0]):
+            cols = generated_columns(mask[i])
+            if cols.numel() == 0:
+                rows.append(image[i : i + 1])
+                continue
+            if residual.shape[-2:] != (h, w):
+                r = upsample_columns(residual[i : i + 1], h, w, cols)
+            else:
+                r = residual[i : i + 1][..., cols]
+            base = fill[i : i + 1][..., cols]
+            gain = (base.amax(dim=1, keepdim=True) * (1 / DARK)).clamp(max=1)
+            painted = torch.where(holes[i : i + 1][..., cols], (base + gain * r).clamp(0, 1), base)
+            rows.append(fill[i : i + 1].index_copy(3, cols, painted))
+        return torch.cat(rows)

@@ -6,26 +6,31 @@
   joint global/local discriminator, in three phases (completion network alone, then
   the discriminator alone, then both).
 - LaMa (Suvorov et al. 2022): adversarial (non-saturating, R1 penalty on real images,
-  weight 10 and 0.001 as published) + discriminator feature matching (100) + L1. The
-  paper's high-receptive-field perceptual loss needs a ResNet50 trained on ADE20k
-  segmentation, which cannot be downloaded here; it is replaced by a multi-scale
-  gradient loss (L1 between image gradients at 1, 1/2 and 1/4 scale, weight 30),
-  which rewards the same thing in flat-coloured animation: lines and edges where the
-  truth has them.
+  weights 10 and 0.001 as published) + discriminator feature matching (100) + L1 on the
+  known pixels (10) + a perceptual loss (30). The paper's perceptual loss runs a
+  ResNet50 trained for ADE20k segmentation ("high receptive field"), which cannot be
+  downloaded here; it is replaced by the standard VGG16 perceptual loss
+  (``PerceptualLoss``: ImageNet VGG16, relu1_2 .. relu5_3, from the folder of perceptual
+  weights). Without those weights LaMa falls back to a multi-scale gradient loss, which
+  rewards lines and edges where the truth has them (and says so in the training log).
+  Deviation: the known pixels of a prefilled model are the input by contract, so its
+  L1 on them is zero; a small L1 on the generated pixels (weight 1) anchors colour
+  there instead.
 
-Optional for every family (``--ssim-weight``, off by default): a structural term,
-1 - SSIM over the generated pixels. Pixel losses alone settle on the blurry mean of
-what the sides could hold, which wins PSNR and gives away SSIM; a weight-free fill that
-keeps the picture's structure next to the seam then stays ahead on SSIM. The shipped
-weights were trained without it (their model cards give the exact commands).
+The perceptual loss is an option for the Context Encoder and GLCIC too
+(``--perceptual-weight``), as is a structural term (``--ssim-weight``, 1 - SSIM over
+the generated pixels). Pixel losses alone settle on the blurry mean of what the sides
+could hold, which wins PSNR and loses LPIPS and the eye.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .. import metrics
+from ..perceptual import VGGFeatures
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -81,3 +86,55 @@ def gradient_loss(pred: torch.Tensor, target: torch.Tensor, scales: int = 3) -> 
         for dim in (-1, -2):
             total = total + F.l1_loss(pred.diff(dim=dim), target.diff(dim=dim))
     return total / scales
+
+
+def side_span(mask: torch.Tensor, context: int = 16, modulo: int = 8) -> int:
+    """Width of the side crops that hold every sample's generated strips plus ``context`` columns.
+
+    A sample's left strip reaches as far as its first column with a known pixel (and the
+    right one alike): random holes inside the picture do not widen the crops.
+    """
+    w = mask.shape[-1]
+    known = (mask[:, 0] < 0.5).any(dim=1)  # (N, W): columns holding a known pixel
+    cols = torch.arange(w, device=mask.device)
+    first = torch.where(known, cols, w).amin(dim=1)
+    last = torch.where(known, cols, -1).amax(dim=1)
+    reach = int(torch.maximum(first, w - 1 - last).clamp(min=0).max())
+    width = -(-(reach + context) // modulo) * modulo
+    return min(w, max(modulo, width))
+
+
+class PerceptualLoss(nn.Module):
+    """VGG16 feature distance on the side strips (LaMa's perceptual term; see the module).
+
+    Features at the five taps are unit-normalised along channels (as LPIPS does, so each
+    layer weighs alike) and compared by mean squared difference; the mean over the taps
+    is the loss. Only the side crops (``side_span``) go through the network: on a
+    144x256 sample the strips and their context are a quarter of the columns each,
+    which halves the cost of the heaviest part of a training step.
+    """
+
+    def __init__(self, vgg: VGGFeatures, context: int = 16) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.context = context
+
+    @staticmethod
+    def _unit(f: torch.Tensor) -> torch.Tensor:
+        return f / (f.pow(2).sum(dim=1, keepdim=True).add(1e-10).sqrt())
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        span = side_span(mask, self.context)
+        w = pred.shape[-1]
+        if 2 * span >= w:
+            crops_p, crops_t = pred, target
+        else:
+            crops_p = torch.cat([pred[..., :span], pred[..., w - span :]])
+            crops_t = torch.cat([target[..., :span], target[..., w - span :]])
+        with torch.no_grad():
+            feats_t = self.vgg(crops_t)
+        feats_p = self.vgg(crops_p)
+        total = pred.new_zeros(())
+        for fp, ft in zip(feats_p, feats_t, strict=True):
+            total = total + (self._unit(fp) - self._unit(ft)).pow(2).sum(dim=1).mean()
+        return total / len(feats_p)

@@ -4,7 +4,9 @@ The generator is the registry's own module (never a wrapper), so what is trained
 what converts. Checkpoints hold models, optimizers, step, best score and RNG state,
 and are written atomically; batches depend only on (seed, step), so ``--resume``
 continues exactly where a run stopped. Validation uses the eval metrics on held-out
-shots; the best weights so far are kept in the output file.
+shots: strip LPIPS (the eval's leading measure) when the perceptual weights can be
+found, else strip PSNR; the weights with the best score so far are kept in the output
+file, and every validation's metrics go to the JSONL log (and TensorBoard).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from .. import metrics
+from .. import perceptual as P
 from .. import weights as W
 from ..engine import configure_cpu_threads, select_device
 from ..models import ARCHS, get_spec, load_model, resolve_weights
@@ -57,12 +60,15 @@ class TrainOptions:
     half: bool = True  # store the exported weights in half precision
     ssim_weight: float = 0.0  # weight of the optional structural term (1 - SSIM), every family
     val_frames: int = 128  # held-out frames scored at each validation
+    perceptual: Path | None = None  # folder of perceptual weights (default: $GANIME_PERCEPTUAL)
+    perceptual_weight: float | None = None  # VGG16 perceptual loss; None: the family's (LaMa 30, others 0)
 
     def resolved(self) -> TrainOptions:
         o = TrainOptions(**{**asdict(self), "data": [Path(p) for p in self.data], "output": Path(self.output)})
         o.checkpoint = Path(self.checkpoint) if self.checkpoint else o.output.with_suffix(".ckpt")
         o.log = Path(self.log) if self.log else o.output.with_suffix(".jsonl")
         o.resume = Path(self.resume) if self.resume else None
+        o.perceptual = Path(self.perceptual) if self.perceptual else None
         return o
 
 
@@ -104,8 +110,13 @@ class Trainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=self.o.lr, betas=betas)
         self.amp = self.device.type == "cuda"
         self.step = 0
-        self.best = -math.inf
-        self.floor = -math.inf  # SSIM of the start: kept weights never score below it
+        self.trained_seconds = 0.0  # wall-clock of the run so far, over every resume
+        self.notes: list[str] = []  # what this run could not do as asked (logged at its start)
+        self.perceptual = self._perceptual_loss()
+        self.lpips = self._lpips()
+        # The validation score the kept weights are chosen by; LPIPS lower is better.
+        self.score = "lpips" if self.lpips is not None else "psnr"
+        self.best = math.inf if self.score == "lpips" else -math.inf
         data = DataOptions(height=self.o.height, width=self.o.width)
         train, val = gather(self.o.data, data)
         self.samples = Samples(train, val, data, seed=self.o.seed)
@@ -125,6 +136,28 @@ class Trainer:
             raise W.WeightsError(f"{source}: holds a {arch} model, not {self.arch}")
         self.config = config
         return load_model(name, source, "cpu")
+
+    def _perceptual_loss(self) -> L.PerceptualLoss | None:
+        weight = self.o.perceptual_weight
+        wanted = weight if weight is not None else (30.0 if self.family == "lama" else 0.0)
+        self.perceptual_weight = wanted
+        if not wanted:
+            return None
+        try:
+            vgg = P.load_vgg16(self.o.perceptual, self.device)
+        except P.PerceptualError as e:
+            if weight is not None:  # asked for by name: not having it is an error
+                raise ValueError(str(e)) from None
+            self.notes.append(f"no VGG16 perceptual loss ({e}); LaMa's gradient loss stands in")
+            return None
+        return L.PerceptualLoss(vgg)
+
+    def _lpips(self) -> P.LPIPS | None:
+        try:
+            return P.load_lpips(self.o.perceptual, self.device)
+        except P.PerceptualError as e:
+            self.notes.append(f"validation by strip PSNR: {e}")
+            return None
 
     def _discriminator(self) -> nn.Module:
         if self.family == "glcic":
@@ -149,7 +182,7 @@ class Trainer:
         out = pred * m + x * (1 - m)  # what a viewer would see: the composite
         logs: dict[str, float] = {}
         if self.family == "glcic" and self._glcic_phase() == 1:
-            loss_g = L.masked_l2(pred, x, m) + self._structure(out, x, m)
+            loss_g = L.masked_l2(pred, x, m) + self._structure(out, x, m) + self._perceptual(out, x, m)
             self._update(self.opt_g, loss_g)
             return {"mse": float(loss_g.detach())}
         # Discriminator step.
@@ -172,23 +205,38 @@ class Trainer:
         # Generator step.
         if self.family == "glcic":
             rec = L.masked_l2(pred, x, m)
-            loss_g = rec + self._structure(out, x, m) + 0.0004 * L.generator_adversarial(self.d(out, m))
+            loss_g = (
+                rec
+                + self._structure(out, x, m)
+                + self._perceptual(out, x, m)
+                + 0.0004 * L.generator_adversarial(self.d(out, m))
+            )
         elif self.family == "lama":
             fake_logits, fake_feats = self.d(out)
             with torch.no_grad():
                 _, real_feats = self.d(x)
             rec = L.masked_l1(pred, x, m)
+            if self.perceptual is not None:
+                perceptual = self.perceptual_weight * self.perceptual(out, x, m)
+            else:
+                perceptual = 30 * L.gradient_loss(out, x)
             loss_g = (
                 10 * L.generator_adversarial(fake_logits)
                 + 100 * L.feature_matching(fake_feats, real_feats)
-                + 10 * rec
-                + 30 * L.gradient_loss(out, x)
+                + 10 * L.masked_l1(pred, x, 1 - m)  # known pixels (zero for a prefilled model)
+                + rec  # generated pixels: anchors colour (see losses)
+                + perceptual
                 + 10 * self._structure(out, x, m)  # weighted like LaMa's L1 term
             )
+            logs["perceptual"] = float(perceptual.detach())
         else:
             fake_logits, _ = self.d(out)
             rec = L.masked_l2(pred, x, m)
-            loss_g = 0.999 * (rec + self._structure(out, x, m)) + 0.001 * L.generator_adversarial(fake_logits)
+            loss_g = (
+                0.999 * (rec + self._structure(out, x, m))
+                + 0.001 * L.generator_adversarial(fake_logits)
+                + self._perceptual(out, x, m)
+            )
         self._update(self.opt_g, loss_g)
         logs.update(g=float(loss_g.detach()), rec=float(rec.detach()))
         return logs
@@ -198,6 +246,12 @@ class Trainer:
         if not self.o.ssim_weight:
             return out.new_zeros(())
         return self.o.ssim_weight * L.ssim_loss(out, x, m)
+
+    def _perceptual(self, out: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        """The optional perceptual term of GLCIC and the Context Encoder, weighted (zero when off)."""
+        if self.perceptual is None:
+            return out.new_zeros(())
+        return self.perceptual_weight * self.perceptual(out, x, m)
 
     @staticmethod
     def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -211,7 +265,7 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self) -> dict[str, float]:
-        """Strip PSNR/SSIM of the composite on held-out shots (the eval metrics)."""
+        """Strip LPIPS (where available), PSNR, SSIM and sharpness of the composite on held-out shots."""
         self.g.eval()
         outs = []
         for i in range(0, len(self.val_images), 8):
@@ -226,12 +280,29 @@ class Trainer:
 
         mask = self.val_masks[0, 0].numpy() > 0.5
         o, t = u8(out), u8(self.val_images)
-        return {"psnr": metrics.psnr(o, t, mask), "ssim": metrics.ssim(o, t, mask)}
+        scores = {
+            "psnr": metrics.psnr(o, t, mask),
+            "ssim": metrics.ssim(o, t, mask),
+            "sharpness": metrics.sharpness(o, t, mask),
+        }
+        if self.lpips is not None:
+            lpips, dev = self.lpips, self.device
+            scores["lpips"] = metrics.strip_lpips(o, t, mask, lambda a, b: lpips.distance(a.to(dev), b.to(dev)).cpu())
+        return scores
+
+    def _better(self, val: dict[str, float]) -> bool:
+        v = val[self.score]
+        return v < self.best if self.score == "lpips" else v > self.best
 
     # ------------------------------------------------------------ checkpoints
 
     def export(self, path: Path) -> Path:
-        meta = {"trained_steps": self.step, "best_val_psnr": f"{self.best:.3f}", "model": self.o.model}
+        meta = {
+            "trained_steps": self.step,
+            "trained_seconds": f"{self.trained_seconds:.0f}",
+            f"best_val_{self.score}": f"{self.best:.4f}",
+            "model": self.o.model,
+        }
         return W.save(self.g, path, self.arch, self.config, meta, half=self.o.half)
 
     def save_checkpoint(self) -> Path:
@@ -244,7 +315,8 @@ class Trainer:
             "opt_d": self.opt_d.state_dict(),
             "step": self.step,
             "best": self.best,
-            "floor": self.floor,
+            "score": self.score,
+            "seconds": self.trained_seconds,
             "config": json.dumps(self.config),
             "rng": torch.get_rng_state(),
         }
@@ -264,8 +336,9 @@ class Trainer:
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.step = int(state["step"])
-        self.best = float(state["best"])
-        self.floor = float(state.get("floor", -math.inf))
+        self.trained_seconds = float(state.get("seconds", 0.0))
+        if state.get("score", "psnr") == self.score:  # the same measure: carry the best on
+            self.best = float(state["best"])
         torch.set_rng_state(state["rng"])
 
     # -------------------------------------------------------------------- run
@@ -281,11 +354,7 @@ class Trainer:
                     self._tb.add_scalar(k, v, record["step"])
 
     def run(self) -> Path:
-        """Train to ``steps``; returns the weight file.
-
-        The weights kept are the best validation PSNR among those whose SSIM is no lower
-        than the start's: a fine-tune must not trade the structure of the sides for PSNR.
-        """
+        """Train to ``steps``; returns the weight file (the weights that validated best)."""
         try:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -293,24 +362,28 @@ class Trainer:
         except ImportError:  # TensorBoard is optional
             self._tb = None
         started = time.perf_counter()
+        before = self.trained_seconds
         if self.step == 0:  # where the run starts from (a prefilled model starts at its fill)
             val = self.validate()
-            self._log({"step": 0, **{f"val_{k}": v for k, v in val.items()}})
+            self._log({"step": 0, "score": self.score, "notes": self.notes, **{f"val_{k}": v for k, v in val.items()}})
             # The start is a candidate too: the weights kept are never worse than it on validation.
-            self.best, self.floor = val["psnr"], val["ssim"]
+            self.best = val[self.score]
             self.export(self.o.output)
         while self.step < self.o.steps:
             images, masks = self.samples.batch(self.step, self.o.batch_size)
             logs = self.train_step(images, masks)
             self.step += 1
+            self.trained_seconds = before + time.perf_counter() - started
             val = None
             if self.step % self.o.val_every == 0 or self.step == self.o.steps:
                 val = self.validate()
-                better = val["psnr"] > self.best and val["ssim"] >= self.floor
+                better = self._better(val)
+                if better:
+                    self.best = val[self.score]
                 if better or not self.o.output.exists():
-                    self.best = max(self.best, val["psnr"])
                     self.export(self.o.output)
-            self._log({"step": self.step, **logs, **({f"val_{k}": v for k, v in val.items()} if val else {})})
+            vals = {f"val_{k}": v for k, v in val.items()} if val else {}
+            self._log({"step": self.step, "seconds": round(self.trained_seconds, 2), **logs, **vals})
             if self.step % self.o.checkpoint_every == 0 or self.step == self.o.steps:
                 self.save_checkpoint()
             if self.progress:
