@@ -547,7 +547,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed for initialisation and data order.")] = 0,
 ) -> None:
     """Fine-tune or train a model on your own shows (16:9 footage is its own ground truth)."""
-    from .train import StepReport, Trainer, TrainOptions
+    from .train import StepReport, Stopped, Trainer, TrainOptions
 
     name = model or next((n for n in PREFERENCE if REGISTRY[n].needs_weights), "glcic")
     if name not in REGISTRY:
@@ -586,6 +586,12 @@ def train(
     except (ValueError, FileNotFoundError, WeightsError, video.VideoError, FloatingPointError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
+    except Stopped as e:
+        err.print(f"[yellow]{escape(str(e))}[/] (best weights so far in {escape(str(output))})")
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: the last checkpoint written, if any, resumes the run (--resume)")
+        raise typer.Exit(130) from None
     best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
     out.print(f"wrote {escape(str(path))} (best validation {best}, {trainer.step} steps)")
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -220,3 +224,27 @@ def test_lama_trains_with_the_perceptual_loss_and_keeps_the_best_lpips(
     best = min(vals, key=lambda r: r["val_lpips"])
     _, _, _, meta = weights.read(tmp_path / "w.safetensors")
     assert int(meta["trained_steps"]) == best["step"]
+
+
+def test_ctrl_c_stops_after_a_whole_step_and_resume_loses_nothing(footage: Path, tmp_path: Path) -> None:
+    out = tmp_path / "w.safetensors"
+    cmd = [sys.executable, "-m", "ganime", "train", "-d", str(footage), "-o", str(out), "-m", "glcic",
+           "--set", "width=0.125", "--height", "32", "--batch-size", "2", "--device", "cpu",
+           "--val-every", "1000", "--checkpoint-every", "1000"]  # fmt: skip
+    proc = subprocess.Popen([*cmd, "--steps", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "w.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "resume with --resume" in " ".join(err.split())
+    last = json.loads(log.read_text().splitlines()[-1])["step"]
+    state = torch.load(tmp_path / "w.ckpt", weights_only=True)
+    assert state["step"] == last >= 3  # no finished step lost, although checkpoints were due every 1000
+    done = subprocess.run(
+        [*cmd, "--steps", str(last + 2), "--resume", str(tmp_path / "w.ckpt")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(log.read_text().splitlines()[-1])["step"] == last + 2

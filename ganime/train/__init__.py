@@ -1,5 +1,5 @@
 """Training: data, losses, discriminators and the trainer behind ``ganime train``."""
 
-from .trainer import StepReport, Trainer, TrainOptions
+from .trainer import StepReport, Stopped, Trainer, TrainOptions
 
-__all__ = ["StepReport", "TrainOptions", "Trainer"]
+__all__ = ["StepReport", "Stopped", "TrainOptions", "Trainer"]

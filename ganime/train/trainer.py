@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -70,6 +72,42 @@ class TrainOptions:
         o.resume = Path(self.resume) if self.resume else None
         o.perceptual = Path(self.perceptual) if self.perceptual else None
         return o
+
+
+class Stopped(Exception):
+    """The run was asked to stop (Ctrl-C or SIGTERM) and stopped after a whole step.
+
+    Its checkpoint holds every finished step: ``--resume`` loses nothing.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"stopped after step {step}; resume with --resume {checkpoint}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class _StopRequest:
+    """Turns the first SIGINT/SIGTERM into a request honoured between steps (a second
+    Ctrl-C interrupts at once). Only the main thread can take signals; elsewhere a no-op."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._saved: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._saved.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -363,6 +401,15 @@ class Trainer:
             self._tb = None
         started = time.perf_counter()
         before = self.trained_seconds
+        try:
+            with _StopRequest() as stop:
+                self._loop(started, before, stop)
+        finally:
+            if self._tb is not None:
+                self._tb.close()
+        return self.o.output
+
+    def _loop(self, started: float, before: float, stop: _StopRequest) -> None:
         if self.step == 0:  # where the run starts from (a prefilled model starts at its fill)
             val = self.validate()
             self._log({"step": 0, "score": self.score, "notes": self.notes, **{f"val_{k}": v for k, v in val.items()}})
@@ -388,6 +435,6 @@ class Trainer:
                 self.save_checkpoint()
             if self.progress:
                 self.progress(StepReport(self.step, self.o.steps, logs, time.perf_counter() - started, val))
-        if self._tb is not None:
-            self._tb.close()
-        return self.o.output
+            if stop.requested and self.step < self.o.steps:
+                self.save_checkpoint()
+                raise Stopped(self.step, self.o.checkpoint)  # type: ignore[arg-type]
