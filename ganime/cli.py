@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import traceback
 from fractions import Fraction
@@ -500,6 +501,11 @@ def _config_overrides(items: list[str] | None) -> dict:
     return out
 
 
+def _other_rank() -> bool:
+    """Under torchrun, ranks other than 0 train quietly (rank 0 reports for the run)."""
+    return int(os.environ.get("RANK", "0") or 0) > 0
+
+
 @app.command()
 def train(
     data: Annotated[
@@ -567,6 +573,7 @@ def train(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=err,
+        disable=_other_rank(),
     )
     task = progress.add_task(f"train {name}", total=steps, info="")
 
@@ -592,6 +599,8 @@ def train(
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]: the last checkpoint written, if any, resumes the run (--resume)")
         raise typer.Exit(130) from None
+    if _other_rank():
+        return
     best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
     out.print(f"wrote {escape(str(path))} (best validation {best}, {trainer.step} steps)")
 

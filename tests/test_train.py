@@ -248,3 +248,13 @@ def test_ctrl_c_stops_after_a_whole_step_and_resume_loses_nothing(footage: Path,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(log.read_text().splitlines()[-1])["step"] == last + 2
+
+
+def test_validation_metrics_reach_tensorboard(footage: Path, tmp_path: Path) -> None:
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    Trainer(options(footage, tmp_path / "w.safetensors", "glcic")).run()
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "w.tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"val_psnr", "val_ssim", "val_sharpness"} <= set(tags)
+    assert [e.step for e in acc.Scalars("val_psnr")] == [0, 2, 4]

@@ -192,10 +192,16 @@ def random_holes(rng: np.random.Generator, height: int, width: int) -> torch.Ten
 class Samples:
     """Makes training batches and the fixed validation set."""
 
-    def __init__(self, train: list[Shot], val: list[Shot], options: DataOptions, seed: int = 0) -> None:
+    def __init__(
+        self, train: list[Shot], val: list[Shot], options: DataOptions, seed: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> None:
         self.options = options
         self.seed = seed
-        self.frames = [f for s in train for f in s.frames]
+        rank, ranks = shard
+        frames = [f for s in train for f in s.frames]
+        # Each rank of a distributed run draws from its own share of the frames.
+        self.frames = frames[rank::ranks] if len(frames) >= ranks else frames
+        self.shard = shard
         self.val_frames = [f for s in val for f in s.frames]
 
     def _crop(self, frame: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
@@ -226,7 +232,8 @@ class Samples:
 
     def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Batch ``step``: (images (N, 3, H, W), masks (N, 1, H, W)); the same for the same step."""
-        rng = np.random.default_rng([self.seed, step])
+        rank, ranks = self.shard
+        rng = np.random.default_rng([self.seed, step] if ranks == 1 else [self.seed, step, rank])
         o = self.options
         images, masks = [], []
         for _ in range(size):

@@ -24,12 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from .. import metrics
 from .. import perceptual as P
 from .. import weights as W
 from ..engine import configure_cpu_threads, select_device
 from ..models import ARCHS, get_spec, load_model, resolve_weights
+from . import distributed as D
 from . import losses as L
 from .data import DataOptions, Samples, gather
 from .discriminators import GlcicDiscriminator, PatchDiscriminator
@@ -132,10 +134,12 @@ class Trainer:
             raise ValueError(f"{self.o.model} has no weights to train (choose a neural model)")
         self.arch = spec.arch
         self.family = FAMILY[spec.arch]
-        self.device = select_device(self.o.device)
+        self.world = D.world_from_env()  # one process, or one rank of a torchrun
+        self.device = D.device_for(self.world, select_device(self.o.device))
         if self.device.type == "cpu":
             configure_cpu_threads()
-        torch.manual_seed(self.o.seed)
+        D.start(self.world, self.device)
+        torch.manual_seed(self.o.seed)  # the same initial weights on every rank
         self.config = {**spec.config, **self.o.config}
         if self.arch == "context-encoder":  # it works at the training resolution
             self.config.update(height=self.o.height, width=self.o.width)
@@ -157,10 +161,18 @@ class Trainer:
         self.best = math.inf if self.score == "lpips" else -math.inf
         data = DataOptions(height=self.o.height, width=self.o.width)
         train, val = gather(self.o.data, data)
-        self.samples = Samples(train, val, data, seed=self.o.seed)
+        self.samples = Samples(train, val, data, seed=self.o.seed, shard=(self.world.rank, self.world.size))
         self.val_images, self.val_masks = self.samples.validation(self.o.val_frames)
+        if self.world.distributed:
+            torch.manual_seed(self.o.seed + self.world.rank)  # dropout and the like differ per rank
         if self.o.resume:
             self._load_checkpoint(self.o.resume)
+        self.g_train: nn.Module = self.g
+        if self.world.distributed:
+            D.broadcast_module(self.g, self.world)
+            D.broadcast_module(self.d, self.world)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DistributedDataParallel(self.g, device_ids=ids)
 
     # --------------------------------------------------------------- building
 
@@ -215,8 +227,9 @@ class Trainer:
         self.g.train()
         self.d.train()
         x, m = images.to(self.device), masks.to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            pred = self.g(x * (1 - m), m).float()
+        learns = not (self.family == "glcic" and self._glcic_phase() == 2)  # phase 2 trains the discriminator alone
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp), torch.set_grad_enabled(learns):
+            pred = (self.g_train if learns else self.g)(x * (1 - m), m).float()
         out = pred * m + x * (1 - m)  # what a viewer would see: the composite
         logs: dict[str, float] = {}
         if self.family == "glcic" and self._glcic_phase() == 1:
@@ -236,7 +249,7 @@ class Trainer:
             real_logits, _ = self.d(x)
             fake_logits, _ = self.d(out.detach())
             loss_d = L.discriminator_adversarial(real_logits, fake_logits)
-        self._update(self.opt_d, loss_d)
+        self._update(self.opt_d, loss_d, sync=self.d)
         logs["d"] = float(loss_d.detach())
         if self.family == "glcic" and self._glcic_phase() == 2:
             return logs
@@ -291,12 +304,14 @@ class Trainer:
             return out.new_zeros(())
         return self.perceptual_weight * self.perceptual(out, x, m)
 
-    @staticmethod
-    def _update(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    def _update(self, opt: torch.optim.Optimizer, loss: torch.Tensor, sync: nn.Module | None = None) -> None:
+        """One optimiser step; ``sync``: a module outside DDP whose gradients are averaged over the ranks."""
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training diverged (loss {float(loss)})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if sync is not None:
+            D.average_gradients(sync, self.world)
         opt.step()
 
     # ------------------------------------------------------------- validation
@@ -344,8 +359,12 @@ class Trainer:
         return W.save(self.g, path, self.arch, self.config, meta, half=self.o.half)
 
     def save_checkpoint(self) -> Path:
+        """Write what resuming needs (every rank calls it: the RNG states are gathered; rank 0 writes)."""
         path = self.o.checkpoint
         assert path is not None
+        rngs = D.gather(torch.get_rng_state(), self.world)
+        if not self.world.main:
+            return path
         state = {
             "g": self.g.state_dict(),
             "d": self.d.state_dict(),
@@ -356,7 +375,7 @@ class Trainer:
             "score": self.score,
             "seconds": self.trained_seconds,
             "config": json.dumps(self.config),
-            "rng": torch.get_rng_state(),
+            "rng": rngs[0] if len(rngs) == 1 else torch.stack(rngs),  # type: ignore[arg-type]
         }
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -377,11 +396,17 @@ class Trainer:
         self.trained_seconds = float(state.get("seconds", 0.0))
         if state.get("score", "psnr") == self.score:  # the same measure: carry the best on
             self.best = float(state["best"])
-        torch.set_rng_state(state["rng"])
+        rng = state["rng"]
+        ranks = 1 if rng.dim() == 1 else rng.shape[0]
+        if ranks != self.world.size:
+            raise ValueError(f"{path}: written by {ranks} rank(s); resume it with as many (now {self.world.size})")
+        torch.set_rng_state(rng if rng.dim() == 1 else rng[self.world.rank].clone())
 
     # -------------------------------------------------------------------- run
 
     def _log(self, record: dict) -> None:
+        if not self.world.main:
+            return
         assert self.o.log is not None
         self.o.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.o.log, "a") as f:
@@ -393,12 +418,14 @@ class Trainer:
 
     def run(self) -> Path:
         """Train to ``steps``; returns the weight file (the weights that validated best)."""
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        self._tb = None
+        if self.world.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.o.output.with_suffix(".tb")))
-        except ImportError:  # TensorBoard is optional
-            self._tb = None
+                self._tb = SummaryWriter(str(self.o.output.with_suffix(".tb")))
+            except ImportError:  # TensorBoard is optional
+                pass
         started = time.perf_counter()
         before = self.trained_seconds
         try:
@@ -407,10 +434,12 @@ class Trainer:
         finally:
             if self._tb is not None:
                 self._tb.close()
+            D.finish(self.world)
         return self.o.output
 
     def _loop(self, started: float, before: float, stop: _StopRequest) -> None:
-        if self.step == 0:  # where the run starts from (a prefilled model starts at its fill)
+        main = self.world.main  # rank 0 alone validates and writes weights
+        if self.step == 0 and main:  # where the run starts from (a prefilled model starts at its fill)
             val = self.validate()
             self._log({"step": 0, "score": self.score, "notes": self.notes, **{f"val_{k}": v for k, v in val.items()}})
             # The start is a candidate too: the weights kept are never worse than it on validation.
@@ -422,7 +451,7 @@ class Trainer:
             self.step += 1
             self.trained_seconds = before + time.perf_counter() - started
             val = None
-            if self.step % self.o.val_every == 0 or self.step == self.o.steps:
+            if main and (self.step % self.o.val_every == 0 or self.step == self.o.steps):
                 val = self.validate()
                 better = self._better(val)
                 if better:
@@ -435,6 +464,6 @@ class Trainer:
                 self.save_checkpoint()
             if self.progress:
                 self.progress(StepReport(self.step, self.o.steps, logs, time.perf_counter() - started, val))
-            if stop.requested and self.step < self.o.steps:
+            if D.any_rank(stop.requested, self.world, self.device) and self.step < self.o.steps:
                 self.save_checkpoint()
                 raise Stopped(self.step, self.o.checkpoint)  # type: ignore[arg-type]
