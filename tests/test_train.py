@@ -258,3 +258,13 @@ def test_validation_metrics_reach_tensorboard(footage: Path, tmp_path: Path) -> 
     tags = acc.Tags()["scalars"]
     assert {"val_psnr", "val_ssim", "val_sharpness"} <= set(tags)
     assert [e.step for e in acc.Scalars("val_psnr")] == [0, 2, 4]
+
+
+def test_context_encoder_trains_at_any_training_height(footage: Path, tmp_path: Path) -> None:
+    # 40 lines is no multiple of the encoder's stride (8 with depth 3): it works at the nearest one.
+    trainer = Trainer(options(footage, tmp_path / "w.safetensors", "context-encoder", height=40, width=72))
+    assert (trainer.config["height"], trainer.config["width"]) == (40, 72)
+    trainer = Trainer(options(footage, tmp_path / "w.safetensors", "context-encoder", height=42, width=74))
+    assert (trainer.config["height"], trainer.config["width"]) == (40, 72)
+    images, masks = trainer.samples.batch(0, 2)
+    assert np.isfinite(trainer.train_step(images, masks)["rec"])
