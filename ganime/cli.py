@@ -518,7 +518,10 @@ def train(
     ] = None,
     steps: Annotated[int, typer.Option(min=1, help="Optimisation steps.")] = 1000,
     batch_size: Annotated[int, typer.Option(min=1, help="Samples per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 2e-4,
+    lr: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(min=0.0, help="Generator learning rate (Adam). Default: LaMa 1e-3, others 2e-4."),
+    ] = None,
     set_: Annotated[
         Optional[list[str]],  # noqa: UP045
         typer.Option("--set", help="Model config override, e.g. --set n_blocks=3 (repeatable)."),

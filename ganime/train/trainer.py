@@ -37,6 +37,9 @@ from .data import DataOptions, Samples, gather
 from .discriminators import GlcicDiscriminator, PatchDiscriminator
 
 FAMILY = {"context-encoder": "ce", "glcic": "glcic", "lama": "lama"}
+# Adam learning rates (generator, discriminator) by family: LaMa's published 1e-3 / 1e-4;
+# the DCGAN-style 2e-4 of the Context Encoder, also used for GLCIC (its paper used Adadelta).
+LR = {"ce": (2e-4, 2e-4), "glcic": (2e-4, 2e-4), "lama": (1e-3, 1e-4)}
 
 
 @dataclass
@@ -48,7 +51,7 @@ class TrainOptions:
     model: str = "glcic"
     steps: int = 1000
     batch_size: int = 8
-    lr: float = 2e-4
+    lr: float | None = None  # generator learning rate; None: the family's (LR)
     config: dict = field(default_factory=dict)  # overrides of the model's config (size)
     init: str | None = None  # registered name or weight file to start from
     resume: Path | None = None
@@ -151,8 +154,12 @@ class Trainer:
         self.g = self._generator(spec.name).to(self.device)
         self.d = self._discriminator().to(self.device)
         betas = (0.5, 0.999)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.o.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=self.o.lr, betas=betas)
+        lr_g, lr_d = LR[self.family]
+        if self.o.lr is not None:  # the ratio of the two is kept
+            lr_g, lr_d = self.o.lr, self.o.lr * lr_d / lr_g
+        self.lr = (lr_g, lr_d)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=lr_g, betas=betas)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=lr_d, betas=betas)
         self.amp = self.device.type == "cuda"
         self.step = 0
         self.trained_seconds = 0.0  # wall-clock of the run so far, over every resume
@@ -392,9 +399,12 @@ class Trainer:
         self.g = ARCHS[self.arch](dict(self.config)).to(self.device)
         self.g.load_state_dict(state["g"])
         self.d.load_state_dict(state["d"])
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.o.lr, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.lr[0], betas=(0.5, 0.999))
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((self.opt_g, self.lr[0]), (self.opt_d, self.lr[1])):
+            for group in opt.param_groups:  # the rates of this invocation (the same: an exact resume)
+                group["lr"] = lr
         self.step = int(state["step"])
         self.trained_seconds = float(state.get("seconds", 0.0))
         if state.get("score", "psnr") == self.score:  # the same measure: carry the best on
