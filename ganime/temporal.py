@@ -281,6 +281,8 @@ class TemporalFiller:
         self.o = options or TemporalOptions()
         # What frames that lean on their own fill are filled with (see loose_model).
         start = getattr(filler.model, "prefill", None)
+        while getattr(start, "prefill", None) is not None:  # a fill over a fill (a network over
+            start = start.prefill  # `patch`): the cheapest at the bottom of the chain, as `patch` uses
         self._own = filler
         if start is not None:
             self._own = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)

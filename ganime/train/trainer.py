@@ -146,9 +146,7 @@ class Trainer:
         self.config = {**spec.config, **self.o.config}
         if self.arch == "context-encoder":  # it works at the training resolution, to its nearest multiple
             q = 2 ** int(self.config.get("depth", 5))  # of its stride (the fully connected layer needs one)
-            self.config.update(
-                height=max(q, round(self.o.height / q) * q), width=max(q, round(self.o.width / q) * q)
-            )
+            self.config.update(height=max(q, round(self.o.height / q) * q), width=max(q, round(self.o.width / q) * q))
         if self.arch in ("glcic", "lama") and not self.config.get("working_height") and self.o.init is None:
             self.config["working_height"] = self.o.height  # converts taller frames at its training scale
         self.g = self._generator(spec.name).to(self.device)
