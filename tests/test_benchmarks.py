@@ -1,0 +1,45 @@
+"""The benchmark scripts that must not rot: the GPU check's dry run, the training report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_gpu_check_dry_run_covers_every_part(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--dry-run", "--device", "cpu", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    parts = {r["part"] for r in report["rows"]}
+    assert parts == {"tests", "speed", "train"}
+    speed = [r for r in report["rows"] if r["part"] == "speed" and "temporal" in r["what"]]
+    assert {"on", "off"} <= {r["what"].split()[-1] for r in speed} and all(r["fps"] > 0 for r in speed)
+    train = next(r for r in report["rows"] if r["part"] == "train")
+    assert train["steps"] > 0 and "val_" in train["result"]
+    assert list((tmp_path / "train").glob("*.safetensors"))  # the weights come back with the report
+    assert "part" in out.stdout and "train" in out.stdout  # the table is printed
+
+
+def test_train_report_turns_a_log_into_a_table_and_a_curve(tmp_path: Path) -> None:
+    log = tmp_path / "run.jsonl"
+    records = [{"step": 0, "val_lpips": 0.30, "val_psnr": 18.0, "val_ssim": 0.7, "val_sharpness": 0.6},
+               {"step": 1, "seconds": 30.0, "g": 1.0},
+               {"step": 2, "seconds": 60.0, "g": 0.9, "val_lpips": 0.25, "val_psnr": 18.5, "val_ssim": 0.71,
+                "val_sharpness": 0.7}]  # fmt: skip
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "train_report.py"), str(log), "-o", str(tmp_path / "rep")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    md = (tmp_path / "rep" / "run.train.md").read_text()
+    assert "2 steps in 1.0 min" in md and "| 2 | 1.0 | 0.2500 |" in md
+    svg = (tmp_path / "rep" / "run.curve.svg").read_text()
+    assert svg.startswith("<svg") and svg.count("<polyline") == 1
