@@ -109,8 +109,14 @@ def check_speed(dry: bool, device: str, work: Path, rows: list[dict]) -> None:
                        "--overwrite", "--no-progress"]  # fmt: skip
                 code, sec, tail = run(cmd, 600)
                 fps = frames / sec
-                row = {"part": "speed", "what": f"{size} {model} temporal {temporal}", "ok": code == 0,
-                       "seconds": round(sec, 2), "fps": round(fps, 1), "x_real_time": round(fps / REAL_TIME, 2)}  # fmt: skip
+                row = {
+                    "part": "speed",
+                    "what": f"{size} {model} temporal {temporal}",
+                    "ok": code == 0,
+                    "seconds": round(sec, 2),
+                    "fps": round(fps, 1),
+                    "x_real_time": round(fps / REAL_TIME, 2),
+                }
                 if ref:
                     row["vs_ffmpeg"] = round(ref / sec, 2)
                 if code:
@@ -118,7 +124,9 @@ def check_speed(dry: bool, device: str, work: Path, rows: list[dict]) -> None:
                 rows.append(row)
 
 
-def check_train(dry: bool, device: str, budget: float, work: Path, out: Path, data: list[Path], rows: list[dict]) -> None:
+def check_train(
+    dry: bool, device: str, budget: float, work: Path, out: Path, data: list[Path], rows: list[dict]
+) -> None:
     nets = shipped_networks()
     if not nets:
         rows.append({"part": "train", "what": "no shipped network", "ok": False, "seconds": 0.0})
@@ -139,7 +147,8 @@ def check_train(dry: bool, device: str, budget: float, work: Path, out: Path, da
         data = [folder]
     dest = out / "train"
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "ganime", "train", "-m", model, "--init", model, "-o", str(dest / f"{model}.safetensors"),
+    weights = str(dest / f"{model}.safetensors")
+    cmd = [sys.executable, "-m", "ganime", "train", "-m", model, "--init", model, "-o", weights,
            "--steps", "1000000", "--device", device, "--val-every", "5" if dry else "50",
            "--checkpoint-every", "1000000", "--val-frames", "8" if dry else "64"]  # fmt: skip
     if dry:
@@ -167,9 +176,17 @@ def check_train(dry: bool, device: str, budget: float, work: Path, out: Path, da
     seconds = records[-1].get("seconds", 0.0) if records else 0.0
     key = "val_lpips" if vals and "val_lpips" in vals[0] else "val_psnr"
     curve = " -> ".join(f"{r[key]:.4f}@{r['step']}" for r in vals)
-    rows.append({"part": "train", "what": f"{model} --init {model} ({device})", "ok": proc.returncode in (0, 130) and steps > 0,
-                 "seconds": round(sec, 1), "steps": steps, "steps_per_s": round(steps / seconds, 2) if seconds else None,
-                 "result": f"{key} {curve}" if vals else text.strip().splitlines()[-1:]})  # fmt: skip
+    rows.append(
+        {
+            "part": "train",
+            "what": f"{model} --init {model} ({device})",
+            "ok": proc.returncode in (0, 130) and steps > 0,
+            "seconds": round(sec, 1),
+            "steps": steps,
+            "steps_per_s": round(steps / seconds, 2) if seconds else None,
+            "result": f"{key} {curve}" if vals else text.strip().splitlines()[-1:],
+        }
+    )
 
 
 def table(rows: list[dict]) -> str:
