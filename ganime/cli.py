@@ -11,6 +11,7 @@ import math
 import os
 import re
 import traceback
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Optional
@@ -118,6 +119,42 @@ class _Bars:
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+def _convert_on_ray(
+    inputs: list[Path],
+    output: Path | None,
+    options: pipeline.ConvertOptions,
+    address: str | None,
+    show: bool,
+    on_result: Callable[[pipeline.Result], None],
+) -> list[pipeline.Result]:
+    """The batch on Ray, with one bar for the whole library (episodes, fps, ETA)."""
+    from . import cluster
+
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not show,
+        transient=True,
+    )
+    task = bar.add_task("on Ray", total=None, info="starting")
+
+    def update(o: cluster.Overall) -> None:
+        eta = f", ETA {o.eta:.0f} s" if o.eta is not None else ""
+        info = f"{o.done}/{o.episodes} episodes, {len(o.running)} running, {o.fps:.1f} fps{eta}"
+        bar.update(task, completed=o.frames, total=o.total, info=info)
+
+    try:
+        with bar:
+            return cluster.convert_on_ray(inputs, output, options, address, progress=update, on_result=on_result)
+    except cluster.RayUnavailable as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(2) from None
 
 
 def _print_plan(plan: pipeline.Plan) -> None:
@@ -232,6 +269,22 @@ def convert(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan for each file; write nothing.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show tracebacks for failures.")] = False,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="One Ray task per episode, on a local Ray or the cluster at --ray-address (needs ganime[ray]).",
+            rich_help_panel="Performance",
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option(
+            help="The Ray cluster for --ray: auto, ray://HOST:10001 or HOST:6379 (default: a local Ray).",
+            envvar="RAY_ADDRESS",
+            rich_help_panel="Performance",
+        ),
+    ] = None,
 ) -> None:
     """Convert 4:3 episodes to 16:9: [bold]ganime convert episode.mkv[/] writes episode.16x9.mkv."""
     try:
@@ -297,6 +350,10 @@ def convert(
             for w in r.warnings:
                 err.print(f"[yellow]warning:[/] {escape(str(r.input))}: {escape(w)}")
 
+    if ray and not dry_run:
+        results = _convert_on_ray(inputs, output, options, ray_address, progress, on_result)
+        _summary(results)
+        raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
     bars_ui.start(len(found))
     try:
         results = pipeline.convert_many(

@@ -137,7 +137,7 @@ def test_python_api_load_model(tmp_path: Path) -> None:
         ganime.load_model("lama-fourier")  # neither shipped nor imported here
 
 
-@pytest.mark.parametrize("name", ["context-encoder", "glcic", "lama"])
+@pytest.mark.parametrize("name", ["glcic", "lama"])
 def test_shipped_weights_load_and_fill(name: str) -> None:
     import ganime
     from ganime.models import find_weights
