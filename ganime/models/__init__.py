@@ -74,7 +74,7 @@ REGISTRY: dict[str, ModelSpec] = {
     ),
     "glcic": ModelSpec(
         name="glcic",
-        summary="GLCIC completion network (Iizuka et al. 2017): dilated convolutions, any size",
+        summary="GLCIC completion network (Iizuka et al. 2017): paints a colour residual over patch",
         arch="glcic",
         config=GlcicConfig(width=0.375, prefill="patch").to_dict(),
         needs_weights=True,
@@ -82,7 +82,7 @@ REGISTRY: dict[str, ModelSpec] = {
     ),
     "lama": ModelSpec(
         name="lama",
-        summary="LaMa, Fourier-convolution ResNet (Suvorov et al. 2022), 4 blocks, trained on animation here",
+        summary="LaMa, Fourier-convolution ResNet (Suvorov et al. 2022), 4 blocks, paints over patch; trained here",
         arch="lama",
         config=LamaConfig(n_blocks=4, ngf=32, max_features=256, prefill="patch").to_dict(),
         needs_weights=True,
