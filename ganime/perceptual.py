@@ -54,6 +54,16 @@ def _alexnet_features() -> nn.Sequential:
     )
 
 
+def run_taps(layers: nn.Sequential, x: torch.Tensor, taps: tuple[int, ...]) -> list[torch.Tensor]:
+    """``x`` through ``layers``, keeping the outputs of the layers at ``taps`` (up to the last one)."""
+    out = []
+    for i, layer in enumerate(layers[: max(taps) + 1]):
+        x = layer(x)
+        if i in taps:
+            out.append(x)
+    return out
+
+
 class LPIPS(nn.Module):
     """LPIPS v0.1 with AlexNet: ``forward(x, y)`` of (N, 3, H, W) in [0, 1] -> (N,) distances."""
 
@@ -75,13 +85,7 @@ class LPIPS(nn.Module):
         return self
 
     def _taps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x * 2 - 1 - self.shift) / self.scale
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in TAPS:
-                out.append(x)
-        return out
+        return run_taps(self.features, (x * 2 - 1 - self.shift) / self.scale, TAPS)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         total = torch.zeros(x.shape[0], device=x.device)
@@ -173,13 +177,7 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = (x - self.mean) / self.std
-        out = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i in VGG_TAPS:
-                out.append(x)
-        return out
+        return run_taps(self.features, (x - self.mean) / self.std, VGG_TAPS)
 
 
 def load_vgg16(folder: str | Path | None = None, device: str | torch.device = "cpu") -> VGGFeatures:

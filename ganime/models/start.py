@@ -163,11 +163,11 @@ class Started(nn.Module):
         residual = core(self._core_input(x))
         # Known pixels are returned as given; the residual is enlarged for the generated
         # columns only (the strips of a 4:3 -> 16:9 canvas), not the whole canvas.
-        rows = []
+        samples = []
         for i in range(image.shape[0]):
             cols = generated_columns(mask[i])
             if cols.numel() == 0:
-                rows.append(image[i : i + 1])
+                samples.append(image[i : i + 1])
                 continue
             if residual.shape[-2:] != (h, w):
                 r = upsample_columns(residual[i : i + 1], h, w, cols)
@@ -176,5 +176,5 @@ class Started(nn.Module):
             base = fill[i : i + 1][..., cols]
             gain = (base.amax(dim=1, keepdim=True) * (1 / DARK)).clamp(max=1)
             painted = torch.where(holes[i : i + 1][..., cols], (base + gain * r).clamp(0, 1), base)
-            rows.append(fill[i : i + 1].index_copy(3, cols, painted))
-        return torch.cat(rows)
+            samples.append(fill[i : i + 1].index_copy(3, cols, painted))
+        return torch.cat(samples)

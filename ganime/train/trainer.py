@@ -275,10 +275,8 @@ class Trainer:
             with torch.no_grad():
                 _, real_feats = self.d(x)
             rec = L.masked_l1(pred, x, m)
-            if self.perceptual is not None:
-                perceptual = self.perceptual_weight * self.perceptual(out, x, m)
-            else:
-                perceptual = 30 * L.gradient_loss(out, x)
+            # The VGG16 term, or LaMa's stand-in where its weights are missing (see losses).
+            perceptual = self._perceptual(out, x, m) if self.perceptual is not None else 30 * L.gradient_loss(out, x)
             loss_g = (
                 10 * L.generator_adversarial(fake_logits)
                 + 100 * L.feature_matching(fake_feats, real_feats)
@@ -307,7 +305,7 @@ class Trainer:
         return self.o.ssim_weight * L.ssim_loss(out, x, m)
 
     def _perceptual(self, out: torch.Tensor, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-        """The optional perceptual term of GLCIC and the Context Encoder, weighted (zero when off)."""
+        """The weighted VGG16 perceptual term (zero when off)."""
         if self.perceptual is None:
             return out.new_zeros(())
         return self.perceptual_weight * self.perceptual(out, x, m)
