@@ -26,10 +26,10 @@ def local_ray() -> object:
     ray.shutdown()
 
 
-def library(root: Path, episodes: int, frames: int) -> Path:
+def library(root: Path, episodes: int, frames: int, width: int = 64, height: int = 48) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     for i in range(episodes):
-        clip = cartoon_frames(frames, 64, 48, seed=i, pan=1.0)
+        clip = cartoon_frames(frames, width, height, seed=i, pan=1.0)
         synthetic.write_clip(root / f"ep{i}.mkv", clip, Fraction(24), synthetic.melody(frames / 24))
     return root
 
@@ -38,7 +38,10 @@ OPTIONS = pipeline.ConvertOptions(model="edge", device="cpu")
 
 
 def test_a_library_on_ray_is_the_local_batch(local_ray: object, tmp_path: Path) -> None:
-    lib = library(tmp_path / "lib", 3, 12)
+    # 96x72 becomes 128x72: libx264 is only bit-reproducible where the coded width is a
+    # multiple of 16 (below, the same frames encoded twice in one process can differ:
+    # it reads memory of its own it never wrote), so the comparison can be exact.
+    lib = library(tmp_path / "lib", 3, 12, 96, 72)
     (lib / "broken.mkv").write_bytes(b"\x1a\x45\xdf\xa3 not a video")  # one bad episode
     local = pipeline.convert_many([lib], tmp_path / "local", OPTIONS)
     seen: list[cluster.Overall] = []
@@ -49,11 +52,7 @@ def test_a_library_on_ray_is_the_local_batch(local_ray: object, tmp_path: Path) 
         assert b.output is not None and b.output.parent == tmp_path / "ray" and b.frames == a.frames == 12
         fa, fb = decoded_frames(a.output), decoded_frames(b.output)
         assert len(fa) == len(fb) == 12
-        # Same timestamps; pictures as close as two encodes of the same frames (one episode was
-        # seen to differ by up to 40 levels in a few pixels between the two runs: left open).
-        assert all(x[0] == y[0] for x, y in zip(fa, fb, strict=True))
-        diff = np.mean([np.abs(x[1].astype(int) - y[1].astype(int)).mean() for x, y in zip(fa, fb, strict=True)])
-        assert diff < 1.0
+        assert all(x[0] == y[0] and np.array_equal(x[1], y[1]) for x, y in zip(fa, fb, strict=True))
     assert seen and seen[-1].done == 4 and seen[-1].frames == 36
     again = cluster.convert_on_ray([lib], tmp_path / "ray", OPTIONS)  # finished episodes are skipped
     assert [r.status for r in again] == ["failed", "skipped", "skipped", "skipped"]

@@ -157,6 +157,24 @@ def test_exported_weights_load_and_convert(footage: Path, tmp_path: Path) -> Non
     assert len(log) == 5 and '"step": 0' in log[0] and "val_psnr" in log[0] and "val_psnr" in log[-1]
 
 
+def test_a_fine_tune_keeps_the_normalisation_statistics(footage: Path, tmp_path: Path) -> None:
+    base = Trainer(options(footage, tmp_path / "base.safetensors", "glcic", steps=2, half=False)).run()
+
+    def stats(t: Trainer) -> list[torch.Tensor]:
+        return [b.clone() for n, b in t.g.named_buffers() if n.endswith("running_mean")]
+
+    tuned = Trainer(options(footage, tmp_path / "tuned.safetensors", "glcic", init=str(base), val_every=100))
+    assert tuned.freeze_norm and tuned.phases[0] == 0  # no MSE phase for a trained generator
+    before, weights_before = stats(tuned), [p.clone() for p in tuned.g.parameters()]
+    tuned.run()
+    assert all(torch.equal(a, b) for a, b in zip(before, stats(tuned), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, tuned.g.parameters(), strict=True))
+    live = Trainer(options(footage, tmp_path / "live.safetensors", "glcic", init=str(base), freeze_norm=False))
+    start = stats(live)
+    live.run()
+    assert any(not torch.equal(a, b) for a, b in zip(start, stats(live), strict=True))
+
+
 def test_stored_frames_are_square_pixels_and_shrunk(tmp_path: Path) -> None:
     # An anamorphic 64x48 clip at SAR 4:3 shows as 85x48: stored at 24 lines, it is 43 wide.
     clip = synthetic.write_clip(tmp_path / "ana.mkv", cartoon_frames(4, 64, 48), sar=Fraction(4, 3))
