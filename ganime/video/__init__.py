@@ -1,0 +1,66 @@
+"""Video I/O with PyAV: probe, decode to RGB arrays, encode with the source timestamps.
+
+``probe`` (what a file holds), ``reader`` (decode), ``writer`` (encode and mux),
+``streams`` (what becomes of each copied stream), ``encoder`` (codec settings).
+Rules this package keeps (each one a bug class in the tools users run today):
+
+- every frame carries the ``pts`` and ``time_base`` it was decoded with, and the
+  encoder gets exactly those back; nothing is renumbered from a frame counter, so
+  variable frame rate and start offsets survive;
+- audio, subtitle, attachment and data streams are copied packet for packet, with
+  their language, title and disposition, plus chapters and container tags; what
+  Matroska has no form for is converted, not lost (MP4 timed text to SRT, cover art
+  to an attachment), and packets an MP4 edit list trims stay trimmed;
+- the output is written to ``NAME.partial.EXT`` and renamed only when complete; the
+  input is only ever opened for reading.
+"""
+
+from ..sidecars import SIDECAR_EXTENSIONS, Sidecar, find_sidecars, open_sidecar, subtitle_as_utf8
+from .encoder import DEFAULT_CRF, DEFAULT_PRESET, ENCODERS, EncoderSettings
+from .probe import (
+    COPY_TYPES,
+    VIDEO_EXTENSIONS,
+    ColorSpec,
+    StreamInfo,
+    VideoError,
+    VideoInfo,
+    probe,
+    rgb_format,
+    to_rgb,
+    yuv_planes,
+)
+from .reader import Frame, Reader, sample_frames
+from .streams import AudioTranscoder, copy_route, refusal, stream_changes
+from .writer import Writer, output_format, partial_path
+
+__all__ = [
+    "COPY_TYPES",
+    "DEFAULT_CRF",
+    "DEFAULT_PRESET",
+    "ENCODERS",
+    "SIDECAR_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "AudioTranscoder",
+    "ColorSpec",
+    "EncoderSettings",
+    "Frame",
+    "Reader",
+    "Sidecar",
+    "StreamInfo",
+    "VideoError",
+    "VideoInfo",
+    "Writer",
+    "copy_route",
+    "find_sidecars",
+    "open_sidecar",
+    "output_format",
+    "partial_path",
+    "probe",
+    "refusal",
+    "rgb_format",
+    "sample_frames",
+    "stream_changes",
+    "subtitle_as_utf8",
+    "to_rgb",
+    "yuv_planes",
+]
