@@ -468,22 +468,16 @@ def _run(
                 notes.append(f"{sc.path.name}: not UTF-8; read as {enc} and stored as UTF-8")
         writer = video.Writer(
             plan.output,
-            source=reader.container,
-            video_stream=reader.stream,
-            width=lay.canvas_width,
-            height=lay.canvas_height,
-            sar=lay.sar,
-            encoder=options.encoder,
-            bit_depth=info.bit_depth,
-            source_pix_fmt=info.pix_fmt,
-            color=plan.color,
-            copy=copy,
-            chapters=reader.excerpt_chapters() if excerpt else None,
-            excerpt=excerpt,
-            rotation=info.rotation,
-            centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
-            interlaced=plan.fields,
-            sidecars=[(c.streams[0], sc) for c, sc, _ in sidecars],
+            reader.container,
+            reader.stream,
+            video.Picture(lay, info.bit_depth, info.pix_fmt, plan.color, info.rotation, plan.fields),
+            options.encoder,
+            video.Carried(
+                copy,
+                chapters=reader.excerpt_chapters() if excerpt else None,
+                excerpt=excerpt,
+                sidecars=[(c.streams[0], sc) for c, sc, _ in sidecars],
+            ),
         )
         for n, (_, _, packets) in enumerate(sidecars):
             writer.copy_sidecar(-1 - n, packets)
@@ -495,7 +489,7 @@ def _run(
             c.close()
 
     engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None
-    if engine is not None and writer.centre is not None:
+    if engine is not None:
         engine.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
     batch = filler.batch_size
     stop = threading.Event()

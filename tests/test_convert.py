@@ -821,12 +821,8 @@ def test_repeated_strips_are_converted_once_and_stay_right(plain_source: Path, t
     lay, info = plan.layout, plan.info
     with video.Reader(plain_source, keep_planes=True, color=plan.color) as reader:
         frames = [f for f in reader if isinstance(f, video.Frame)][:4]
-        writer = video.Writer(
-            plan.output, source=reader.container, video_stream=reader.stream, width=lay.canvas_width,
-            height=lay.canvas_height, sar=lay.sar, encoder=LOSSLESS, bit_depth=info.bit_depth,
-            source_pix_fmt=info.pix_fmt, color=plan.color, copy=(),
-            centre=(lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left),
-        )  # fmt: skip
+        picture = video.Picture(lay, info.bit_depth, info.pix_fmt, plan.color)
+        writer = video.Writer(plan.output, reader.container, reader.stream, picture, LOSSLESS)
         a, b = (synthetic.paint_background(lay.canvas_width, lay.canvas_height, seed=s) for s in (1, 2))
         pattern = [a, a, b, a]  # repeat, change, change back
         canvases = []

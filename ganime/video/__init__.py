@@ -30,8 +30,8 @@ from .probe import (
     yuv_planes,
 )
 from .reader import Frame, Reader, sample_frames
-from .streams import AudioTranscoder, copy_route, refusal, stream_changes
-from .writer import Writer, output_format, partial_path
+from .streams import AudioTranscoder, Route, refusal, route, stream_changes
+from .writer import Carried, Picture, Writer, output_format, partial_path
 
 __all__ = [
     "COPY_TYPES",
@@ -41,16 +41,18 @@ __all__ = [
     "SIDECAR_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "AudioTranscoder",
+    "Carried",
     "ColorSpec",
     "EncoderSettings",
     "Frame",
+    "Picture",
     "Reader",
+    "Route",
     "Sidecar",
     "StreamInfo",
     "VideoError",
     "VideoInfo",
     "Writer",
-    "copy_route",
     "find_sidecars",
     "open_sidecar",
     "output_format",
@@ -58,6 +60,7 @@ __all__ = [
     "probe",
     "refusal",
     "rgb_format",
+    "route",
     "sample_frames",
     "stream_changes",
     "subtitle_as_utf8",

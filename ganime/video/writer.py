@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
-import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,12 +14,12 @@ import av
 import av.filter
 import numpy as np
 
-from .. import subtitles
+from ..geometry import Layout
 from ..sidecars import Sidecar
 from .encoder import EncoderSettings
-from .probe import _STALE_TAG, ColorSpec, VideoError, _fraction, _reason, _stream_info
+from .probe import _STALE_TAG, ColorSpec, VideoError, _fraction, _reason
 from .reader import Frame
-from .streams import _AUDIO_FALLBACK, _DEFAULT_LAYOUT, AudioTranscoder, _repacked, copy_route
+from .streams import Output, PictureMove, Route, copy_metadata, route
 
 
 def output_format(path: Path) -> str:
@@ -32,51 +33,62 @@ def partial_path(final: Path) -> Path:
     return final.with_name(f"{final.stem}.partial{final.suffix}")
 
 
+@dataclass(frozen=True)
+class Picture:
+    """The output picture: its canvas, where the source picture sits on it, and its format."""
+
+    layout: Layout  # canvas size, sample aspect ratio, the kept picture (content) and its x (left)
+    bit_depth: int
+    pix_fmt: str  # the source's pixel format (the output keeps its chroma layout and depth where it can)
+    color: ColorSpec
+    rotation: int = 0  # display rotation to keep, degrees
+    fields: str | None = None  # "tff" / "bff": encoded interlaced with that field order
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What goes into the output besides the picture."""
+
+    copy: tuple[int, ...] = ()  # source streams to carry over (each takes its ``route``)
+    chapters: list[dict] | None = None  # None: the source's own
+    excerpt: bool = False  # only part of the source is converted
+    sidecars: Sequence[tuple[av.stream.Stream, Sidecar]] = ()  # subtitle files beside the source
+
+
 class Writer:
-    """Encodes frames into a new file next to copies of the source's other streams.
+    """Encodes frames into a new file next to the source's other streams.
 
     Frames are given with the pts/time_base they were decoded with. Copied packets
     may arrive ahead of the video (the model delays frames); they are held back and
     muxed once the video has caught up, so the file is interleaved no matter how
-    long the processing pipeline is. ``close()`` renames the partial file to the
-    final name; ``abort()`` removes it.
+    long the processing pipeline is. Each copied stream takes its route
+    (``streams.route``). ``close()`` renames the partial file to the final name;
+    ``abort()`` removes it.
     """
 
     def __init__(
         self,
         final: str | os.PathLike[str],
-        *,
         source: av.container.InputContainer,
         video_stream: av.video.stream.VideoStream,
-        width: int,
-        height: int,
-        sar: Fraction,
+        picture: Picture,
         encoder: EncoderSettings,
-        bit_depth: int,
-        source_pix_fmt: str,
-        color: ColorSpec,
-        copy: tuple[int, ...],
-        chapters: list[dict] | None = None,
-        excerpt: bool = False,
-        rotation: int = 0,
-        centre: tuple[int, int, int, int, int] | None = None,
-        interlaced: str | None = None,
-        sidecars: Sequence[tuple[av.stream.Stream, Sidecar]] = (),
+        carried: Carried = Carried(),
     ) -> None:
         self.final = Path(final)
-        # (x, y, width, height) of the picture in the source and its x on the canvas.
-        self.centre = centre
+        self.picture = picture
+        self.color = picture.color
         # Per strip: the last RGB strip converted and its YUV planes. Held drawings and
         # still shots repeat their sides exactly; their conversion is done once.
         self._strips: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
         self.partial = partial_path(self.final)
-        self.color = color
         self.frames_written = 0
-        self.warnings: list[str] = []
+        self._warnings: list[str] = []
         self._pending: list[tuple[float, int, av.Packet]] = []
         self._last_dts: dict[int, int] = {}  # per output stream, of the copied packets
         self._seq = 0
         self._video_time = float("-inf")
+        self._routes: dict[int, Route] = {}  # by source index; sidecars by -1, -2, ...
         fmt = output_format(self.final)
         self._nonstrict = fmt in ("matroska", "webm")  # equal decode times allowed
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
@@ -91,60 +103,89 @@ class Writer:
                 hint = "; write it elsewhere with -o FOLDER"
             raise VideoError(f"{self.final}: cannot create the output ({why}){hint}") from e
         try:
-            self.video = self._add_video(video_stream, width, height, sar, encoder, bit_depth, source_pix_fmt, rotation)
+            lay = picture.layout
+            self.video = self._add_video(video_stream, encoder)
             self.pix_fmt = self.video.pix_fmt
-            self._fields = self._interlace(interlaced, width, height) if interlaced else None
-            self._movtext: set[int] = set()  # copied mov_text streams, written as SRT
-            # Subtitles placed on the frame move with the picture: (dx, dy, canvas growth in x, in y).
-            self._source_size = (video_stream.codec_context.width, video_stream.codec_context.height)
-            self._canvas_move = self._picture_move(width, height)
-            self._bitmap_subs: dict[int, str] = {}  # copied DVD/PGS subtitle streams, by kind
-            self._ass_canvas: dict[int, subtitles.AssCanvas] = {}  # copied ASS streams, remapped
-            self._transcode: dict[int, AudioTranscoder] = {}  # audio the container refuses as it is
-            self._to_webvtt: dict[int, tuple[str, dict[str, int]]] = {}  # text subtitles into WebM
-            # Text subtitles into MP4: codec, cue timeline, ASS style faces.
-            self._timed_text: dict[int, tuple[str, subtitles.TimedTextTrack, dict[str, int]]] = {}
-            self._out_streams = self._add_copies(source, copy, excerpt)
-            for n, (stream, sidecar) in enumerate(sidecars):
-                self._add_sidecar(-1 - n, stream, sidecar)
+            self._fields = (
+                self._interlace(picture.fields, lay.canvas_width, lay.canvas_height) if picture.fields else None
+            )
+            self._add_routes(source, video_stream, carried)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
-            chapters = source.chapters() if chapters is None else chapters
+            chapters = source.chapters() if carried.chapters is None else carried.chapters
             if chapters:
                 self.out.set_chapters(chapters)
-            if self._transcode or self._timed_text:
+            if any(r.opens_encoder for r in self._routes.values()):
                 # Opens the encoders: the audio ones' frame size is needed, and the timed
                 # text encoder writes the sample description (its packets are built here).
                 self.out.start_encoding()
-                for idx, (_, track, _) in self._timed_text.items():
-                    track.size, track.color = subtitles.default_style(self._out_streams[idx].codec_context.extradata)
+                for r in self._routes.values():
+                    r.started()
         except BaseException:
             self.abort()
             raise
 
-    def _add_video(
-        self,
-        vs: av.video.stream.VideoStream,
-        width: int,
-        height: int,
-        sar: Fraction,
-        encoder: EncoderSettings,
-        bit_depth: int,
-        source_pix_fmt: str,
-        rotation: int,
-    ) -> av.video.stream.VideoStream:
+    def _add_routes(
+        self, source: av.container.InputContainer, vs: av.video.stream.VideoStream, carried: Carried
+    ) -> None:
+        """Each copied stream and sidecar on its route; what the container refuses is dropped with a warning."""
+        fmt = self.out.format.name
+        lay = self.picture.layout
+        src_w, src_h = vs.codec_context.width, vs.codec_context.height
+        move = None
+        if src_w and src_h:  # subtitles placed on the frame move with the picture
+            pic = (lay.content.x, lay.content.y)
+            move = PictureMove((src_w, src_h), (lay.canvas_width, lay.canvas_height), pic, lay.left)
+        out = Output(self.out, source, carried.excerpt, move)
+        for idx in carried.copy:
+            r = route(fmt, source.streams[idx], move)
+            if r.add(out) is not None:
+                self._routes[idx] = r
+            self._warnings.extend(r.warnings)
+            r.warnings.clear()
+        for n, (s, sidecar) in enumerate(carried.sidecars):
+            r = route(fmt, s, move, what=f"{sidecar.path.name} ({s.codec_context.name})")
+            o = r.add(dataclasses.replace(out, source=None, excerpt=True))
+            self._warnings.extend(r.warnings)
+            r.warnings.clear()
+            if o is None:
+                continue
+            o.metadata.pop("language", None)
+            if sidecar.language:
+                o.metadata["language"] = sidecar.language
+            o.metadata["title"] = sidecar.path.name
+            flags = av.stream.Disposition(0)
+            if sidecar.forced:
+                flags |= av.stream.Disposition.forced
+            if sidecar.hearing_impaired:
+                flags |= av.stream.Disposition.hearing_impaired
+            o.disposition = flags
+            self._routes[-1 - n] = r
+
+    @property
+    def warnings(self) -> list[str]:
+        """What did not go over as it was (streams dropped, converted, re-encoded)."""
+        return self._warnings + [w for r in self._routes.values() for w in r.warnings]
+
+    @property
+    def copied_streams(self) -> tuple[int, ...]:
+        return tuple(self._routes)
+
+    def _add_video(self, vs: av.video.stream.VideoStream, encoder: EncoderSettings) -> av.video.stream.VideoStream:
         """The encoded video stream, timed and tagged like the source's."""
+        pic = self.picture
+        bit_depth, rotation = pic.bit_depth, pic.rotation
         name = encoder.encoder_name(bit_depth)
         rate = _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
         try:
             ov = self.out.add_stream(name, rate=rate, options=encoder.options())
         except (av.FFmpegError, ValueError) as e:
             raise VideoError(f"{self.final}: encoder {name} is not available ({_reason(e)})") from e
-        ov.width, ov.height = width, height
-        ov.pix_fmt = encoder.pix_fmt(source_pix_fmt, bit_depth)
+        ov.width, ov.height = pic.layout.canvas_width, pic.layout.canvas_height
+        ov.pix_fmt = encoder.pix_fmt(pic.pix_fmt, bit_depth)
         cc = ov.codec_context
         # The source's ticks, not 1/fps: every frame keeps its own timestamp (VFR-safe).
         cc.time_base = _fraction(vs.time_base) or Fraction(1, 1000)
-        cc.sample_aspect_ratio = sar
+        cc.sample_aspect_ratio = pic.layout.sar
         cc.colorspace = self.color.matrix
         cc.color_range = 2 if self.color.full_range else 1
         src_cc = vs.codec_context
@@ -159,7 +200,7 @@ class Writer:
         cc.thread_type = "AUTO"
         if rotation:
             ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
-        self._copy_metadata(vs, ov, drop_stale=True)
+        copy_metadata(vs, ov, drop_stale=True)
         return ov
 
     def _interlace(self, order: str, width: int, height: int) -> av.filter.Graph:
@@ -182,176 +223,6 @@ class Writer:
         graph.configure()
         return graph
 
-    def _add_copies(
-        self, source: av.container.InputContainer, copy: tuple[int, ...], excerpt: bool
-    ) -> dict[int, av.stream.Stream]:
-        """Output streams for the copied ones, by source index; what the container refuses is dropped."""
-        streams: dict[int, av.stream.Stream] = {}
-        for idx in copy:
-            o = self._add_copy(source.streams[idx], idx, excerpt, source)
-            if o is not None:
-                streams[idx] = o
-        return streams
-
-    def _add_copy(
-        self,
-        s: av.stream.Stream,
-        idx: int,
-        excerpt: bool,
-        source: av.container.InputContainer | None = None,
-        label: str | None = None,
-    ) -> av.stream.Stream | None:
-        """The output stream for one copied stream, under key ``idx`` (None: dropped, or kept otherwise).
-
-        ``label`` names it in warnings (default: its index, type and codec in the source).
-        """
-        fmt = self.out.format.name
-        what = label or _stream_info(s).describe()
-        route, refused = copy_route(fmt, s)
-        name = s.codec_context.name if s.codec_context is not None else ""
-        if route == "cover" and source is not None:
-            # Cover art: Matroska keeps it as an attachment (a video track of one
-            # frame is what a plain stream copy would make of it, and players then
-            # see a second programme).
-            self._attach_cover(source, s)
-            return None
-        if route == "srt":
-            # MP4 timed text has no Matroska form; its text (and bold, italic and
-            # underline) is carried as SRT, as the ffmpeg CLI would convert it.
-            o = self.out.add_mux_stream("subrip")
-            o.time_base = s.time_base
-            self._copy_metadata(s, o, drop_stale=excerpt)
-            self._movtext.add(idx)
-            return o
-        if route == "timed-text":
-            # MP4 holds text subtitles only as timed text: each cue's text (and its
-            # bold, italic and underline) goes over; as the ffmpeg CLI does, the
-            # sample description takes the source's default ASS style.
-            o = self.out.add_stream("mov_text")
-            header = s.codec_context.extradata if name in ("ass", "ssa") else None
-            o.codec_context.subtitle_header = header or subtitles.DEFAULT_ASS_HEADER.encode()
-            o.time_base = Fraction(1, 1000)
-            self._copy_metadata(s, o, drop_stale=True)
-            styles = subtitles.ass_styles(header)
-            self._timed_text[idx] = (name, subtitles.TimedTextTrack(), styles)
-            if name in ("ass", "ssa"):
-                self.warnings.append(
-                    f"stream {what}: MP4 holds only plain timed text; written as that "
-                    "(bold, italic and underline kept; positions, fonts, colours and karaoke are not)"
-                )
-            return o
-        if route == "webvtt":
-            # WebM holds text subtitles only as WebVTT: each cue's text and faces.
-            o = self.out.add_mux_stream("webvtt")
-            o.time_base = s.time_base
-            self._copy_metadata(s, o, drop_stale=True)
-            header = s.codec_context.extradata if name in ("ass", "ssa") else None
-            self._to_webvtt[idx] = (name, subtitles.ass_styles(header))
-            return o
-        if route == "reencode":
-            try:
-                tc = AudioTranscoder(self.out, s, _AUDIO_FALLBACK[fmt])
-            except (av.FFmpegError, ValueError, TypeError) as e:
-                why = f"{refused}; re-encoding failed ({e})"
-                self.warnings.append(f"stream {what} dropped: {why}")
-                return None
-            self.warnings.append(f"stream {what}: {refused}; re-encoded as {tc.label}")
-            self._copy_metadata(s, tc.stream, drop_stale=True)
-            self._transcode[idx] = tc
-            return tc.stream
-        if route == "drop":
-            self.warnings.append(f"stream {what} dropped: {refused}")
-            return None
-        try:
-            o = self.out.add_stream_from_template(s)
-        except (av.FFmpegError, ValueError) as e:
-            self.warnings.append(f"stream #{idx} {s.type} dropped: the output container cannot hold it ({e})")
-            return None
-        cc = o.codec_context
-        if name in ("ass", "ssa") and self._canvas_move is not None and s.codec_context.extradata:
-            # Typeset signs and margins are placed on the frame: they move with the picture.
-            x, y, _, _, left = self.centre  # type: ignore[misc]
-            _, _, grow_x, grow_y = self._canvas_move
-            src = self._source_size
-            canvas = (src[0] + grow_x, src[1] + grow_y)
-            plan = subtitles.AssCanvas.for_script(s.codec_context.extradata, src, canvas, (x, y, left))
-            cc.extradata = plan.header(s.codec_context.extradata)
-            self._ass_canvas[idx] = plan
-        kind = {"dvdsub": "spu", "dvd_subtitle": "spu", "hdmv_pgs_subtitle": "pgs", "pgssub": "pgs"}.get(name)
-        if kind is not None and self._canvas_move is not None:
-            # Placed in source pixels: they move with the picture onto the wider canvas.
-            self._bitmap_subs[idx] = kind
-            if kind == "spu" and s.codec_context.extradata:
-                _, _, grow_x, grow_y = self._canvas_move
-                cc.extradata = subtitles.vobsub_header(s.codec_context.extradata, grow_x, grow_y)
-        if s.type == "audio" and fmt in ("mp4", "mov") and cc.layout.name.endswith("channels"):
-            # An AVI's PCM says only how many channels: MP4 must name them, else the
-            # file fails as it is finished. The usual order for the count is what
-            # players assume anyway.
-            if cc.channels in _DEFAULT_LAYOUT:
-                cc.layout = _DEFAULT_LAYOUT[cc.channels]
-        self._copy_metadata(s, o, drop_stale=excerpt)
-        return o
-
-    def _picture_move(self, width: int, height: int) -> tuple[int, int, int, int] | None:
-        """How far the source picture moves on the canvas, and how much wider and taller the canvas is."""
-        src_w, src_h = self._source_size
-        if self.centre is None or not src_w or not src_h:
-            return None
-        x, y, _, _, left = self.centre
-        return left - x, -y, width - src_w, height - src_h
-
-    def _add_sidecar(self, key: int, s: av.stream.Stream, sidecar: Sidecar) -> None:
-        """A subtitle file beside the source becomes a subtitle stream, under key ``key``."""
-        o = self._add_copy(s, key, excerpt=True, label=f"{sidecar.path.name} ({s.codec_context.name})")
-        if o is None:
-            return
-        o.metadata.pop("language", None)
-        if sidecar.language:
-            o.metadata["language"] = sidecar.language
-        o.metadata["title"] = sidecar.path.name
-        flags = av.stream.Disposition(0)
-        if sidecar.forced:
-            flags |= av.stream.Disposition.forced
-        if sidecar.hearing_impaired:
-            flags |= av.stream.Disposition.hearing_impaired
-        o.disposition = flags
-        self._out_streams[key] = o
-
-    def copy_sidecar(self, key: int, packets: list[av.Packet]) -> None:
-        """Queue a sidecar's cues (placed by ``Reader.sidecar_packets``)."""
-        for p in packets:
-            self.copy_packet(p, key)
-
-    def _attach_cover(self, source: av.container.InputContainer, s: av.stream.Stream) -> None:
-        """Embed an attached picture as a Matroska attachment named as players expect."""
-        # Its one packet is read from a second handle: the source's own is the reader's.
-        with av.open(source.name) as c:
-            data = next((bytes(p) for p in c.demux(c.streams[s.index]) if p.size), None)
-        if data is None:
-            self.warnings.append(f"stream #{s.index} cover dropped: its picture could not be read")
-            return
-        codec = s.codec_context.name
-        ext, mime = {"png": ("png", "image/png"), "webp": ("webp", "image/webp")}.get(codec, ("jpg", "image/jpeg"))
-        name = s.metadata.get("filename") or f"cover.{ext}"
-        self.out.add_attachment(name, s.metadata.get("mimetype") or mime, data)
-
-    @staticmethod
-    def _copy_metadata(src: av.stream.Stream, dst: av.stream.Stream, drop_stale: bool) -> None:
-        # add_stream_from_template copies codec parameters only: language, title and
-        # disposition (default/forced flags) would be lost without this.
-        for k, v in src.metadata.items():
-            if drop_stale and _STALE_TAG.match(k):
-                continue
-            if src.type == "attachment" and k in ("filename", "mimetype"):
-                continue  # the template copy already set them
-            dst.metadata[k] = v
-        dst.disposition = src.disposition
-
-    @property
-    def copied_streams(self) -> tuple[int, ...]:
-        return tuple(self._out_streams)
-
     def write(self, frame_in: Frame) -> None:
         """Encode one RGB frame at exactly its own timestamp.
 
@@ -360,7 +231,7 @@ class Writer:
         is the source's own picture, not a YUV -> RGB -> YUV round trip) and only the
         generated strips are converted from RGB.
         """
-        if self.centre is not None and frame_in.planes is not None and frame_in.pix_fmt == self.pix_fmt:
+        if frame_in.planes is not None and frame_in.pix_fmt == self.pix_fmt:
             frame = self._compose(frame_in.image, frame_in.planes)
         else:
             frame = self._to_yuv(frame_in.image)
@@ -384,7 +255,8 @@ class Writer:
 
     def _compose(self, image: np.ndarray, planes: tuple[np.ndarray, ...]) -> av.VideoFrame:
         """Output frame = converted strips + the source's own samples in the picture area."""
-        x, y, w, h, left = self.centre  # type: ignore[misc]
+        lay = self.picture.layout
+        x, y, w, h, left = lay.content.x, lay.content.y, lay.content.width, lay.content.height, lay.left
         height, width = image.shape[:2]
         frame = av.VideoFrame(width, height, self.pix_fmt)
         dtype = planes[0].dtype
@@ -414,74 +286,20 @@ class Writer:
         return frame
 
     def copy_packet(self, packet: av.Packet, key: int | None = None) -> None:
-        """Queue a packet of a copied stream; it is muxed once the video reaches its time.
+        """Queue a packet of a copied stream, through its route; it is muxed once the video reaches its time.
 
-        ``key`` names the output stream where it is not the packet's own index (sidecars).
+        ``key`` names the route where it is not the packet's own stream index (sidecars).
         """
-        idx = packet.stream.index if key is None else key
-        out = self._out_streams.get(idx)
-        if out is None:
+        r = self._routes.get(packet.stream.index if key is None else key)
+        if r is None or r.stream is None:
             return
-        tc = self._transcode.get(idx)
-        if tc is not None:
-            for p in tc.packets(packet):
-                self._queue(p, out)
-            return
-        timed = self._timed_text.get(idx)
-        if timed is not None:
-            self._timed_samples(packet, out, *timed)
-            return
-        vtt = self._to_webvtt.get(idx)
-        if vtt is not None:
-            text = subtitles.webvtt_cue(*subtitles.cue_text(vtt[0], bytes(packet), vtt[1]))
-            if not text:
-                return  # a drawing only
-            packet = _repacked(packet, text.encode("utf-8"))
-        elif idx in self._ass_canvas:
-            packet = _repacked(packet, self._ass_canvas[idx].event(bytes(packet)))
-        elif idx in self._bitmap_subs and self._canvas_move is not None:
-            packet = _repacked(packet, self._moved_bitmap(bytes(packet), out, self._bitmap_subs[idx]))
-        elif idx in self._movtext:
-            text = subtitles.movtext_to_srt(bytes(packet))
-            if not text:
-                return  # a clearing sample: an SRT cue ends by its duration
-            packet = _repacked(packet, text.encode("utf-8"))
-        self._queue(packet, out)
+        for p in r.packets(packet):
+            self._queue(p, r.stream)
 
-    def _moved_bitmap(self, data: bytes, out: av.stream.Stream, kind: str) -> bytes:
-        """A DVD or PGS subtitle packet's bytes with its picture moved as the video's picture moved."""
-        dx, dy, grow_x, grow_y = self._canvas_move  # type: ignore[misc]
-        if kind == "spu":
-            # Kept inside the canvas the header now names.
-            size = re.search(rb"size:\s*(\d+)\s*x\s*(\d+)", out.codec_context.extradata or b"")
-            w, h = (int(size[1]), int(size[2])) if size else (4096, 4096)
-            return subtitles.move_spu(data, dx, dy, w, h)
-        return subtitles.move_pgs(data, dx, dy, grow_x, grow_y)
-
-    def _timed_samples(
-        self,
-        packet: av.Packet,
-        out: av.stream.Stream,
-        codec: str,
-        track: subtitles.TimedTextTrack,
-        styles: dict[str, int],
-    ) -> None:
-        """Queue the timed-text samples one text subtitle packet settles."""
-        tb = _fraction(packet.time_base) or Fraction(1, 1000)
-        ts = packet.pts if packet.pts is not None else packet.dts
-        if ts is None:
-            return
-        start = round(ts * tb * 1000)
-        end = start + round(packet.duration * tb * 1000) if packet.duration else None
-        self._queue_samples(track.add(start, end, *subtitles.cue_text(codec, bytes(packet), styles)), out)
-
-    def _queue_samples(self, samples: list[tuple[int, int, bytes]], out: av.stream.Stream) -> None:
-        for start, end, payload in samples:
-            p = av.Packet(payload)
-            p.pts = p.dts = start
-            p.duration = end - start
-            p.time_base = Fraction(1, 1000)
-            self._queue(p, out)
+    def copy_sidecar(self, key: int, packets: list[av.Packet]) -> None:
+        """Queue a sidecar's cues (placed by ``Reader.sidecar_packets``)."""
+        for p in packets:
+            self.copy_packet(p, key)
 
     def _queue(self, packet: av.Packet, out: av.stream.Stream) -> None:
         tb = packet.time_base
@@ -540,13 +358,9 @@ class Writer:
         """Flush the encoder, finish the file and move it to its final name."""
         try:
             self._mux_video(self.video.encode(None))
-            for idx, (_, track, _) in self._timed_text.items():
-                self._queue_samples(track.flush(), self._out_streams[idx])
-            for idx, tc in self._transcode.items():
-                for p in tc.packets(None):
-                    self._queue(p, self._out_streams[idx])
-                if tc.decode_errors:
-                    self.warnings.append(f"stream #{idx}: {tc.decode_errors} audio packet(s) could not be decoded")
+            for r in self._routes.values():
+                for p in r.flush():
+                    self._queue(p, r.stream)  # type: ignore[arg-type]
             self._flush_pending(float("inf"))
             self.out.close()
         except BaseException:
