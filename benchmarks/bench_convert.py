@@ -12,7 +12,7 @@ longer clip out of a short real one (stream copy, N times back to back), so that
 start-up cost of either tool does not decide the ratio.
 
 A model is NAME (the temporal engine, as ``convert`` runs by default) or NAME:off
-(``--temporal off``, every frame filled on its own); ``default`` is the default model.
+(``--no-temporal``, every frame filled on its own); ``default`` is the default model.
 
 Every run is a fresh process, timed wall-clock, with its peak resident memory read
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
@@ -147,7 +147,7 @@ def main() -> None:
         cmd = [
             sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{model}-{mode or 'on'}.mkv"),
             "--crf", args.crf, "--preset", args.preset, "--device", "cpu", "--overwrite", "--no-progress",
-            "--temporal", mode or "on",
+            "--no-temporal" if mode == "off" else "--temporal",
         ]  # fmt: skip
         if model != "default":
             cmd += ["--model", model]

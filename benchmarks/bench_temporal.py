@@ -5,7 +5,7 @@
 
 Frames are decoded first and held in memory, so only the fill stage is timed: the
 temporal engine (analysis, propagation, shot memory, key frames, compositing) and
-the same model run per frame (``--temporal off``), in the same process, one after
+the same model run per frame (``--no-temporal``), in the same process, one after
 the other. ``--threads`` sets torch's CPU threads (a conversion leaves one core to
 the encoder, so one thread of two is what a 2-core conversion gives the fill).
 """

@@ -105,8 +105,8 @@ def check_speed(dry: bool, device: str, work: Path, rows: list[dict]) -> None:
             for temporal in ("on", "off"):
                 out = work / f"{model}-{temporal}-{w}.mkv"
                 cmd = [sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(out), "-m", model,
-                       "--temporal", temporal, "--device", device, "--crf", "18", "--preset", "medium",
-                       "--overwrite", "--no-progress"]  # fmt: skip
+                       "--temporal" if temporal == "on" else "--no-temporal", "--device", device,
+                       "--crf", "18", "--preset", "medium", "--overwrite", "--no-progress"]  # fmt: skip
                 code, sec, tail = run(cmd, 600)
                 fps = frames / sec
                 row = {

@@ -5,12 +5,13 @@ Python API::
     import ganime
     ganime.convert("episode.mkv")                 # -> episode.16x9.mkv beside it
     ganime.convert(["season1/"], output="out/", model="edge")
+    ganime.convert("ep.mkv", options=ganime.ConvertOptions(temporal=False, weights=Path("mine.safetensors")))
     model = ganime.load_model("anime-lama", device="cuda")   # after `ganime models pull anime-lama`
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
+import dataclasses
 from pathlib import Path
 
 from torch import nn
@@ -43,38 +44,28 @@ __all__ = [
 def convert(
     inputs: str | Path | list[str | Path],
     output: str | Path | None = None,
+    options: ConvertOptions | None = None,
     *,
-    model: str | None = None,
-    aspect: str | Fraction = Fraction(16, 9),
-    codec: str = "x264",
-    crf: float | None = None,
-    preset: str | None = None,
-    device: str = "auto",
-    batch_size: int = 0,
-    start: float | None = None,
-    duration: float | None = None,
-    overwrite: bool = False,
-    force: bool = False,
-    detect_bars: bool = True,
-    weights: str | Path | None = None,
     progress: ProgressCallback | None = None,
+    **changes: object,
 ) -> list[Result]:
-    """Convert files and/or folders the way ``ganime convert`` does; returns one Result per file."""
+    """Convert files and/or folders the way ``ganime convert`` does; returns one Result per file.
+
+    ``options`` holds every setting (``ConvertOptions``); ``changes`` set single fields
+    of it by name (``model="edge"``, ``temporal=False``), and ``codec``, ``crf`` and
+    ``preset`` those of its encoder. An unknown name is a ``TypeError``.
+    """
     from .geometry import parse_aspect
 
-    options = ConvertOptions(
-        model=model,
-        aspect=parse_aspect(aspect) if isinstance(aspect, str) else Fraction(aspect),
-        encoder=EncoderSettings(codec=codec, crf=crf, preset=preset),
-        device=device,
-        batch_size=batch_size,
-        start=start,
-        duration=duration,
-        overwrite=overwrite,
-        force=force,
-        detect_bars=detect_bars,
-        weights=Path(weights) if weights is not None else None,
-    )
+    options = options or ConvertOptions()
+    encoder = {k: changes.pop(k) for k in ("codec", "crf", "preset") if k in changes}
+    if encoder:
+        changes["encoder"] = dataclasses.replace(options.encoder, **encoder)
+    if isinstance(changes.get("aspect"), str):
+        changes["aspect"] = parse_aspect(changes["aspect"])  # type: ignore[arg-type]
+    if changes.get("weights") is not None:
+        changes["weights"] = Path(changes["weights"])  # type: ignore[arg-type]
+    options = dataclasses.replace(options, **changes)  # type: ignore[arg-type]
     items = inputs if isinstance(inputs, list) else [inputs]
     return convert_many(items, output, options, progress)
 

@@ -249,13 +249,13 @@ def convert(
         typer.Option(help="Length of the excerpt (seconds or HH:MM:SS)."),
     ] = None,
     temporal: Annotated[
-        str,
+        bool,
         typer.Option(
-            help="on: follow shots and camera motion, reuse what the camera saw, run the model per shot; "
-            "off: fill every frame on its own.",
+            help="Follow shots and camera motion, reuse what the camera saw, run the model per shot"
+            " (--no-temporal: fill every frame on its own).",
             rich_help_panel="Performance",
         ),
-    ] = "on",
+    ] = True,
     temporal_window: Annotated[
         int,
         typer.Option(min=1, help="Frames the temporal engine looks ahead and back.", rich_help_panel="Performance"),
@@ -310,7 +310,7 @@ def convert(
         detect_bars=bars,
         sidecars=sidecars,
         weights=weights,
-        temporal=_on_off(temporal, "--temporal"),
+        temporal=temporal,
         temporal_window=temporal_window,
     )
     try:

@@ -48,7 +48,6 @@ class ConvertOptions:
     force: bool = False  # convert even when the source is already at the target aspect
     detect_bars: bool = True
     sidecars: bool = True  # add the subtitle files beside the source (ep01.eng.srt) as streams
-    feather: int | None = None  # seam blend width in px; None: from the frame height
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
@@ -324,7 +323,7 @@ def make_filler(plan: Plan, options: ConvertOptions, device: torch.device) -> Fi
         model = load_model(plan.model, plan.weights, device)
     except WeightsError as e:
         raise ConvertError(f"{plan.input}: {e}") from e
-    return Filler(model, plan.layout, device, options.batch_size, options.feather)
+    return Filler(model, plan.layout, device, options.batch_size)
 
 
 def fill_stream(

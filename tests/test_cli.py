@@ -12,8 +12,9 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import numpy as np
 import pytest
-from conftest import cartoon_frames, make_rich_source
+from conftest import cartoon_frames, decoded_frames, make_rich_source
 from typer.testing import CliRunner
 
 import ganime
@@ -183,6 +184,22 @@ def test_python_api(tmp_path: Path, plain_source: Path) -> None:
     assert [r.status for r in results] == ["converted"]
     assert results[0].frames == 8 and (tmp_path / "api.mkv").exists()
     assert seen and seen[-1].done and seen[-1].frames == 8
+
+
+def test_temporal_switch_and_options_in_the_api(tmp_path: Path) -> None:
+    # 96x72 -> 128x72: libx264 is bit-reproducible only at widths of 16n (see test_ray).
+    src = synthetic.write_clip(tmp_path / "pan.mkv", cartoon_frames(12, 96, 72, pan=1.5))
+    assert invoke("convert", src, "-o", tmp_path / "cli_off.mkv", "-m", "edge", "--no-temporal", *FAST).exit_code == 0
+    assert invoke("convert", src, "-o", tmp_path / "cli_on.mkv", "-m", "edge", "--temporal", *FAST).exit_code == 0
+    off = ganime.ConvertOptions(model="edge", temporal=False, device="cpu")
+    (r,) = ganime.convert(src, tmp_path / "api_off.mkv", options=off, preset="ultrafast")
+    assert r.status == "converted" and r.frames == 12
+    frames = {name: decoded_frames(tmp_path / f"{name}.mkv") for name in ("cli_off", "cli_on", "api_off")}
+    pictures = {k: np.stack([f for _, f in v]) for k, v in frames.items()}
+    assert np.array_equal(pictures["cli_off"], pictures["api_off"])  # the same options, either way
+    assert not np.array_equal(pictures["cli_off"], pictures["cli_on"])  # the engine changes the sides
+    with pytest.raises(TypeError):
+        ganime.convert(src, tmp_path / "x.mkv", feather=4)  # no such option (any more)
 
 
 def test_interrupted_run_leaves_no_output(tmp_path: Path, plain_source: Path) -> None:
