@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import video
 from .geometry import Layout
 from .models.classical import PictureFill
 from .models.start import prepare_for_inference
@@ -349,3 +352,58 @@ class Filler:
         self.stats.batches += 1
         self.stats.frames += len(frames)
         return list(canvas_np)
+
+
+class FrameFiller(Protocol):
+    """The fill stage's contract: decoded frames in, filled canvases out, in order, each
+    with its own timestamp and source planes.
+
+    ``prepare`` runs in the reader thread on each decoded frame (work that can go beside
+    the fill; its result is what ``stream`` receives); ``stream`` runs in the calling
+    thread and reports frames done through ``on_frames``; ``seconds`` is the time spent
+    filling. Implemented by ``PerFrameFiller`` and ``temporal.TemporalFiller``.
+    """
+
+    def prepare(self, frame: video.Frame) -> object: ...
+
+    def stream(
+        self, frames: Iterable[object], on_frames: Callable[[int], None] | None = None
+    ) -> Iterator[video.Frame]: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+
+class PerFrameFiller:
+    """Every frame filled on its own, a batch at a time (``--no-temporal``)."""
+
+    def __init__(self, filler: Filler) -> None:
+        self.filler = filler
+        self.batch_size = filler.batch_size
+
+    def prepare(self, frame: video.Frame) -> video.Frame:
+        return frame
+
+    def stream(
+        self, frames: Iterable[video.Frame], on_frames: Callable[[int], None] | None = None
+    ) -> Iterator[video.Frame]:
+        pending: list[video.Frame] = []
+
+        def flush() -> Iterator[video.Frame]:
+            canvases = self.filler.fill([f.image for f in pending])
+            for f, canvas in zip(pending, canvases, strict=True):
+                yield video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt)
+            if on_frames:
+                on_frames(len(pending))
+            pending.clear()
+
+        for frame in frames:
+            pending.append(frame)
+            if len(pending) >= self.filler.batch_size:  # the batch may shrink after running out of memory
+                yield from flush()
+        if pending:
+            yield from flush()
+
+    @property
+    def seconds(self) -> float:
+        return self.filler.stats.seconds

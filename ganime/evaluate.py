@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from . import geometry, metrics, perceptual, synthetic, video
-from .engine import Filler, resize_frames, select_device
+from .engine import Filler, PerFrameFiller, resize_frames, select_device
 from .geometry import Layout
 from .models import load_model, resolve_weights
-from .pipeline import ConvertError, ConvertOptions, convert_file, fill_stream, find_inputs, plan_file
+from .pipeline import ConvertError, ConvertOptions, convert_file, find_inputs, plan_file
 from .pipeline import read_frames as pipeline_read_frames
 
 IMAGE_EXTENSIONS = frozenset(".png .jpg .jpeg .webp .bmp .tif .tiff".split())
@@ -467,6 +467,6 @@ def preview(
         shown.append((f"source - {stamp}", boxed))
     for model in models:
         filler = Filler(loaded[model], lay, dev)
-        (out,) = fill_stream([video.Frame(source, 0, Fraction(1))], filler)
+        (out,) = PerFrameFiller(filler).stream([video.Frame(source, 0, Fraction(1))])
         shown.append((model, out.image))
     return save_png(grid(shown, columns=2, cell_width=640), output)

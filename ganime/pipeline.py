@@ -22,10 +22,10 @@ import numpy as np
 import torch
 
 from . import geometry, video
-from .engine import Filler, configure_cpu_threads, select_device
+from .engine import Filler, FrameFiller, PerFrameFiller, configure_cpu_threads, select_device
 from .geometry import Layout
 from .models import default_model, load_model, resolve_weights
-from .temporal import Prepared, TemporalFiller, TemporalOptions
+from .temporal import TemporalFiller, TemporalOptions
 from .weights import WeightsError
 
 
@@ -326,33 +326,6 @@ def make_filler(plan: Plan, options: ConvertOptions, device: torch.device) -> Fi
     return Filler(model, plan.layout, device, options.batch_size)
 
 
-def fill_stream(
-    frames: Iterable[video.Frame], filler: Filler, on_batch: Callable[[int], None] | None = None
-) -> Iterator[video.Frame]:
-    """Source frames in, filled canvases out, in order, batch by batch.
-
-    The stage between decoding and encoding, shared by ``convert`` and ``eval`` so
-    that what is measured is what users run. Each output keeps its frame's pts,
-    time base and source planes.
-    """
-    pending: list[video.Frame] = []
-
-    def flush() -> Iterator[video.Frame]:
-        canvases = filler.fill([f.image for f in pending])
-        for f, canvas in zip(pending, canvases, strict=True):
-            yield video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt)
-        if on_batch:
-            on_batch(len(pending))
-        pending.clear()
-
-    for frame in frames:
-        pending.append(frame)
-        if len(pending) >= filler.batch_size:
-            yield from flush()
-    if pending:
-        yield from flush()
-
-
 def convert_file(
     src: str | Path,
     output: str | Path | None = None,
@@ -380,24 +353,24 @@ def convert_file(
         raise ConvertError(str(e)) from e
     started = time.perf_counter()
     try:
-        frames, decode_errors, warnings, fill_seconds = _run(plan, options, device, progress, index, files)
+        run = _run(plan, options, device, progress, index, files)
     except video.VideoError as e:
         raise ConvertError(str(e)) from e
     except av.FFmpegError as e:
         raise ConvertError(f"{plan.input}: {e}") from e
     seconds = time.perf_counter() - started
-    msg = f"{decode_errors} damaged packet(s) skipped" if decode_errors else ""
+    msg = f"{run.decode_errors} damaged packet(s) skipped" if run.decode_errors else ""
     return Result(
         plan.input,
         plan.output,
         "converted",
         msg,
-        frames,
+        run.frames,
         seconds,
-        decode_errors,
-        warnings=warnings,
+        run.decode_errors,
+        warnings=run.warnings,
         plan=plan,
-        fill_seconds=fill_seconds,
+        fill_seconds=run.fill_seconds,
     )
 
 
@@ -419,17 +392,50 @@ def encode_queue_size(plan: Plan, batch: int) -> int:
     return max(4 * batch, 16, min(256, ENCODE_QUEUE_BYTES // max(1, frame)))
 
 
+@dataclass(frozen=True)
+class _Converted:
+    """What running one planned file did."""
+
+    frames: int
+    decode_errors: int
+    warnings: list[str]
+    fill_seconds: float
+
+
 def _run(
-    plan: Plan,
-    options: ConvertOptions,
-    device: object,
-    progress: ProgressCallback | None,
-    index: int,
-    files: int,
-) -> tuple[int, int, list[str], float]:
-    lay = plan.layout
-    info = plan.info
-    copy = tuple(s.index for s in info.copied_streams)
+    plan: Plan, options: ConvertOptions, device: torch.device, progress: ProgressCallback | None, index: int, files: int
+) -> _Converted:
+    """Decode -> fill -> encode one planned file: the stages built, then run side by side."""
+    stage = make_stage(plan, options, device)
+    excerpt = options.start is not None or options.duration is not None
+    reader = video.Reader(
+        plan.input,
+        copy=tuple(s.index for s in plan.info.copied_streams),
+        start=options.start,
+        duration=options.duration,
+        color=plan.color,
+        keep_planes=True,
+    )
+    try:
+        writer, notes = _open_writer(plan, reader, options, excerpt)
+    except BaseException:
+        reader.close()
+        raise
+    if isinstance(stage, TemporalFiller):
+        stage.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
+
+    def report(done: int, seconds: float, finished: bool = False) -> None:
+        if progress:
+            total = done if finished else _expected_frames(plan, options, excerpt)
+            progress(Progress(plan.input, index, files, done, total, seconds, done=finished))
+
+    done = _stream(plan, reader, stage, writer, report)
+    warnings = notes + writer.warnings + _shortfall(plan, reader, excerpt, options.encoder.codec)
+    return _Converted(done, reader.decode_errors, warnings, stage.seconds)
+
+
+def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> FrameFiller:
+    """The fill stage for one planned file: the temporal engine, or every frame on its own."""
     filler = make_filler(plan, options, device)
     if filler.device.type == "cpu":
         # The encoder keeps a core busy. Only a network run on every frame gains from
@@ -438,15 +444,24 @@ def _run(
         # OMP_NUM_THREADS=1 converts the benchmark clip ~15 % faster than 2).
         neural = any(True for _ in filler.model.parameters())
         configure_cpu_threads(reserve=0 if neural and not options.temporal else 1)
-    excerpt = options.start is not None or options.duration is not None
-    total = info.estimated_frames
+    if options.temporal:
+        return TemporalFiller(filler, TemporalOptions(window=options.temporal_window))
+    return PerFrameFiller(filler)
+
+
+def _expected_frames(plan: Plan, options: ConvertOptions, excerpt: bool) -> int | None:
+    """Frames the conversion should produce (for the progress bar), where known."""
+    info = plan.info
     if excerpt and info.frame_rate:
         span = options.duration if options.duration is not None else (info.duration or 0) - (options.start or 0)
-        total = max(1, round(max(0.0, span) * float(info.frame_rate)))
+        return max(1, round(max(0.0, span) * float(info.frame_rate)))
+    return info.estimated_frames
 
-    reader = video.Reader(
-        plan.input, copy=copy, start=options.start, duration=options.duration, color=plan.color, keep_planes=True
-    )
+
+def _open_writer(
+    plan: Plan, reader: video.Reader, options: ConvertOptions, excerpt: bool
+) -> tuple[video.Writer, list[str]]:
+    """The output, with the sidecars that can be read; notes say what became of the others."""
     sidecars: list[tuple[av.container.InputContainer, video.Sidecar, list[av.Packet]]] = []
     notes: list[str] = []
     try:
@@ -465,14 +480,15 @@ def _run(
             sidecars.append((c, sc, packets))
             if enc is not None:
                 notes.append(f"{sc.path.name}: not UTF-8; read as {enc} and stored as UTF-8")
+        info = plan.info
         writer = video.Writer(
             plan.output,
             reader.container,
             reader.stream,
-            video.Picture(lay, info.bit_depth, info.pix_fmt, plan.color, info.rotation, plan.fields),
+            video.Picture(plan.layout, info.bit_depth, info.pix_fmt, plan.color, info.rotation, plan.fields),
             options.encoder,
             video.Carried(
-                copy,
+                tuple(s.index for s in info.copied_streams),
                 chapters=reader.excerpt_chapters() if excerpt else None,
                 excerpt=excerpt,
                 sidecars=[(c.streams[0], sc) for c, sc, _ in sidecars],
@@ -480,67 +496,66 @@ def _run(
         )
         for n, (_, _, packets) in enumerate(sidecars):
             writer.copy_sidecar(-1 - n, packets)
-    except BaseException:
-        reader.close()
-        raise
     finally:
         for c, _, _ in sidecars:
             c.close()
+    return writer, notes
 
-    engine = TemporalFiller(filler, TemporalOptions(window=options.temporal_window)) if options.temporal else None
-    if engine is not None:
-        engine.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
-    batch = filler.batch_size
+
+def _stream(
+    plan: Plan,
+    reader: video.Reader,
+    stage: FrameFiller,
+    writer: video.Writer,
+    report: Callable[..., None],
+) -> int:
+    """Run the three stages side by side; returns the frames written. The output is
+    complete under its final name on return, and removed on any failure.
+
+    A reader thread decodes (and runs the stage's ``prepare`` on each frame) into a
+    bounded queue, and hands the copied streams' packets straight to the writer's
+    queue; this thread fills; a writer thread encodes and muxes (holding packets back
+    until the video reaches their time).
+    """
     stop = threading.Event()
+    batch = getattr(stage, "batch_size", 1)
     decoded: queue.Queue = queue.Queue(maxsize=max(8, 2 * batch))
     to_write: queue.Queue = queue.Queue(maxsize=encode_queue_size(plan, batch))
+    started = time.perf_counter()
+    done = 0
 
     def read() -> None:
         for item in reader:
             if stop.is_set():
                 return
-            if engine is not None and isinstance(item, video.Frame):
-                item = engine.prepare(item)  # thumbnail and camera motion, beside the engine
-            _put(decoded, item, stop)
+            if isinstance(item, video.Frame):
+                _put(decoded, stage.prepare(item), stop)
+            else:
+                _put(to_write, item, stop, writer_t)
         _put(decoded, _END, stop)
 
     def write() -> None:
-        while True:
-            item = _get(to_write, stop, [])
-            if item is _END:
-                return
+        while (item := _get(to_write, stop, [])) is not _END:
             if isinstance(item, video.Frame):
                 writer.write(item)
             else:
                 writer.copy_packet(item)  # type: ignore[arg-type]
 
-    reader_t, writer_t = _Stage(read, "ganime-read"), _Stage(write, "ganime-write")
-    started = time.perf_counter()
-    done = 0
-    ok = False
+    def frames() -> Iterator[object]:
+        while (item := _get(decoded, stop, [reader_t, writer_t])) is not _END:
+            yield item
 
-    def frames() -> Iterator[video.Frame | Prepared]:
-        """Decoded frames; packets of copied streams go straight on to the writer."""
-        while True:
-            item = _get(decoded, stop, [reader_t, writer_t])
-            if item is _END:
-                return
-            if isinstance(item, video.Frame | Prepared):
-                yield item
-            else:
-                _put(to_write, item, stop, writer_t)
-
-    def on_batch(n: int) -> None:
+    def on_frames(n: int) -> None:
         nonlocal done
         done += n
-        if progress:
-            progress(Progress(plan.input, index, files, done, total, time.perf_counter() - started))
+        report(done, time.perf_counter() - started)
 
+    reader_t, writer_t = _Stage(read, "ganime-read"), _Stage(write, "ganime-write")
+    ok = False
     try:
         reader_t.start()
         writer_t.start()
-        filled = engine.stream(frames(), on_batch) if engine is not None else fill_stream(frames(), filler, on_batch)
-        for frame in filled:
+        for frame in stage.stream(frames(), on_frames):
             _put(to_write, frame, stop, writer_t)
             if writer_t.error is not None:
                 raise writer_t.error
@@ -564,12 +579,16 @@ def _run(
         if not ok:
             writer.abort()
         reader.close()
-    if progress:
-        progress(Progress(plan.input, index, files, done, done, time.perf_counter() - started, done=True))
-    warnings = notes + list(writer.warnings)
+    report(done, time.perf_counter() - started, finished=True)
+    return done
+
+
+def _shortfall(plan: Plan, reader: video.Reader, excerpt: bool, codec: str) -> list[str]:
+    """Warnings about what the output could not be: coded progressive, or cut short by damage."""
+    info, warnings = plan.info, []
     if info.interlaced and plan.fields is None:  # coded progressive after all
         warnings.append(
-            f"the source is interlaced and {options.encoder.codec} cannot code it so: it was encoded"
+            f"the source is interlaced and {codec} cannot code it so: it was encoded"
             " progressive, combing and all (use --codec x264, or deinterlace it first)"
         )
     length = info.duration
@@ -580,8 +599,7 @@ def _run(
             f"only {reader.span:.1f} s of its {length:.1f} s of video could be read:"
             " the file looks damaged or truncated"
         )
-    fill_seconds = engine.stats.seconds if engine is not None else filler.stats.seconds
-    return done, reader.decode_errors, warnings, fill_seconds
+    return warnings
 
 
 def convert_many(

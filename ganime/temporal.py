@@ -352,8 +352,13 @@ class TemporalFiller:
         self._prepared = p
         return p
 
+    @property
+    def seconds(self) -> float:
+        """Time spent filling (the engine's own work and its model runs)."""
+        return self.stats.seconds
+
     def stream(
-        self, frames: Iterable[video.Frame | Prepared], on_frame: Callable[[int], None] | None = None
+        self, frames: Iterable[video.Frame | Prepared], on_frames: Callable[[int], None] | None = None
     ) -> Iterator[video.Frame]:
         """Source frames (or prepared ones) in, filled canvases out, in the same order with the same timestamps."""
         if self.n_side == 0:
@@ -366,11 +371,11 @@ class TemporalFiller:
             started = time.perf_counter()
             buf.append(self._analyse(frame, index, buf))
             self.stats.seconds += time.perf_counter() - started
-            yield from self._drain(buf, final=False, on_frame=on_frame)
+            yield from self._drain(buf, final=False, on_frames=on_frames)
         for e in buf:  # the stream has ended: every verdict is final
             if not e.decided:
                 self._decide(e, None, buf)
-        yield from self._drain(buf, final=True, on_frame=on_frame)
+        yield from self._drain(buf, final=True, on_frames=on_frames)
 
     def _plain(self, frames: list[video.Frame]) -> Iterator[video.Frame]:
         started = time.perf_counter()
@@ -379,7 +384,7 @@ class TemporalFiller:
         for f, c in zip(frames, canvases, strict=True):
             yield video.Frame(c, f.pts, f.time_base, f.planes, f.pix_fmt)
 
-    def _drain(self, buf: deque[_Entry], final: bool, on_frame: Callable[[int], None] | None) -> Iterator[video.Frame]:
+    def _drain(self, buf: deque[_Entry], final: bool, on_frames: Callable[[int], None] | None) -> Iterator[video.Frame]:
         """Emit, in order, every frame whose look-ahead is complete (or whose shot has ended)."""
         while buf:
             target = next((e for e in buf if e.index == self._next), None)
@@ -403,8 +408,8 @@ class TemporalFiller:
                 buf.popleft()
             self.stats.seconds += time.perf_counter() - started
             self.stats.peak_buffer = max(self.stats.peak_buffer, len(buf))
-            if on_frame:
-                on_frame(1)
+            if on_frames:
+                on_frames(1)
             yield out
 
     # ------------------------------------------------------------- analysis

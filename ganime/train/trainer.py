@@ -244,10 +244,10 @@ class Trainer:
     def _train_mode(self) -> None:
         """Training mode, except frozen BatchNorm layers, which normalise by their running statistics.
 
-        A fine-tune sees one show in small batches: batch statistics of 8 crops of it are
-        far from the statistics the weights were trained with, and updating the running
-        ones towards them shifted every activation at inference (a new show's validation
-        LPIPS rose from 0.386 to 0.463 in 100 steps with them live).
+        A fine-tune sees one show in small batches, whose statistics are far from those
+        the weights were trained with (the usual practice when fine-tuning). Measured on
+        a held-out show (GLCIC, ``--init glcic``, 100 steps): validation LPIPS 0.386 ->
+        0.418 frozen, -> 0.463 with the statistics live; neither lowers it.
         """
         self.g.train()
         self.d.train()
