@@ -186,6 +186,117 @@ class Compositor:
 
 
 @dataclass
+class SideSeam:
+    """The compositor's seam blend for sides kept apart from the picture.
+
+    Engines that hold the sides on their own (the temporal engine) keep them as an
+    (H, S, 3) side grid: the left strip's columns, then the right strip's. This is
+    ``Compositor.blend`` in those terms: the same pixels blend from the same picture
+    pixels with the same alpha. Where the seam is whole-height bands whose alpha
+    depends on the column alone (side strips beside a full-height picture), the blend
+    runs on slices (``bands``) instead of gathering every pixel.
+    """
+
+    rows: torch.Tensor  # side-grid row, column, alpha and flat picture index of each blended pixel
+    cols: torch.Tensor
+    alphas: torch.Tensor
+    sources: torch.Tensor
+    at: tuple[np.ndarray, np.ndarray]
+    bands: list[tuple[int, int, int, torch.Tensor]] | None  # (first, last + 1 column, picture column, alpha)
+
+    @classmethod
+    def of(cls, compositor: Compositor, layout: Layout) -> SideSeam:
+        h, w, left, pic_w = layout.canvas_height, layout.canvas_width, layout.left, layout.content.width
+        n_side = w - pic_w
+        strips = [r for r in ((0, left), (left, n_side)) if r[1] > r[0]]
+        rows, cols, alphas, sources = cls._pixels(compositor, h, w, left, pic_w)
+        at = (rows.numpy(), cols.numpy())
+        return cls(rows, cols, alphas, sources, at, cls._bands(rows, cols, alphas, sources, strips, h, pic_w))
+
+    @staticmethod
+    def _pixels(
+        compositor: Compositor, h: int, w: int, left: int, pic_w: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows, side columns, alpha, picture index) of every blended side pixel."""
+        rows, cols, alphas, sources = [], [], [], []
+        for (f0, f1), (idx, alpha) in zip(compositor.spans, compositor.gathers, strict=True):
+            if f1 <= f0:
+                continue
+            r, c = torch.meshgrid(torch.arange(h), torch.arange(f0, f1), indexing="ij")
+            a = alpha.cpu().reshape(h, f1 - f0)
+            src = idx.cpu().reshape(h, f1 - f0)
+            side = (c < left) | (c >= left + pic_w)
+            keep = side & (a < 1)
+            sr, sc = src[keep] // w, src[keep] % w - left
+            rows.append(r[keep])
+            cols.append(torch.where(c[keep] < left, c[keep], c[keep] - pic_w))
+            alphas.append(a[keep])
+            sources.append(sr * pic_w + sc.clamp(0, pic_w - 1))
+        if not rows:
+            empty = torch.zeros(0, dtype=torch.long)
+            return empty, empty, torch.zeros(0), empty
+        return torch.cat(rows), torch.cat(cols), torch.cat(alphas), torch.cat(sources)
+
+    @staticmethod
+    def _bands(
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+        alphas: torch.Tensor,
+        sources: torch.Tensor,
+        strips: list[tuple[int, int]],
+        h: int,
+        pic_w: int,
+    ) -> list[tuple[int, int, int, torch.Tensor]] | None:
+        """The blend as whole-height bands, if it is that; None for any other shape."""
+        if rows.numel() == 0:
+            return []
+        bands = []
+        for s0, s1 in strips:
+            inside = (cols >= s0) & (cols < s1)
+            if not bool(inside.any()):
+                continue
+            c, r, a, src = cols[inside], rows[inside], alphas[inside], sources[inside]
+            c0, c1 = int(c.min()), int(c.max()) + 1
+            width = c1 - c0
+            if c.numel() != h * width:
+                return None
+            grid = torch.full((h, width), -1.0)
+            grid[r, c - c0] = a
+            picture_col = src % pic_w
+            if (grid < 0).any() or not bool((grid == grid[:1]).all()):
+                return None
+            if not bool((picture_col == picture_col[0]).all()) or not bool((src // pic_w == r).all()):
+                return None
+            bands.append((c0, c1, int(picture_col[0]), grid[0].view(1, width, 1)))
+        return bands
+
+    def blend(
+        self, picture: torch.Tensor, values: torch.Tensor, scale: float, dtype: np.dtype, base: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(H, S, 3) output samples: ``values`` (in [0, 1]) feathered into ``picture``'s edge.
+
+        With ``base`` (sides already blended once), only the seam is redone.
+        """
+        fr, fc, fa, fs = self.rows, self.cols, self.alphas, self.sources
+        if base is not None:
+            out = base.copy()
+        else:
+            out = values.mul(scale).round_().clamp_(0, scale).numpy().astype(dtype)
+        if self.bands is not None:
+            for c0, c1, pc, a in self.bands:  # the same blend on slices
+                edge = picture[:, pc : pc + 1].float()
+                seam = (a * scale) * values[:, c0:c1] + (1 - a) * edge
+                out[:, c0:c1] = seam.round_().clamp_(0, scale).numpy().astype(dtype)
+        elif fr.numel():
+            # The compositor's blend from this frame's picture edge, except where the side is real.
+            a = fa[:, None]
+            edge = picture.reshape(-1, 3).index_select(0, fs).float()
+            seam = (a * scale) * values[fr, fc] + (1 - a) * edge
+            out[self.at] = seam.round_().clamp_(0, scale).numpy().astype(dtype)
+        return out
+
+
+@dataclass
 class FillStats:
     """What the engine did, for the user and for benchmarks."""
 

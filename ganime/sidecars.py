@@ -9,18 +9,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import langcodes
 
 SIDECAR_EXTENSIONS = frozenset({".srt", ".ass", ".ssa", ".vtt"})
 _SIDECAR_FLAGS = {"forced": "forced", "sdh": "hearing_impaired", "cc": "hearing_impaired", "hi": "hearing_impaired"}
 _LANGUAGE_TAG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$", re.I)
-# Matroska names languages by ISO 639-2; file names mostly use the two-letter codes.
-_ISO639_2 = {
-    "en": "eng", "ja": "jpn", "fr": "fre", "de": "ger", "es": "spa", "it": "ita", "pt": "por", "ru": "rus",
-    "zh": "chi", "ko": "kor", "ar": "ara", "nl": "dut", "pl": "pol", "sv": "swe", "fi": "fin", "no": "nor",
-    "nb": "nob", "da": "dan", "tr": "tur", "cs": "cze", "hu": "hun", "el": "gre", "he": "heb", "id": "ind",
-    "th": "tha", "vi": "vie", "uk": "ukr", "ro": "rum", "hr": "hrv", "sr": "srp", "bg": "bul", "ca": "cat",
-    "ms": "may", "hi": "hin", "fa": "per", "tl": "tgl",
-}  # fmt: skip
+
+
+def _matroska_language(tag: str) -> str:
+    """The ISO 639-2/B code Matroska names a language tag's language by (``fr``, ``fra``,
+    ``fr-CA`` -> ``fre``; ``pt-BR`` -> ``por``); an unknown tag as it is, lower case."""
+    try:
+        return langcodes.Language.get(tag).to_alpha3(variant="B")
+    except (LookupError, ValueError):
+        return tag.lower()
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,8 @@ _SUBTITLE_FORMAT = {".srt": "srt", ".ass": "ass", ".ssa": "ass", ".vtt": "webvtt
 
 # The legacy Windows code page of a language's subtitle files (ISO 639-2).
 _CODE_PAGE = {
-    **dict.fromkeys("eng fre fra ger deu spa ita por dut nld swe fin nor nob dan cat may ind tgl".split(), "cp1252"),
+    **dict.fromkeys("eng fre fra ger deu spa ita por dut nld swe fin nor nob dan cat may ind".split(), "cp1252"),
+    "tgl": "cp1252", "fil": "cp1252",
     **dict.fromkeys("pol cze ces hun hrv slo slk slv rum ron".split(), "cp1250"),
     **dict.fromkeys("rus ukr bul srp".split(), "cp1251"),
     "gre": "cp1253", "ell": "cp1253", "tur": "cp1254", "heb": "cp1255", "ara": "cp1256", "per": "cp1256",
@@ -117,7 +120,7 @@ def find_sidecars(video_path: str | os.PathLike[str]) -> list[Sidecar]:
             if tag.lower() in _SIDECAR_FLAGS:
                 flags.add(_SIDECAR_FLAGS[tag.lower()])
             elif language is None and _LANGUAGE_TAG.match(tag):
-                language = _ISO639_2.get(tag.lower(), tag.lower())
+                language = _matroska_language(tag)
             else:
                 break  # not a tag: the file belongs to another video
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+import torch
 
 from ganime import synthetic
 
@@ -158,3 +159,14 @@ def perceptual_dir() -> Path:
     if not (PERCEPTUAL / "alexnet_features_imagenet.safetensors").is_file():
         pytest.skip(f"perceptual weights not found at {PERCEPTUAL}")
     return PERCEPTUAL
+
+
+def view(scale: float) -> np.ndarray:
+    """A 160x120 window on a painted world whose pixels are ``scale`` world pixels (a zoom)."""
+    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
+    h, w = 120, 160
+    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
+    grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
+    img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
+    return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()

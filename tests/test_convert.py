@@ -486,7 +486,7 @@ def test_sidecars_are_the_files_named_after_the_video(tmp_path: Path) -> None:
         "ep01.srt": (None, False, False),
         "ep01.eng.srt": ("eng", False, False),
         "ep01.en.forced.ass": ("eng", True, False),
-        "ep01.pt-BR.sdh.vtt": ("pt-br", False, True),
+        "ep01.pt-BR.sdh.vtt": ("por", False, True),  # Matroska's ISO 639-2/B
     }
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import cartoon_frames
 from torch import nn
 
-from ganime.engine import Compositor, Filler, column_bands, nearest_known, select_device
+from ganime.engine import Compositor, Filler, SideSeam, column_bands, nearest_known, select_device
 from ganime.geometry import compute_layout
 from ganime.models import REGISTRY, build_model, default_model, list_models
 from ganime.models.classical import (
@@ -106,6 +106,32 @@ def test_compositor_feathers_only_generated_pixels() -> None:
     assert left[..., seam - 5].mean().item() == pytest.approx(1.0)
     values = left[0, 0, 0, :seam].numpy()
     assert np.all(np.diff(values[::-1]) >= -1e-6)  # monotone from the seam outwards
+
+
+@pytest.mark.parametrize(("width", "height", "feather"), [(32, 24, 3), (30, 24, 4), (48, 36, 0)])
+def test_side_seam_is_the_compositors_blend_on_the_side_grid(width: int, height: int, feather: int) -> None:
+    """The temporal engine's seam (sides held apart from the picture) blends exactly as the compositor."""
+    layout = compute_layout(width, height)
+    comp = Compositor.for_mask(layout.mask(), torch.device("cpu"), feather=feather)
+    seam = SideSeam.of(comp, layout)
+    assert seam.bands is not None  # beside a full-height picture the seam is whole-height bands
+    rng = np.random.default_rng(0)
+    h, w, c = layout.canvas_height, layout.canvas_width, layout.content
+    picture = rng.integers(0, 256, (c.height, c.width, 3)).astype(np.uint8)
+    canvas = torch.zeros(1, 3, h, w)
+    canvas[0, :, :, layout.left : layout.left + c.width] = torch.from_numpy(picture).permute(2, 0, 1).float() / 255
+    prediction = torch.from_numpy(rng.random((1, 3, h, w), dtype=np.float32))
+    full = prediction.clone()
+    for (x0, x1), band in zip(comp.bands, comp.blend(canvas, prediction), strict=True):
+        full[..., x0:x1] = band
+    cols = np.r_[0 : layout.left, layout.left + c.width : w]
+    values = prediction[0].permute(1, 2, 0)[:, cols]
+    want = (full[0].permute(1, 2, 0)[:, cols] * 255).round().clamp(0, 255).byte().numpy()
+    got = seam.blend(torch.from_numpy(picture).to(torch.int32), values, 255.0, np.uint8)
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 1  # rounding of the 8-bit edge only
+    # The general path (pixel by pixel) gives the same as the bands.
+    by_pixel = SideSeam(seam.rows, seam.cols, seam.alphas, seam.sources, seam.at, None)
+    assert np.array_equal(by_pixel.blend(torch.from_numpy(picture).to(torch.int32), values, 255.0, np.uint8), got)
 
 
 def test_filler_keeps_known_pixels_bit_exact_and_batch_invariant() -> None:

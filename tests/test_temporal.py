@@ -8,15 +8,14 @@ from collections import deque
 from fractions import Fraction
 
 import numpy as np
-import pytest
 import torch
-from conftest import psnr
+from conftest import psnr, view
 
 from ganime import synthetic, video
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import ARCHS, build_model
-from ganime.motion import _median, match, sample_grid, thumbnail, to_frame
+from ganime.motion import match, thumbnail
 from ganime.temporal import TemporalFiller, TemporalOptions
 
 CPU = torch.device("cpu")
@@ -50,89 +49,6 @@ def per_frame(source: list[np.ndarray]) -> np.ndarray:
 
 def sides(frames: np.ndarray, left: int) -> np.ndarray:
     return np.concatenate([frames[:, :, :left], frames[:, :, -left:]], axis=2)
-
-
-def view(scale: float) -> np.ndarray:
-    """A 160x120 window on a painted world whose pixels are ``scale`` world pixels (a zoom)."""
-    world = torch.from_numpy(synthetic.paint_background(300, 160, seed=4)).permute(2, 0, 1)[None].float()
-    h, w = 120, 160
-    ys, xs = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
-    gx, gy = 70 + (xs - (w - 1) / 2) * scale + (w - 1) / 2, 20 + (ys - (h - 1) / 2) * scale + (h - 1) / 2
-    grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
-    img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
-    return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-
-
-# ------------------------------------------------------------------ motion
-
-
-@pytest.mark.parametrize("shift", [0, 3, 11, -7])
-def test_translation_is_recovered_despite_a_character(shift: int) -> None:
-    world = synthetic.paint_background(400, 96, seed=2)
-    a, b = world[:, 100:228].copy(), world[:, 100 + shift : 228 + shift].copy()
-    # A character that moves the other way must not pull the estimate.
-    synthetic._draw_character(a, 60, 84, 40, 0)
-    synthetic._draw_character(b, 60 - 2 * shift + 9, 84, 40, 1)
-    m = match(thumbnail(a, 1), thumbnail(b, 1))
-    motion = to_frame(m.motion, 1)
-    assert abs(motion.bx - shift) < 0.25 and abs(motion.by) < 0.25 and abs(motion.a - 1) < 0.005
-    assert m.difference < 0.5
-
-
-def test_zoom_is_recovered() -> None:
-    m = match(thumbnail(view(1.0), 1), thumbnail(view(1 / 1.04), 1))  # zooming in by 4 %
-    assert abs(m.motion.a - 1 / 1.04) < 0.003
-    assert m.difference < 0.5
-
-
-@pytest.mark.parametrize(("a", "bx", "by"), [(1.0, 3.0, 0.0), (1.0, 2.37, -1.61), (0.93, 4.2, 5.5), (1.08, -0.5, 0.25)])
-def test_separable_sampling_equals_bilinear_sampling(a: float, bx: float, by: float) -> None:
-    """The rectangle sampler (shifts and zooms) agrees with torch's bilinear grid_sample."""
-    rng = np.random.default_rng(3)
-    image = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    x = a * np.arange(5, 30, dtype=np.float64) + bx
-    y = a * np.arange(4, 28, dtype=np.float64) + by
-    ours = sample_grid(image, x, y)
-    gx, gy = np.meshgrid(x, y)  # pixel centres -> grid_sample's [-1, 1] (align_corners=False)
-    grid = torch.from_numpy(np.stack([(2 * gx + 1) / 50 - 1, (2 * gy + 1) / 40 - 1], -1)).float()[None]
-    src = torch.from_numpy(image).permute(2, 0, 1).float()[None]
-    ref = torch.nn.functional.grid_sample(src, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    assert ours.shape == (y.size, x.size, 3)
-    assert np.abs(ours - ref[0].permute(1, 2, 0).numpy()).max() < 1e-3
-
-
-@pytest.mark.parametrize(("dtype", "factor"), [(np.uint8, 1), (np.uint8, 6), (np.uint8, 17), (np.uint16, 6)])
-def test_thumbnail_is_the_mean_grey_of_each_block(dtype: type, factor: int) -> None:
-    rng = np.random.default_rng(5)
-    top = np.iinfo(dtype).max
-    picture = rng.integers(0, top, (70, 90, 3), endpoint=True).astype(dtype)
-    th, tw = 70 // factor, 90 // factor
-    grey = picture[: th * factor, : tw * factor].astype(np.float64) @ np.array([0.299, 0.587, 0.114]) * 255 / top
-    expect = grey.reshape(th, factor, tw, factor).mean(axis=(1, 3))
-    got = thumbnail(picture, factor)
-    assert got.shape == (th, tw) and got.dtype == np.float32
-    assert np.abs(got - expect).max() < 1e-3
-
-
-@pytest.mark.parametrize("n", [1, 2, 7, 8, 1001])
-def test_median_by_partition_is_the_median(n: int) -> None:
-    a = np.random.default_rng(n).normal(size=n).astype(np.float32)
-    assert _median(a) == pytest.approx(float(np.median(a.astype(np.float64))), abs=1e-6)
-
-
-def test_fit_preparations_follow_each_thumbnail() -> None:
-    """Fits keep per-thumbnail work while the thumbnail lives; a new array never gets an old one's."""
-    world = synthetic.paint_background(400, 96, seed=6)
-    for shift in range(0, 40, 3):  # new arrays every round: freed ids are reused
-        a, b = thumbnail(world[:, 100:228], 1), thumbnail(world[:, 100 + shift : 228 + shift], 1)
-        assert match(a, b) == match(a.copy(), b.copy())
-        assert abs(to_frame(match(a, b).motion, 1).bx - shift) < 0.25
-
-
-def test_unrelated_pictures_are_a_cut() -> None:
-    a = synthetic.paint_background(128, 96, seed=1)
-    b = np.ascontiguousarray(synthetic.paint_background(128, 96, seed=9)[::-1, ::-1])  # another layout
-    assert match(thumbnail(a, 1), thumbnail(b, 1)).difference > 0.5
 
 
 # ------------------------------------------------------------------ engine
@@ -549,17 +465,6 @@ def test_a_fade_is_not_mistaken_for_motion() -> None:
         m = match(thumbnail(a, 1), thumbnail(b, 1))
         assert abs(m.motion.bx) < 0.25 and abs(m.motion.by) < 0.25 and abs(m.motion.a - 1) < 0.005
         assert m.gain > 1.05  # the fade is seen as brightness
-
-
-def test_seam_blend_on_slices_equals_the_blend_pixel_by_pixel() -> None:
-    _, source, _ = shot(4, pan=0.5)
-    eng = engine(source)
-    assert eng._seam_bands  # side strips beside a full-height picture: bands
-    entry = eng._analyse(video.Frame(source[0], 0, Fraction(1, 24)), 0, deque())
-    values = torch.rand(eng.h, eng.side_cols.numel(), 3, generator=torch.Generator().manual_seed(2))
-    fast = eng._composite(entry, values, 255.0)
-    eng._seam_bands = None
-    assert np.array_equal(fast, eng._composite(entry, values, 255.0))
 
 
 # ------------------------------------------------------------------ ghosts

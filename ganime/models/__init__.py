@@ -245,11 +245,13 @@ def import_lama(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
     return W.save(model, out, "lama", LamaConfig(**config).to_dict(), info, half=half)
 
 
-def pull(name: str) -> Path:
-    """Download a model's weights from the Hugging Face Hub (standard cache) and install them.
+def pull(name: str, cache_dir: str | Path | None = None) -> Path:
+    """Download a model's weights from the Hugging Face Hub and install them.
 
     The file is pinned by repo, name and revision, and by sha256 where one is known;
-    the installed ganime weight file goes to the local store.
+    it lands in the Hub cache (``cache_dir``, default the standard one: a file already
+    there at the pinned commit is used without a download), and the installed ganime
+    weight file goes to the local store.
     """
     spec = get_spec(name)
     src = spec.source
@@ -259,7 +261,7 @@ def pull(name: str) -> Path:
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
     try:
-        local = hf_hub_download(src.repo, src.filename, revision=src.revision)
+        local = hf_hub_download(src.repo, src.filename, revision=src.revision, cache_dir=cache_dir)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         raise W.WeightsError(f"cannot download {src.repo}/{src.filename}@{src.revision}: {e}") from e
     digest = W.sha256(local)

@@ -1,0 +1,274 @@
+"""``TemporalFiller``: the engine that ties the shot analysis, propagation, shot memory and seams together."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .. import video
+from ..engine import Filler, SideSeam
+from ..motion import Similarity
+from .memory import ShotMemory
+from .options import TemporalOptions, TemporalStats
+from .propagate import Propagation
+from .records import (
+    Prepared,
+    _bbox,
+    _Entry,
+    _Memory,
+    _memory_grid,
+    _Shown,
+)
+from .seams import SeamBlend
+from .shots import ShotAnalysis
+from .trust import SideTrust
+
+
+class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend):
+    """Streams frames through analysis, propagation, shot memory and key-frame generation."""
+
+    def __init__(self, filler: Filler, options: TemporalOptions | None = None) -> None:
+        self.filler = filler
+        self.options = options or TemporalOptions()
+        # What frames that lean on their own fill are filled with (see loose_model).
+        start = getattr(filler.model, "prefill", None)
+        while getattr(start, "prefill", None) is not None:  # a fill over a fill (a network over
+            start = start.prefill  # `patch`): the cheapest at the bottom of the chain, as `patch` uses
+        self._own_fill = filler
+        if start is not None:
+            self._own_fill = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
+        # Set by a consumer that puts the picture back from the source's own YUV planes
+        # (the conversion writer): frames carrying planes of this format get only their
+        # sides, the picture area of their image left unset.
+        self.centre_from_planes: str | None = None
+        lay = filler.layout
+        self.layout = lay
+        self.h, self.w = lay.canvas_height, lay.canvas_width
+        self.pic_w = lay.content.width
+        self.left = lay.left
+        self.factor = max(1, round(self.h / self.options.thumb_height))
+        # The sides as one (H, S) grid: left strip columns, then right strip columns.
+        self.side_cols = torch.cat([torch.arange(0, lay.left), torch.arange(lay.left + self.pic_w, self.w)]).float()
+        # Side-grid column ranges of the two strips (each maps to a contiguous picture span).
+        self._strips = [r for r in ((0, lay.left), (lay.left, self.side_cols.numel())) if r[1] > r[0]]
+        self._side_cols, self._rows = self.side_cols.double().numpy(), np.arange(self.h, dtype=np.float64)
+        self._side_index = self.side_cols.long().numpy()
+        self.n_side = self.h * self.side_cols.numel()
+        self._seam = SideSeam.of(filler.compositor, lay)
+        self._mirror = self._mirror_map()
+        # Frames consulted for propagation: every near one, then sparser (content far
+        # from the picture only shows up in frames far away, and it moves with the camera).
+        d, self._distances = 1, set()
+        while d <= self.options.window:
+            self._distances.add(d)
+            d = d + 1 if d < 4 else d + max(1, d // 3)
+        self._distances.add(self.options.window)
+        self.stats = TemporalStats()
+        self._shot = -1
+        self._next = 0
+        self._memory: _Memory | None = None
+        self._memory_shot = -1
+        self._loose = False  # the last frame leaned on its own fill
+        self._trusted: torch.Tensor | None = None  # (1, S) trust of the last frame rendered anew
+        self._key: tuple[int, Similarity, np.ndarray] | None = None  # (shot, camera, thumbnail) of the last key frame
+        self._last: _Shown | None = None  # the sides of the last frame rendered
+        self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
+        self._prepared: Prepared | None = None  # the last frame prepare() saw
+
+    @property
+    def seconds(self) -> float:
+        """Time spent filling (the engine's own work and its model runs)."""
+        return self.stats.seconds
+
+    def stream(
+        self, frames: Iterable[video.Frame | Prepared], on_frames: Callable[[int], None] | None = None
+    ) -> Iterator[video.Frame]:
+        """Source frames (or prepared ones) in, filled canvases out, in the same order with the same timestamps."""
+        if self.n_side == 0:
+            for f in frames:  # nothing to generate: the canvas is the picture
+                yield from self._plain([f.frame if isinstance(f, Prepared) else f])
+            return
+        buf: deque[_Entry] = deque()
+        self._next = 0
+        for index, frame in enumerate(frames):
+            started = time.perf_counter()
+            buf.append(self._analyse(frame, index, buf))
+            self.stats.seconds += time.perf_counter() - started
+            yield from self._drain(buf, final=False, on_frames=on_frames)
+        for e in buf:  # the stream has ended: every verdict is final
+            if not e.decided:
+                self._decide(e, None, buf)
+        yield from self._drain(buf, final=True, on_frames=on_frames)
+
+    def _plain(self, frames: list[video.Frame]) -> Iterator[video.Frame]:
+        started = time.perf_counter()
+        canvases = self.filler.fill([f.image for f in frames])
+        self.stats.model_seconds += time.perf_counter() - started
+        for f, c in zip(frames, canvases, strict=True):
+            yield video.Frame(c, f.pts, f.time_base, f.planes, f.pix_fmt)
+
+    def _drain(self, buf: deque[_Entry], final: bool, on_frames: Callable[[int], None] | None) -> Iterator[video.Frame]:
+        """Emit, in order, every frame whose look-ahead is complete (or whose shot has ended)."""
+        while buf:
+            target = next((e for e in buf if e.index == self._next), None)
+            if target is None or not target.decided:
+                return
+            ready = final or buf[-1].index >= target.index + self.options.window
+            if not ready:  # a later frame of another shot: nothing ahead can help
+                ready = any(e.decided and e.shot != target.shot for e in buf if e.index > target.index)
+            if not ready:
+                return
+            started = time.perf_counter()
+            out = self._render(target, buf)
+            self._next += 1
+            self.stats.frames += 1
+            # Forget frames no later frame can reach: too far back, or of an earlier shot.
+            while (
+                buf
+                and buf[0].index < self._next
+                and (buf[0].index < self._next - self.options.window or buf[0].shot != target.shot)
+            ):
+                buf.popleft()
+            self.stats.seconds += time.perf_counter() - started
+            self.stats.peak_buffer = max(self.stats.peak_buffer, len(buf))
+            if on_frames:
+                on_frames(1)
+            yield out
+
+    def _render(self, t: _Entry, buf: deque[_Entry]) -> video.Frame:
+        if t.single:
+            self.stats.single += 1
+            (out,) = self._plain([t.frame])
+            return out
+        if t.shot != self._memory_shot:
+            self._memory = None
+            self._memory_shot = t.shot
+            last, self._last = self._last, None
+            self._loose = False
+            self._trusted = None
+            self._handover = None
+            if t.continues:
+                self._hand_over(last, t)
+        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
+        last = self._last
+        # A held drawing repeats the last sides, unless a slow fade (each frame changing
+        # by less than ``hold``) has moved the picture's brightness since they were made.
+        if t.held and last is not None and last.index == t.index - 1 and self._same_light(t, last):
+            # The same drawing: the same sides as last frame; only the seam follows the picture.
+            self.stats.held += 1
+            last.index = t.index
+            if not self._seam_still(t, last):
+                last.sides = self._composite(t, last.values, scale, base=last.sides)
+                last.seam_thumb = t.thumb
+            return self._canvas_out(t, last.sides)
+        else:
+            # Per side column: how far the shot's sides still hold for this frame.
+            trust = torch.minimum(torch.full((self.side_cols.numel(),), self._trust(t, buf)), self._edge_trust(t))
+            trust = trust[None, :]
+            # Firm: the camera model holds and the memory was made at this brightness.
+            camera_holds = bool((trust >= 1).all()) and self._memory_trust(t) >= 1
+            stale, sides_to_redo = self._stale_trust(t, scale, camera_holds)
+            if stale is not None:
+                trust = torch.minimum(trust, stale)
+            if self._trusted is not None:
+                # Trust falls by at most ``loosen`` per new drawing, so the sides slide from
+                # the memory to the frame's own fill even when held drawings leave few
+                # decisions in the fits' averaging window (animation on twos and threes).
+                trust = torch.maximum(trust, self._trusted - self.options.loosen)
+            self._trusted = trust
+            if self._loose and bool((trust >= 1).all()):
+                # Back on firm ground after frames that leaned on their own fill: what the
+                # memory holds is from before the disturbance (a bad fit, a fade, a side
+                # gone stale: on the eval and training clips a fresh start of both sides
+                # scores better than keeping the side that held); start it afresh from
+                # here, cross-fading from the last sides shown so nothing pops.
+                self._memory = None
+                self._key = None
+                sides_to_redo = None
+                self._hand_over(self._last, t)
+            trust = trust * self._memory_trust(t)
+            self._loose = bool((trust < 1).any())
+            if sides_to_redo is not None:
+                self._refresh(t, scale, sides_to_redo)
+            values, real = self._sides(t, buf, scale)
+            if self._loose:  # lean on the frame itself where the sides do not hold
+                self.stats.loose += 1
+                started = time.perf_counter()
+                fill = self.filler if float(trust.min()) < self.options.loose_model else self._own_fill
+                self.stats.loose_model += fill is self.filler
+                (own,) = fill.fill([t.frame.image])
+                self.stats.model_seconds += time.perf_counter() - started
+                own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
+                values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
+                real = real * trust
+            values = self._live_mirror(t, values, real, scale)
+            if self._handover is not None:
+                before, left = self._handover
+                values = values + (before - values) * (left / (self.options.handover + 1))
+                self._handover = (before, left - 1) if left > 1 else None
+        self._last = _Shown(t.index, values, self._composite(t, values, scale), t.thumb, float(t.thumb.mean()))
+        return self._canvas_out(t, self._last.sides)
+
+    def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.
+
+        Realness is 1 where the value was taken from a real frame, 0 where generated.
+        """
+        # Reference coordinates of the side columns and of the rows (float64: exact enough
+        # that a level pan samples whole rows).
+        X = t.to_ref.a * self._side_cols + t.to_ref.bx
+        Y = t.to_ref.a * self._rows + t.to_ref.by
+        # 1. Which frame shows each side pixel: the nearest in time (painter's order).
+        candidates = [
+            e
+            for e in sorted(self._rigid_reach(t, buf), key=lambda e: (abs(e.index - t.index), e.index > t.index))
+            if abs(e.index - t.index) in self._distances
+        ]
+        values_np, unfilled, dist = self._propagate(t, candidates, X, Y, scale, buf)
+        filled_np = ~unfilled
+        real_np = filled_np.astype(np.float32)
+        self.stats.propagated += float(real_np.mean())
+        # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
+        w = np.clip((self.options.window - dist) / max(1, self.options.ramp), 0, 1)
+        want = unfilled | (w < 1)
+        box = _bbox(want) if self._memory is not None else None
+        if box is not None:
+            assert self._memory is not None
+            r0, r1, c0, c1 = box
+            mv, ok = _memory_grid(self._memory, X[c0:c1], Y[r0:r1])
+            mv = self._at_brightness(mv, t)
+            ok &= want[r0:r1, c0:c1]
+            fresh = filled_np[r0:r1, c0:c1] & ok
+            wk = w[r0:r1, c0:c1]
+            old = values_np[r0:r1, c0:c1]
+            if fresh.any():  # real content fading in over the memory
+                mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
+                real_np[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real_np[r0:r1, c0:c1])
+            else:  # the memory alone (a still shot): where it is valid, nothing real was there
+                mixed = mv
+            if ok.all():
+                old[...] = mixed
+            else:
+                np.copyto(old, mixed, where=ok[..., None])
+            filled_np[r0:r1, c0:c1] |= ok
+        self._moving(t, buf)  # what of t's picture stays out of the memory and of a key frame's sources
+        # Shared memory: later steps work on torch views of the same arrays.
+        values, real, filled = torch.from_numpy(values_np), torch.from_numpy(real_np), torch.from_numpy(filled_np)
+        # 3. Generate what nothing shows: a key frame, or a smooth patch for a sliver.
+        missing = int((~filled).sum())
+        # A sliver (a row or column at the memory's edge after sub-pixel motion) is
+        # smoothed over; only a real gap calls the model.
+        if missing > max(self.options.key_share * filled.numel(), 3 * max(filled.shape)):
+            self._key_frame(t, buf, self._canvas(t, values, filled, scale), values, filled)
+        elif missing:
+            made = np.zeros((self.h, self.w), bool)
+            made[:, self._side_index] = ~filled_np
+            self._smooth_over(t, values, filled_np, scale)
+            self._remember(t, lambda c0, c1: self._canvas(t, values, None, scale, c0, c1), made=made)
+        else:
+            self._remember(t, lambda c0, c1: self._canvas(t, values, filled, scale, c0, c1))
+        return values, real

@@ -1,0 +1,87 @@
+"""The temporal engine's settings and what it reports having done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TemporalOptions:
+    """Settings of the temporal engine; what each does and why it is set so: ``docs/temporal.md``.
+
+    Args:
+        window: frames of look-ahead and look-behind for propagation.
+        thumb_height: analysis thumbnails are about this tall.
+        cut: z-scored difference (after motion) above which a new shot starts.
+        hold: mean change (8-bit levels on the thumbnail) under which a still frame repeats the last.
+        blank: thumbnails with less contrast than this (levels) are blank (fades).
+        key_share: share of side pixels left unknown that calls the model (less is smoothed over).
+        margin: a key frame is generated this much wider on every side (fraction of the side width).
+        ramp: frames over which real content fades in over the shot memory.
+        max_extent: the shot memory covers at most this many canvases across and down.
+        drift_span: chained motion is re-measured against a frame this far back.
+        rigid: frames whose motion fit is worse than this stop propagation across them.
+        edge_change: change (levels) of a still camera's picture edge since its key frame
+            from which its sides lean on the frame's own fill.
+        live_mirror: strength (0-1) with which generated pixels next to the seam take the
+            current frame's mirror image, fading out over ``mirror_reach`` (share of the side).
+        mirror_reach: see ``live_mirror``.
+        handover: frames over which the sides cross-fade when the engine leaves frames that
+            leaned on their own fill (0: switch at once).
+        stale: median change (levels) of a moving camera's picture edge against the shot
+            memory above which that side is generated again (0: never).
+        loose_model: frames leaning on their own fill get it from the model once the trust
+            in the shot's sides fell below this somewhere (else from the model's prefill).
+        loosen: the most the trust in the shot's sides may fall from one new drawing to the next.
+        stale_lean: staleness (levels) from which a moving camera's side leans toward the
+            frame's own fill, all of it at ``stale``.
+        moving: levels by which a pixel must differ from a frame before or after it, camera
+            motion and light undone, to count as moving against the camera (0: off).
+        moving_grow: what moves is widened by this many thumbnail pixels every way.
+        moving_span: frames compared for ``moving``: 2, 4, ... up to this many each way.
+        moving_unseen: count what no other frame shows, beside what moves, as moving.
+    """
+
+    window: int = 48
+    thumb_height: int = 80
+    cut: float = 0.5
+    hold: float = 0.6
+    blank: float = 4.0
+    key_share: float = 0.003
+    margin: float = 0.0
+    ramp: int = 8
+    max_extent: float = 3.0
+    drift_span: int = 12
+    rigid: float = 0.3
+    edge_change: float = 8.0
+    live_mirror: float = 0.5
+    mirror_reach: float = 0.2
+    handover: int = 8
+    stale: float = 5.0
+    loose_model: float = 0.5
+    loosen: float = 0.1
+    stale_lean: float = 2.5
+    moving: float = 24.0
+    moving_grow: int = 2
+    moving_span: int = 8
+    moving_unseen: bool = False
+
+
+@dataclass
+class TemporalStats:
+    """What the engine did, for the user and for benchmarks."""
+
+    frames: int = 0
+    shots: int = 0
+    held: int = 0
+    single: int = 0  # frames filled on their own (flashes, blank frames)
+    key_frames: int = 0
+    loose: int = 0  # frames the camera model explained poorly, blended with their own fill
+    loose_model: int = 0  # of those, the frames whose own fill the model made (see TemporalOptions)
+    propagated: float = 0.0  # side pixels taken from other frames (sum of shares)
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+    peak_buffer: int = 0  # most frames held at once
+    peak_memory_pixels: int = 0  # largest shot memory, in pixels
+    refreshed: int = 0  # times generated sides were made again beside a picture that moved on
+    measured_ahead: int = 0  # frames whose camera motion prepare() had measured (on the decoding thread)

@@ -1,0 +1,229 @@
+"""Copying what other frames of the shot show, and keeping what moves against the camera out of it."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+import torch
+
+from ..motion import sample_grid, span
+from ..motion import to_thumb as _to_thumb
+from .records import (
+    _bbox,
+    _dilate,
+    _Entry,
+    _relight,
+)
+
+
+class Propagation:
+    """Methods of ``TemporalFiller``: copying what other frames of the shot show, and keeping what moves against the
+    camera out of it."""
+
+    def _moving(self, u: _Entry, buf: deque[_Entry]) -> np.ndarray:
+        """(th, tw) bool: thumbnail pixels of u's picture that move against the camera.
+
+        u is compared, in colour, the camera motion and light change undone, with frames
+        up to ``moving_span`` before and after it; a pixel any of them disagrees with (by
+        more than ``moving``, at the best of the aligned pixel and its 8 neighbours) is
+        moving (see ``moving_unseen`` for what no other frame shows). That is cautious: the background a
+        character covers in another frame counts as moving too, and is generated or taken
+        from frames that show it, never pasted from one that may hold the character.
+        """
+        if u.moving is not None:
+            return u.moving
+        th, tw = u.thumb.shape
+        moving = np.zeros((th, tw), bool)
+        if self.options.moving <= 0:
+            u.moving = moving
+            return moving
+        reach = {e.index: e for e in self._rigid_reach(u, buf)}
+        # Frames 2, 4, 8 ... up to ``moving_span`` away each way: the far ones catch the
+        # inside of a flat-coloured character (a near one still shows it there), the near
+        # ones see the picture's edges, which the far ones on one side no longer show.
+        residuals = []
+        d = 2
+        while d <= self.options.moving_span:
+            for v in (reach.get(u.index - d), reach.get(u.index + d)):
+                if v is not None and v.thumb.shape == u.thumb.shape:
+                    residuals.append(self._residual(u, v))
+            d *= 2
+        if residuals:
+            with np.errstate(invalid="ignore"):
+                worst = np.fmax.reduce(residuals) if len(residuals) > 1 else residuals[0]
+            unseen = np.isnan(worst)
+            moving = np.nan_to_num(worst, nan=0.0) > self.options.moving
+            g = self.options.moving_grow
+            if moving.any():
+                # What no other frame shows (the edge of a pan's first frames) cannot be told
+                # from a character: beside something seen moving it counts as moving too,
+                # as far as 4 times the widening; elsewhere it is taken for background.
+                if self.options.moving_unseen and unseen.any():
+                    moving |= unseen & _dilate(moving, 4 * max(1, g))
+                moving = _dilate(moving, g)
+        u.moving = moving
+        return moving
+
+    def _residual(self, u: _Entry, v: _Entry) -> np.ndarray:
+        """(th, tw) colour difference (max over channels, 8-bit levels) of u's thumbnail from
+        v's, the camera motion and light change undone; NaN where v does not show u's pixel."""
+        th, tw = u.thumb.shape
+        # Thumbnail coordinates of u -> v, through the shot's reference frame.
+        m = _to_thumb(v.to_ref.inverse().then(u.to_ref), self.factor, self.left)
+        xs = m.a * np.arange(tw, dtype=np.float64) + m.bx
+        ys = m.a * np.arange(th, dtype=np.float64) + m.by
+        seen = np.logical_and.outer((ys >= 0) & (ys <= th - 1), (xs >= 0) & (xs <= tw - 1))
+        other = sample_grid(self._colour(v), xs, ys)
+        other = (other - v.offset * 255) / v.gain * u.gain + u.offset * 255  # at u's light
+        # In colour: a character as bright as the wall behind it still differs in hue. The
+        # best of the aligned pixel and its 8 neighbours: a sharp outline a fraction of a
+        # thumbnail pixel off (the camera estimate, resampling) is not motion.
+        pad = np.pad(other, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        near = np.lib.stride_tricks.sliding_window_view(pad, (3, 3), axis=(0, 1))  # (th, tw, 3, 3, 3)
+        diff = np.abs(near - self._colour(u)[..., None, None]).max(axis=2)  # over colour: (th, tw, 3, 3)
+        return np.where(seen, diff.min(axis=(2, 3)), np.nan)
+
+    def _colour(self, u: _Entry) -> np.ndarray:
+        """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels."""
+        if u.colour is None:
+            th, tw = u.thumb.shape
+            f = self.factor
+            pic = u.picture[: th * f, : tw * f].float()
+            if u.picture.dtype == torch.int32:  # 16-bit samples
+                pic = pic / 257.0
+            u.colour = pic.view(th, f, tw, f, 3).mean(dim=(1, 3)).numpy()
+        return u.colour
+
+    def _moving_at(self, mov: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """(len(y), len(x)) bool: ``mov`` (a frame's ``moving``) at picture coordinates y x x
+        (nearest thumbnail pixel; coordinates past the picture take its border)."""
+        if not mov.any():
+            return np.zeros((y.size, x.size), bool)
+        c = (self.factor - 1) / 2
+        th, tw = mov.shape
+        ix = np.clip(np.rint((x - c) / self.factor), 0, tw - 1).astype(np.intp)
+        iy = np.clip(np.rint((y - c) / self.factor), 0, th - 1).astype(np.intp)
+        return mov[iy][:, ix]
+
+    def _rigid_reach(self, t: _Entry, buf: deque[_Entry]) -> list[_Entry]:
+        """Frames of t's shot that the camera motion links to t reliably.
+
+        Walking out from t, a frame whose motion fit is poor (a character filling the
+        frame, smoke, a morph) ends the reach in that direction: content beyond it
+        would land in the wrong place.
+        """
+        same = {e.index: e for e in buf if e.shot == t.shot and e.decided}
+        out = []
+        for step in (-1, 1):
+            i = t.index
+            while abs(i + step - t.index) <= self.options.window:
+                link = same.get(i + step if step > 0 else i)  # the frame whose fit joins i and i + step
+                u = same.get(i + step)
+                if u is None or link is None or link.fit > self.options.rigid:
+                    break
+                i += step
+                if not u.single:
+                    out.append(u)
+        return out
+
+    def _propagate(
+        self, t: _Entry, candidates: list[_Entry], X: np.ndarray, Y: np.ndarray, scale: float, buf: deque[_Entry]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(values, unfilled, frame distance) of the side grid from the nearest frame showing each pixel.
+
+        Zoom and shift map rows to rows and columns to columns, so what a frame u shows
+        of a side strip is a rectangle, and sampling it is two 1-D interpolations: the
+        frames are painted nearest first, each into the still unfilled part of its
+        rectangle, and sampled only over that part's bounding box. Small arrays and many
+        steps: numpy, whose calls cost a fraction of torch's here.
+        """
+        h, n_cols = self.h, X.size
+        m = 1.0  # a pixel inside the picture's side edges: they are often dark or ringing
+        values = np.zeros((h, n_cols, 3), np.float32)
+        dist = np.full((h, n_cols), np.inf, np.float32)
+        unfilled = np.ones((h, n_cols), bool)
+        for u in candidates:
+            ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
+            uy = (Y - u.to_ref.by) / u.to_ref.a
+            # The picture's top and bottom are the canvas's: rows only need to fall inside.
+            rows = span((uy >= -0.01) & (uy <= h - 1 + 0.01))
+            if rows is None:
+                continue
+            wrote = False
+            for s0, s1 in self._strips:
+                cols = span((ux[s0:s1] >= m) & (ux[s0:s1] <= self.pic_w - 1 - m))
+                if cols is None:
+                    continue
+                r0, r1 = rows
+                c0, c1 = s0 + cols[0], s0 + cols[1]
+                box = _bbox(unfilled[r0:r1, c0:c1])
+                if box is None:
+                    continue
+                r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
+                need = unfilled[r0:r1, c0:c1]
+                moving = self._moving_at(self._moving(u, buf), ux[c0:c1], uy[r0:r1])
+                if moving.any():  # what moves in u is not where u shows it in t: left to others
+                    need = need & ~moving
+                    if not need.any():
+                        continue
+                sample = sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1])
+                sample *= np.float32(1 / scale)
+                sample = _relight(sample, u, t)
+                if need.all():  # the usual case: a band no nearer frame showed any of
+                    values[r0:r1, c0:c1] = sample
+                    dist[r0:r1, c0:c1] = abs(u.index - t.index)
+                else:
+                    np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
+                    dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
+                unfilled[r0:r1, c0:c1] &= ~need
+                wrote = True
+            if wrote and not unfilled.any():
+                break
+        return values, unfilled, dist
+
+    def _canvas(
+        self,
+        t: _Entry,
+        values: torch.Tensor,
+        filled: torch.Tensor | None,
+        scale: float,
+        c0: int = 0,
+        c1: int | None = None,
+    ) -> torch.Tensor:
+        """(3, H, c1 - c0) float canvas columns: the picture, and the side values where ``filled``."""
+        c1 = self.w if c1 is None else c1
+        out = torch.zeros(3, self.h, c1 - c0)
+        lo, hi = self.left, self.left + self.pic_w
+        a, b = max(lo, c0), min(hi, c1)
+        if a < b:
+            out[:, :, a - c0 : b - c0] = t.picture[:, a - lo : b - lo].permute(2, 0, 1).float() / scale
+        # The strips: canvas column x is side-grid column x (left) or x - picture width (right).
+        for a, b, shift in ((0, lo, 0), (hi, self.w, self.pic_w)):
+            a, b = max(a, c0), min(b, c1)
+            if a >= b:
+                continue
+            part = values[:, a - shift : b - shift]
+            if filled is not None:
+                part = part * filled[:, a - shift : b - shift, None]
+            out[:, :, a - c0 : b - c0] = part.permute(2, 0, 1)
+        return out
+
+    def _reach(self, t: _Entry, buf: deque[_Entry]) -> tuple[int, int, int, int]:
+        """Margins (left, top, right, bottom) around t's canvas that frames ahead will show."""
+        base = max(2, round(self.options.margin * self.layout.side_width))
+        x0, y0, x1, y1 = -base, 0, self.w - 1 + base, self.h - 1
+        to_t = t.to_ref.inverse()
+        for u in buf:
+            if u.shot != t.shot or u.single or not u.decided or not t.index < u.index <= t.index + self.options.window:
+                continue
+            bx0, by0, bx1, by1 = to_t.then(u.to_ref).box(0, 0, self.w - 1, self.h - 1)
+            x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+        # Bounded: at most half a canvas more on each side.
+        cap_x, cap_y = self.w // 2, self.h // 2
+        left = min(cap_x, math.ceil(-x0))
+        right = min(cap_x, math.ceil(x1 - (self.w - 1)))
+        top = min(cap_y, max(0, math.ceil(-y0)))
+        bottom = min(cap_y, max(0, math.ceil(y1 - (self.h - 1))))
+        return left // 2 * 2, top // 2 * 2, right // 2 * 2, bottom // 2 * 2
