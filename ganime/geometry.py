@@ -219,11 +219,11 @@ def detect_bars(
         # (H, W) brightest channel, in the frame's own integers (a reduction over the
         # colour axis, or floats, cost several times more on a whole frame).
         luma = np.maximum(np.maximum(f[..., 0], f[..., 1]), f[..., 2])
-        if _percentile(luma.reshape(-1), 98) < threshold * scale:
+        if np.percentile(luma, 98) < threshold * scale:
             continue  # a dark frame says nothing about where the bars are
         informative += 1
-        col_hi = (_percentile(luma, 98, axis=0) / scale).astype(np.float32)
-        row_hi = (_percentile(luma, 98, axis=1) / scale).astype(np.float32)
+        col_hi = (np.percentile(luma, 98, axis=0) / scale).astype(np.float32)
+        row_hi = (np.percentile(luma, 98, axis=1) / scale).astype(np.float32)
         dark_cols &= (col_hi < threshold) & (luma.std(axis=0) < threshold / 4 * scale)
         dark_rows &= (row_hi < threshold) & (luma.std(axis=1) < threshold / 4 * scale)
         np.maximum(col_peak, col_hi, out=col_peak)
@@ -250,18 +250,6 @@ def detect_bars(
     left, right = _soft_edge(col_peak, left), _soft_edge(col_peak[::-1], right)
     top, bottom = _soft_edge(row_peak, top), _soft_edge(row_peak[::-1], bottom)
     return Rect(left, top, w - left - right, h - top - bottom)
-
-
-def _percentile(a: np.ndarray, q: float, axis: int = 0) -> np.ndarray:
-    """``np.percentile(a, q, axis)`` (linear interpolation) by one partition, several
-    times faster on integer frames."""
-    n = a.shape[axis]
-    pos = q / 100 * (n - 1)
-    i = int(pos)
-    j = min(i + 1, n - 1)
-    part = np.partition(a, (i, j), axis=axis)
-    lo = np.take(part, i, axis=axis).astype(np.float64)
-    return lo + (np.take(part, j, axis=axis) - lo) * (pos - i)
 
 
 def _soft_edge(peak: np.ndarray, bar: int, max_extra: int = 4, ratio: float = 0.75) -> int:

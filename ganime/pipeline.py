@@ -227,7 +227,7 @@ def _run(
             total = done if finished else _expected_frames(plan, options, excerpt)
             progress(Progress(plan.input, index, files, done, total, seconds, done=finished))
 
-    done = _stream(plan, reader, stage, writer, report)
+    done = _stream(plan, reader, stage, writer, report, excerpt, options.keep_incomplete)
     warnings = notes + writer.warnings + _shortfall(plan, reader, excerpt, options.encoder.codec)
     return _Converted(done, reader.decode_errors, warnings, stage.seconds)
 
@@ -306,6 +306,8 @@ def _stream(
     stage: FrameFiller,
     writer: video.Writer,
     report: Callable[..., None],
+    excerpt: bool,
+    keep_incomplete: bool,
 ) -> int:
     """Run the three stages side by side; returns the frames written. The output is
     complete under its final name on return, and removed on any failure.
@@ -367,6 +369,9 @@ def _stream(
             raise video.VideoError(
                 f"{plan.input}: {reader.frames_decoded} frames decoded but {writer.frames_written} encoded"
             )
+        short = _short_read(plan, reader, excerpt)
+        if short and not keep_incomplete:  # nothing goes under the final name
+            raise video.VideoError(f"{plan.input}: {short} (--keep-incomplete keeps what could be read)")
         writer.close()
         ok = True
     finally:
@@ -382,22 +387,30 @@ def _stream(
 
 
 def _shortfall(plan: Plan, reader: video.Reader, excerpt: bool, codec: str) -> list[str]:
-    """Warnings about what the output could not be: coded progressive, or cut short by damage."""
+    """Warnings about what the output could not be: coded progressive, or kept though cut short."""
     info, warnings = plan.info, []
     if info.interlaced and plan.fields is None:  # coded progressive after all
         warnings.append(
             f"the source is interlaced and {codec} cannot code it so: it was encoded"
             " progressive, combing and all (use --codec x264, or deinterlace it first)"
         )
-    length = info.duration
-    if not excerpt and length and reader.span < 0.9 * length - 0.5:
-        # Demuxers stop quietly at a broken container: say so rather than report success.
-        # Judged by time, not frame count: a variable-rate file leaves held frames out.
-        warnings.append(
-            f"only {reader.span:.1f} s of its {length:.1f} s of video could be read:"
-            " the file looks damaged or truncated"
-        )
+    short = _short_read(plan, reader, excerpt)
+    if short:
+        warnings.append(f"{short}; kept as asked (--keep-incomplete)")
     return warnings
+
+
+def _short_read(plan: Plan, reader: video.Reader, excerpt: bool) -> str | None:
+    """What is missing when a source decoded short of its stated length, else None.
+
+    Demuxers stop quietly at a broken container (a download cut off, a damaged disc
+    rip), so this is judged after decoding. By time, not frame count: a variable-rate
+    file leaves held frames out.
+    """
+    length = plan.info.duration
+    if excerpt or not length or reader.span >= 0.9 * length - 0.5:
+        return None
+    return f"only {reader.span:.1f} s of its {length:.1f} s of video could be read: the file looks damaged or truncated"
 
 
 def convert_many(

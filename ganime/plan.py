@@ -37,6 +37,7 @@ class ConvertOptions:
     force: bool = False  # convert even when the source is already at the target aspect
     detect_bars: bool = True
     sidecars: bool = True  # add the subtitle files beside the source (ep01.eng.srt) as streams
+    keep_incomplete: bool = False  # keep the output of a source that decodes short of its length
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
@@ -204,6 +205,11 @@ def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str |
     return "tff" if info.top_field_first else "bff"
 
 
+# Narrower than this (display aspect of the picture) is not a 4:3 show: a phone video or a
+# square crop, most of whose 16:9 frame would be generated. 5:4 (1.25) still converts.
+NARROWEST = 1.2
+
+
 def plan_file(src: str | Path, output: str | Path | None, options: ConvertOptions) -> Plan:
     """Probe ``src`` and decide geometry, model and encoder. Reads, never writes."""
     src = Path(src)
@@ -230,6 +236,13 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         skip = (
             f"already {layout.content_aspect:.2f}:1, at or wider than the target "
             f"{float(options.aspect):.2f}:1 (use --force to convert anyway)"
+        )
+    elif layout.content_aspect < NARROWEST and not options.force:
+        generated = 1 - layout.content_aspect / layout.display_aspect
+        shape = "portrait" if layout.content_aspect < 1 else "near-square"
+        skip = (
+            f"{shape} ({layout.content_aspect:.2f}:1): {generated:.0%} of the picture would be generated"
+            " (use --force to convert anyway)"
         )
     enc = options.encoder
     changes = ()

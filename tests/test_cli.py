@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -163,6 +164,28 @@ def test_usage_errors_exit_2(tmp_path: Path, plain_source: Path) -> None:
     assert invoke("convert", empty).exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--crf", "99"], "99 is out of range for x264: 0 to 51"),
+        (["--crf", "-5"], "-5 is out of range for x264: 0 to 51"),
+        (["--codec", "x265", "--crf", "99"], "out of range for x265: 0 to 51"),
+        (["--codec", "av1", "--crf", "64"], "out of range for av1: 0 to 63"),
+        (["--preset", "quick"], "unknown x264 preset 'quick'"),
+        (["--duration", "0"], "must be more than 0 seconds"),
+        (["--start", "99:00"], "5940 s is past the end of"),
+    ],
+)
+def test_option_values_are_checked_before_any_work(
+    tmp_path: Path, plain_source: Path, args: list[str], says: str
+) -> None:
+    r = invoke("convert", plain_source, "-o", tmp_path / "out.mkv", *FAST, *args)  # the last flag wins
+    assert r.exit_code == 2 and says in " ".join(r.output.split()), r.output
+    assert "Traceback" not in r.output and not list(tmp_path.glob("out*"))
+    r = invoke("preview", plain_source, "--at", "99:00", "-o", tmp_path / "p.png")
+    assert r.exit_code == 2 and "past the end of" in " ".join(r.output.split())
+
+
 def test_bad_device_fails_the_file_with_one_line(tmp_path: Path, plain_source: Path) -> None:
     r = invoke("convert", plain_source, "-o", tmp_path / "o.mkv", "--device", "tpu", "--no-progress")
     assert r.exit_code == 1
@@ -176,6 +199,20 @@ def test_already_wide_is_skipped_unless_forced(tmp_path: Path) -> None:
     assert not (tmp_path / "wide.16x9.mkv").exists()
     r = invoke("convert", wide, "--force", *FAST)
     assert r.exit_code == 0 and (tmp_path / "wide.16x9.mkv").exists()
+    assert "4 frames" in r.output  # the true count, though nothing was generated
+
+
+def test_portrait_and_near_square_are_skipped_unless_forced(tmp_path: Path) -> None:
+    tall = synthetic.write_clip(
+        tmp_path / "phone.mkv", [f.transpose(1, 0, 2).copy() for f in cartoon_frames(4, 64, 48)]
+    )
+    r = invoke("convert", tall, *FAST)
+    assert r.exit_code == 0 and re.search(r"portrait \(0\.75:1\): 5\d% of the picture would be generated", r.output)
+    assert not (tmp_path / "phone.16x9.mkv").exists()
+    square = synthetic.write_clip(tmp_path / "square.mkv", cartoon_frames(4, 48, 48))
+    assert "near-square (1.00:1)" in invoke("convert", square, *FAST).output
+    r = invoke("convert", tall, "--force", *FAST)
+    assert r.exit_code == 0 and (tmp_path / "phone.16x9.mkv").exists()
 
 
 def test_python_api(tmp_path: Path, plain_source: Path) -> None:
@@ -238,15 +275,20 @@ def test_killed_process_leaves_no_file_under_the_final_name(tmp_path: Path) -> N
     assert not dst.exists()
 
 
-def test_damaged_file_converts_what_decodes_and_says_so(tmp_path: Path) -> None:
+def test_a_truncated_file_fails_unless_kept_incomplete(tmp_path: Path) -> None:
     good = synthetic.write_clip(tmp_path / "good.mkv", cartoon_frames(48, 64, 48, pan=2.0), crf=30)
     data = good.read_bytes()
     damaged = tmp_path / "damaged.mkv"
     damaged.write_bytes(data[: len(data) // 2])  # a download that stopped halfway
-    results = ganime.convert(damaged, tmp_path / "out.mkv", preset="ultrafast", device="cpu")
-    r = results[0]
+    r = invoke("convert", damaged, "-o", tmp_path / "out.mkv", *FAST)
+    assert r.exit_code == 1
+    line = next(x for x in r.output.splitlines() if "could be read" in x)
+    assert str(damaged) in line and re.search(r"only \d+\.\d s of its 2\.0 s of video", line)
+    assert not (tmp_path / "out.mkv").exists() and not list(tmp_path.glob("*.partial*"))
+    assert damaged.read_bytes() == data[: len(data) // 2]  # the input untouched
+    (r,) = ganime.convert(damaged, tmp_path / "out.mkv", preset="ultrafast", device="cpu", keep_incomplete=True)
     assert r.status == "converted" and 0 < r.frames < 48
-    assert any("damaged or truncated" in w for w in r.warnings)
+    assert any("damaged or truncated" in w and "--keep-incomplete" in w for w in r.warnings)
     assert (tmp_path / "out.mkv").exists()
 
 
@@ -299,3 +341,16 @@ def test_a_dead_writer_never_blocks_the_pipeline() -> None:
     with pytest.raises(OSError, match="disk full"):
         _put(full, "next frame", threading.Event(), writer)
     assert time.monotonic() - started < 5
+
+
+def test_models_table_fits_80_columns_and_names_every_model() -> None:
+    from ganime.models import REGISTRY
+
+    r = CliRunner().invoke(app, ["models"], terminal_width=80)
+    assert r.exit_code == 0
+    lines = r.output.splitlines()
+    table = lines[: lines.index("* the default model")]
+    assert max(len(line) for line in table) <= 80
+    names = {line.split()[0] for line in table if line.strip() and line.split()[0] in REGISTRY}
+    assert names == set(REGISTRY)  # whole names, none cut, so `ganime models | grep NAME` finds each
+    assert any(line.startswith("big-lama: hf://") for line in lines)

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from conftest import cartoon_frames
 from torch import nn
 
-from ganime.engine import Compositor, Filler, SideSeam, column_bands, nearest_known, select_device
+from ganime.compositor import Compositor, SideSeam, column_bands, nearest_known
+from ganime.engine import Filler, select_device
 from ganime.geometry import compute_layout
 from ganime.models import REGISTRY, build_model, default_model, list_models
 from ganime.models.classical import (

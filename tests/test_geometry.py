@@ -3,7 +3,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from ganime.geometry import Rect, _percentile, aspect_label, compute_layout, detect_bars, parse_aspect
+from ganime.geometry import Rect, aspect_label, compute_layout, detect_bars, parse_aspect
 
 
 def test_square_pixels_640x480() -> None:
@@ -124,14 +124,3 @@ def test_soft_transition_next_to_a_bar_joins_the_bar() -> None:
         f[:, 198:200] = 60
     found = detect_bars(frames)
     assert found == Rect(42, 0, 156, 120)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
-def test_percentile_by_partition_matches_numpy(dtype: type) -> None:
-    """Bar detection's fast percentile is numpy's (linear interpolation), not an approximation."""
-    rng = np.random.default_rng(3)
-    a = rng.integers(0, np.iinfo(dtype).max, (37, 53), dtype=dtype)
-    for q in (0, 50, 98, 100):
-        for axis in (0, 1):
-            assert np.allclose(_percentile(a, q, axis), np.percentile(a, q, axis=axis))
-        assert np.isclose(_percentile(a.reshape(-1), q), np.percentile(a, q))

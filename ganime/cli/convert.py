@@ -150,6 +150,16 @@ def _summary(results: list[pipeline.Result]) -> None:
     err.print(table)
 
 
+def _check_start(path: Path, start: float, flag: str) -> None:
+    """A usage error when ``start`` is past the end of ``path`` (a file ganime cannot read fails later, alone)."""
+    try:
+        length = video.probe(path).duration
+    except video.VideoError:
+        return
+    if length and start >= length:
+        raise typer.BadParameter(f"{start:g} s is past the end of {path} ({length:.1f} s long)", param_hint=flag)
+
+
 @app.command()
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
@@ -204,7 +214,13 @@ def convert(
         typer.Option(min=1, help="Frames the temporal engine looks ahead and back.", rich_help_panel="Performance"),
     ] = 48,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs instead of skipping them.")] = False,
-    force: Annotated[bool, typer.Option(help="Convert even sources already at the target aspect.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Convert sources already at the target aspect, portrait or near-square.")
+    ] = False,
+    keep_incomplete: Annotated[
+        bool,
+        typer.Option(help="Keep the output of a source that decodes short of its length (damaged, truncated)."),
+    ] = False,
     bars: Annotated[bool, typer.Option(help="Detect black bars burnt into the picture and fill them.")] = True,
     sidecars: Annotated[
         bool, typer.Option(help="Add the subtitle files beside each episode (ep01.eng.srt, ep01.ass) as streams.")
@@ -238,8 +254,8 @@ def convert(
         raise typer.BadParameter(f"unknown model {model!r} (choose from {', '.join(REGISTRY)})", param_hint="--model")
     try:
         encoder = video.EncoderSettings(codec=codec, crf=crf, preset=preset)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--codec") from None
+    except video.EncoderSettingsError as e:
+        raise typer.BadParameter(str(e), param_hint=e.flag) from None
     options = pipeline.ConvertOptions(
         model=model,
         aspect=Fraction(target),
@@ -250,6 +266,7 @@ def convert(
         duration=parse_time(duration, "--duration"),
         overwrite=overwrite,
         force=force,
+        keep_incomplete=keep_incomplete,
         detect_bars=bars,
         sidecars=sidecars,
         weights=weights,
@@ -264,6 +281,10 @@ def convert(
     if not found:
         err.print(f"[red]error:[/] no video files in {escape(', '.join(map(str, inputs)))}")
         raise typer.Exit(2)
+    if options.duration is not None and options.duration <= 0:
+        raise typer.BadParameter("must be more than 0 seconds", param_hint="--duration")
+    if options.start and len(found) == 1:
+        _check_start(found[0][0], options.start, "--start")
     if output is not None and len(found) > 1 and output.suffix and not output.is_dir():
         err.print(f"[red]error:[/] {escape(str(output))}: several inputs need an output folder, not a file")
         raise typer.Exit(2)

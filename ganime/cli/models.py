@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from ..models import REGISTRY, build_model, default_model, find_weights, import_lama
 from ..models import pull as pull_model
 from ..weights import WeightsError
+from ..weights import shipped_dir as weights_shipped
 from ..weights import store_dir as weights_store
 from .app import app, err, out
 
@@ -25,31 +27,55 @@ def _count_parameters(name: str) -> int:
     return sum(p.numel() for p in build_model(name).parameters())
 
 
+def _weights_state(name: str) -> tuple[str, str]:
+    """(short state for the table, where the weights come from / are)."""
+    spec = REGISTRY[name]
+    if not spec.needs_weights:
+        return "built in", "weight-free"
+    path = find_weights(name)
+    if path is not None and path.parent == weights_shipped():
+        return "shipped", f"shipped with ganime ({path})"
+    if spec.source is not None:
+        src = spec.source
+        where = f"hf://{src.repo}/{src.filename}@{src.revision[:12]} ({src.license or spec.license})"
+        how = f"`ganime models pull {name}`"
+    else:
+        where, how = "no download", spec.how_to_get or "--weights FILE"
+    if path is not None:
+        return "present", f"{where}; installed: {path}"
+    return "missing", f"{where}; get it: {how}"
+
+
 @models_app.callback(invoke_without_command=True)
 def models_list(ctx: typer.Context) -> None:
-    """List every model: size, where its weights come from, whether they are here."""
+    """List every model: size, whether its weights are here, what it does, where weights come from."""
     if ctx.invoked_subcommand is not None:
         return
-    table = Table(title="ganime models", title_justify="left")
-    for col in ("name", "parameters", "weights", "source", "what it does"):
-        table.add_column(col)
+    # Fits 80 columns and pipes whole: names never wrap or get cut, long text folds,
+    # and the long sources and paths go below the table, one line each.
+    table = Table(title="ganime models", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("name", no_wrap=True)
+    table.add_column("params", justify="right", no_wrap=True)
+    table.add_column("weights", no_wrap=True)
+    table.add_column("what it does", overflow="fold", ratio=1)
     best = default_model()
+    notes = []
     for name, spec in REGISTRY.items():
-        label = f"{name} (default)" if name == best else name
         params = _count_parameters(name)
-        size = f"{params / 1e6:.1f} M" if params else "-"
-        if not spec.needs_weights:
-            state, source = "none needed", "-"
-        else:
-            path = find_weights(name)
-            state = f"[green]present[/] {escape(str(path))}" if path else "[yellow]missing[/]"
-            if spec.source is not None:
-                src = spec.source
-                source = f"hf://{src.repo}/{src.filename}@{src.revision[:12]} ({src.license or spec.license})"
-            else:
-                source = "import (see `ganime models import-lama`)"
-        table.add_row(label, size, state, escape(source), escape(spec.summary))
+        state, where = _weights_state(name)
+        colour = {"missing": "yellow", "present": "green", "shipped": "green"}.get(state)
+        table.add_row(
+            name + (" *" if name == best else ""),
+            f"{params / 1e6:.2f} M" if params else "-",
+            f"[{colour}]{state}[/]" if colour else state,
+            escape(spec.summary),
+        )
+        if spec.needs_weights:
+            notes.append(f"{name}: {escape(where)}")
     out.print(table)
+    out.print("* the default model")
+    for line in notes:
+        out.print(line, soft_wrap=True)
 
 
 @models_app.command("pull")

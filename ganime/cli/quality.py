@@ -13,6 +13,7 @@ from rich.table import Table
 from .. import geometry, pipeline, video
 from ..weights import WeightsError
 from .app import _model_list, _on_off, app, err, out, parse_time
+from .convert import _check_start
 
 
 @app.command("eval")
@@ -137,8 +138,11 @@ def preview(
 
     models = _model_list(model)
     dst = output or file.with_name(f"{file.stem}.preview.png")
+    when = parse_time(at, "--at") or 0.0
+    if when and file.is_file():
+        _check_start(file, when, "--at")
     try:
-        path = evaluate.preview(file, parse_time(at, "--at") or 0.0, models, dst, device, weights=weights)
+        path = evaluate.preview(file, when, models, dst, device, weights=weights)
     except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None

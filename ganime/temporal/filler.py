@@ -10,7 +10,8 @@ import numpy as np
 import torch
 
 from .. import video
-from ..engine import Filler, SideSeam
+from ..compositor import SideSeam
+from ..engine import Filler
 from ..motion import Similarity
 from .memory import ShotMemory
 from .options import TemporalOptions, TemporalStats
@@ -91,6 +92,8 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         if self.n_side == 0:
             for f in frames:  # nothing to generate: the canvas is the picture
                 yield from self._plain([f.frame if isinstance(f, Prepared) else f])
+                if on_frames:
+                    on_frames(1)
             return
         buf: deque[_Entry] = deque()
         self._next = 0

@@ -51,7 +51,7 @@ class SeamBlend:
 
     def _composite(self, t: _Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
         """(H, S, 3) output samples of the sides: values feathered into the seam by the
-        engine's compositor (``engine.SideSeam``). Real content is feathered too: a
+        engine's compositor (``compositor.SideSeam``). Real content is feathered too: a
         fraction of a pixel of motion error, or a character that moved since the frame
         it came from, would otherwise show as a step. With ``base`` (a held drawing's
         last sides), only the seam is redone."""

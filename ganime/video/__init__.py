@@ -15,8 +15,8 @@ Rules this package keeps (each one a bug class in the tools users run today):
   input is only ever opened for reading.
 """
 
-from ..sidecars import SIDECAR_EXTENSIONS, Sidecar, find_sidecars, open_sidecar, subtitle_as_utf8
-from .encoder import DEFAULT_CRF, DEFAULT_PRESET, ENCODERS, EncoderSettings
+from ..subtitles.sidecars import SIDECAR_EXTENSIONS, Sidecar, find_sidecars, open_sidecar, subtitle_as_utf8
+from .encoder import CRF_RANGE, DEFAULT_CRF, DEFAULT_PRESET, ENCODERS, EncoderSettings, EncoderSettingsError
 from .probe import (
     COPY_TYPES,
     VIDEO_EXTENSIONS,
@@ -35,6 +35,7 @@ from .writer import Carried, Picture, Writer, output_format, partial_path
 
 __all__ = [
     "COPY_TYPES",
+    "CRF_RANGE",
     "DEFAULT_CRF",
     "DEFAULT_PRESET",
     "ENCODERS",
@@ -44,6 +45,7 @@ __all__ = [
     "Carried",
     "ColorSpec",
     "EncoderSettings",
+    "EncoderSettingsError",
     "Frame",
     "Picture",
     "Reader",

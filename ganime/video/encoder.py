@@ -21,6 +21,18 @@ _SVT = ["12", "11", "10", "9", "8", "7", "5", "4", "3"]
 _NVENC = ["p1", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p7"]
 
 
+# The quality scale each encoder accepts (x264/x265 CRF, SVT-AV1 CRF, NVENC CQ).
+CRF_RANGE = {"x264": (0, 51), "x265": (0, 51), "av1": (0, 63), "nvenc": (0, 51)}
+
+
+class EncoderSettingsError(ValueError):
+    """An encoder setting out of range; ``flag`` names the option, for a usage error."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(message)
+        self.flag = flag
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     """Which encoder and how hard it works. ``crf``/``preset`` None means the codec default."""
@@ -31,7 +43,25 @@ class EncoderSettings:
 
     def __post_init__(self) -> None:
         if self.codec not in ENCODERS:
-            raise ValueError(f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
+            raise EncoderSettingsError("--codec", f"unknown codec {self.codec!r} (choose from {', '.join(ENCODERS)})")
+        lo, hi = CRF_RANGE[self.codec]
+        if self.crf is not None and not lo <= self.crf <= hi:
+            raise EncoderSettingsError("--crf", f"{self.crf:g} is out of range for {self.codec}: {lo} to {hi}")
+        if self.preset is not None and self.preset not in self.presets:
+            raise EncoderSettingsError(
+                "--preset", f"unknown {self.codec} preset {self.preset!r} (choose from {', '.join(self.presets)})"
+            )
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        """The presets this codec takes: x264's names (translated for the others) and the codec's own."""
+        own = {
+            "x264": ("placebo",),
+            "x265": ("placebo",),
+            "av1": tuple(str(n) for n in range(14)),
+            "nvenc": tuple(f"p{n}" for n in range(1, 8)),
+        }
+        return tuple(_NAMED) + own.get(self.codec, ())
 
     @property
     def keeps_interlacing(self) -> bool:

@@ -15,7 +15,7 @@ import av.filter
 import numpy as np
 
 from ..geometry import Layout
-from ..sidecars import Sidecar
+from ..subtitles.sidecars import Sidecar
 from .encoder import EncoderSettings
 from .probe import _STALE_TAG, ColorSpec, VideoError, _fraction, _reason
 from .reader import Frame
