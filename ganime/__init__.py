@@ -11,71 +11,39 @@ Python API::
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
-
-from torch import nn
-
-from .models import default_model, list_models
-from .models import load_model as _load_model
-from .pipeline import ConvertError, ConvertOptions, Progress, ProgressCallback, Result, convert_file, convert_many
-from .video import EncoderSettings
-from .weights import WeightsError
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ConvertError",
-    "ConvertOptions",
-    "EncoderSettings",
-    "Progress",
-    "Result",
-    "WeightsError",
-    "__version__",
-    "convert",
-    "convert_file",
-    "convert_many",
-    "default_model",
-    "list_models",
-    "load_model",
-]
+# Importing ganime is cheap (the command line starts, and can be interrupted, before
+# torch loads): each name is imported from its module on first use.
+_WHERE = {
+    "ConvertError": "plan",
+    "ConvertOptions": "plan",
+    "Progress": "plan",
+    "ProgressCallback": "plan",
+    "Result": "plan",
+    "EncoderSettings": "video",
+    "WeightsError": "weights",
+    "convert_file": "pipeline",
+    "convert_many": "pipeline",
+    "default_model": "models",
+    "list_models": "models",
+    "convert": "api",
+    "load_model": "api",
+}
+
+__all__ = sorted([*_WHERE, "__version__"], key=str.lower)
 
 
-def convert(
-    inputs: str | Path | list[str | Path],
-    output: str | Path | None = None,
-    options: ConvertOptions | None = None,
-    *,
-    progress: ProgressCallback | None = None,
-    **changes: object,
-) -> list[Result]:
-    """Convert files and/or folders the way ``ganime convert`` does; returns one Result per file.
-
-    ``options`` holds every setting (``ConvertOptions``); ``changes`` set single fields
-    of it by name (``model="edge"``, ``temporal=False``), and ``codec``, ``crf`` and
-    ``preset`` those of its encoder. An unknown name is a ``TypeError``.
-    """
-    from .geometry import parse_aspect
-
-    options = options or ConvertOptions()
-    encoder = {k: changes.pop(k) for k in ("codec", "crf", "preset") if k in changes}
-    if encoder:
-        changes["encoder"] = dataclasses.replace(options.encoder, **encoder)
-    if isinstance(changes.get("aspect"), str):
-        changes["aspect"] = parse_aspect(changes["aspect"])  # type: ignore[arg-type]
-    if changes.get("weights") is not None:
-        changes["weights"] = Path(changes["weights"])  # type: ignore[arg-type]
-    options = dataclasses.replace(options, **changes)  # type: ignore[arg-type]
-    items = inputs if isinstance(inputs, list) else [inputs]
-    return convert_many(items, output, options, progress)
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ganime' has no attribute {name!r}")
 
 
-def load_model(name: str, weights: str | Path | None = None, device: str = "cpu") -> nn.Module:
-    """A registered model with its weights, in eval mode on ``device`` (auto, cpu, cuda:N).
-
-    Weight-free fills need no file; a neural model without weights raises
-    ``WeightsError`` saying how to get them, never runs with random ones.
-    """
-    from .engine import select_device
-
-    return _load_model(name, weights, select_device(device))
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -1,5 +1,5 @@
 """``python -m ganime``."""
 
-from .cli import main
+from .entry import main
 
 main()

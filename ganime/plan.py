@@ -206,8 +206,8 @@ def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str |
 
 
 # Narrower than this (display aspect of the picture) is not a 4:3 show: a phone video or a
-# square crop, most of whose 16:9 frame would be generated. 5:4 (1.25) still converts.
-NARROWEST = 1.2
+# square crop, 38 % or more of whose 16:9 frame would be generated. 5:4 (1.25) converts.
+NARROWEST = 1.1
 
 
 def plan_file(src: str | Path, output: str | Path | None, options: ConvertOptions) -> Plan:

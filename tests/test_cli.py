@@ -275,6 +275,31 @@ def test_killed_process_leaves_no_file_under_the_final_name(tmp_path: Path) -> N
     assert not dst.exists()
 
 
+def test_ctrl_c_during_a_conversion_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(240, 160, 120), Fraction(24))
+    partial = tmp_path / "long.16x9.partial.mkv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ganime", "convert", str(src), "--no-progress", "--batch-size", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert partial.exists(), "the conversion never started writing"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert "Traceback" not in err and "interrupted: no output was finished" in " ".join(err.split())
+    assert not list(tmp_path.glob("long.16x9*"))
+
+
 def test_a_truncated_file_fails_unless_kept_incomplete(tmp_path: Path) -> None:
     good = synthetic.write_clip(tmp_path / "good.mkv", cartoon_frames(48, 64, 48, pan=2.0), crf=30)
     data = good.read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -209,3 +210,17 @@ def test_every_registered_model_builds_and_fills_a_frame() -> None:
         if not spec.needs_weights:
             sides = torch.cat([out[..., :12], out[..., -12:]], -1)
             assert float(sides.std()) > 0.05, name  # random input: painted, not left flat
+
+
+def test_pull_without_a_network_fails_at_once_and_names_the_offline_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: refused at once
+    monkeypatch.setenv("GANIME_HOME", str(tmp_path / "home"))
+    started = time.perf_counter()
+    r = CliRunner().invoke(app, ["models", "pull", "anime-lama"], env={"HF_HUB_CACHE": str(tmp_path / "hub")})
+    assert time.perf_counter() - started < 10
+    assert r.exit_code == 1
+    said = " ".join(r.output.split())
+    assert "cannot reach http://127.0.0.1:9" in said and "import-lama CKPT --name anime-lama" in said
+    assert "--weights FILE" in said and "Traceback" not in said

@@ -76,7 +76,6 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except KeyboardInterrupt:
-        # The file being written was removed by its writer; finished files stay.
-        err.print("[yellow]interrupted[/]: finished outputs are kept, the unfinished one was removed")
+    except KeyboardInterrupt:  # outside a command's own handling (Click's, while parsing)
+        err.print("[yellow]interrupted[/]: nothing was written")
         raise SystemExit(130) from None

@@ -297,8 +297,10 @@ def convert(
         err.print(f"ganime {__version__}: model [bold]{name}[/] on {where}, encoder {encoder.encoder_name(8)}")
 
     bars_ui = _Bars(progress and not dry_run)
+    finished: list[pipeline.Result] = []
 
     def on_result(r: pipeline.Result) -> None:
+        finished.append(r)
         bars_ui.file_done()
         if r.status == "planned" or (dry_run and r.plan is not None):
             _print_plan(r.plan)  # type: ignore[arg-type]
@@ -328,11 +330,26 @@ def convert(
             on_result=on_result,
             dry_run=dry_run,
         )
+    except KeyboardInterrupt:
+        bars_ui.stop()
+        _interrupted(finished, len(found))
+        raise typer.Exit(130) from None
     finally:
         bars_ui.stop()
     if not dry_run:
         _summary(results)
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
+
+
+def _interrupted(finished: list[pipeline.Result], files: int) -> None:
+    """One line on Ctrl-C: what was kept and what was not."""
+    done = [r for r in finished if r.status == "converted"]
+    kept = f"{len(done)} converted output(s) kept" if done else "no output was finished"
+    rest = files - len(finished) - 1  # after the one being converted
+    err.print(
+        f"[yellow]interrupted:[/] {kept}; the file being converted was removed (nothing of it under its name)"
+        + (f"; {rest} file(s) not converted (run the same command again to go on)" if rest else "")
+    )
 
 
 @app.command()

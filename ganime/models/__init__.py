@@ -7,6 +7,10 @@ Where weights come from is data (``HubFile``), kept apart from the architectures
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +249,27 @@ def import_lama(checkpoint: str | Path, out: str | Path, meta: dict | None = Non
     return W.save(model, out, "lama", LamaConfig(**config).to_dict(), info, half=half)
 
 
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_routes(name: str) -> str:
+    """How to get a model's weights without the Hub."""
+    dest = W.store_dir() / f"{name}.safetensors"
+    routes = [f"copy a ganime weight file for it to {dest}"]
+    if get_spec(name).arch == "lama":
+        routes.append(f"import a LaMa checkpoint you have: `ganime models import-lama CKPT --name {name}`")
+    routes.append("or pass a weight file to convert with `--weights FILE`")
+    return "without a network: " + "; ".join(routes)
+
+
 def pull(name: str, cache_dir: str | Path | None = None) -> Path:
     """Download a model's weights from the Hugging Face Hub and install them.
 
@@ -257,13 +282,23 @@ def pull(name: str, cache_dir: str | Path | None = None) -> Path:
     src = spec.source
     if src is None:
         raise W.WeightsError(f"model {name!r} has no download" + (f": {spec.how_to_get}" if spec.how_to_get else ""))
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    cached = try_to_load_from_cache(src.repo, src.filename, cache_dir=cache_dir, revision=src.revision)
+    if not isinstance(cached, str):  # not in the cache: the Hub must be reachable, else say so at once
+        endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+        if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes") or not _reachable(endpoint):
+            raise W.WeightsError(f"cannot reach {endpoint} to download {name}; {_offline_routes(name)}")
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)  # its retry warnings are not for the user; the error below is
     try:
         local = hf_hub_download(src.repo, src.filename, revision=src.revision, cache_dir=cache_dir)
     except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as e:
         raise W.WeightsError(f"cannot download {src.repo}/{src.filename}@{src.revision}: {e}") from e
+    finally:
+        hub_log.setLevel(level)
     digest = W.sha256(local)
     if src.sha256 and digest != src.sha256:
         raise W.WeightsError(f"{src.repo}/{src.filename}: sha256 {digest} does not match the pinned {src.sha256}")
