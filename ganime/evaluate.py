@@ -246,6 +246,21 @@ def prepare_truth(frames: list[np.ndarray], sar: Fraction, options: EvalOptions)
     return np.ascontiguousarray(arr[:, y0 : y0 + fh, x0 : x0 + lay.canvas_width]), lay
 
 
+# A side strip whose brightest 1 % of samples is at most this (8-bit) is flat black.
+BLACK = 24
+
+
+def black_strips(truth: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames whose true sides are flat black (a fade, a title card on black).
+
+    Any dark fill matches those sides and scores 50 dB there, which would lift a clip's
+    mean by what its first frames happen to be; they are left out of the scores.
+    """
+    sides = truth[:, mask].reshape(len(truth), -1)
+    scale = 255.0 / np.iinfo(truth.dtype).max if truth.dtype.kind == "u" else 1.0
+    return np.percentile(sides, 99, axis=1) * scale <= BLACK
+
+
 def centre(truth: np.ndarray, lay: Layout) -> np.ndarray:
     """The kept centre of ground-truth canvases: what a 4:3 broadcast showed."""
     return np.ascontiguousarray(truth[:, :, lay.left : lay.left + lay.content.width])
@@ -294,6 +309,15 @@ def evaluate(
                 report.skipped[str(clip.relative_to(folder))] = str(e)
                 continue
             mask = lay.mask() > 0
+            keep = ~black_strips(truth, mask)  # scored frames: a black side matches any dark fill
+            if not keep.any():
+                report.skipped[clip.name] = f"the true sides of all {len(truth)} frames are flat black"
+                continue
+            if not keep.all():
+                report.notes.append(
+                    f"{clip.name}: {int((~keep).sum())} of {len(truth)} frames left out of the scores"
+                    " (their true sides are flat black)"
+                )
             src = synthetic.write_clip(
                 Path(tmp) / f"{clip.stem}.4x3.mkv", list(centre(truth, lay)), crf=0, pix_fmt="yuv444p"
             )
@@ -317,7 +341,7 @@ def evaluate(
                 out = np.stack(read_frames(dst, len(truth))[0])
                 if out.shape != truth.shape:
                     raise ConvertError(f"{clip}: {name} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
-                m = metrics.all_metrics(out, truth, mask)
+                m = metrics.all_metrics(out[keep], truth[keep], mask)
                 if not tried:  # loaded once there is something to score (it may download)
                     tried = True
                     try:
@@ -325,12 +349,12 @@ def evaluate(
                     except perceptual.PerceptualError as e:
                         report.notes.append(f"LPIPS not measured: {e}")
                 if scorer is not None:
-                    m["lpips"] = metrics.strip_lpips(out, truth, mask, scorer.distance)
+                    m["lpips"] = metrics.strip_lpips(out[keep], truth[keep], mask, scorer.distance)
                 report.scores.append(
                     Score(
                         clip.name,
                         name,
-                        len(truth),
+                        int(keep.sum()),
                         truth.shape[2],
                         truth.shape[1],
                         **m,
@@ -339,7 +363,8 @@ def evaluate(
                         split=split_of(clip.name, options.report),
                     )
                 )
-                outputs[name] = out
+                outputs[name] = out[keep]
+            truth = truth[keep]  # the sheets show scored frames, not black ones
             sheet = contact_sheet(truth, lay, outputs, options.sheet_frames)
             save_png(sheet, out_dir / f"sheet_{clip.stem}.png")
             sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))

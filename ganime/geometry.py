@@ -18,6 +18,8 @@ from fractions import Fraction
 import numpy as np
 
 # A source within this relative distance of the target aspect counts as already there.
+# How far the output's display aspect may be from the target (0.1 %).
+ASPECT_EXACT = 0.001
 ASPECT_TOLERANCE = 0.01
 
 
@@ -57,6 +59,13 @@ class Layout:
     left: int
     right: int
     target_aspect: Fraction
+    canvas_sar: Fraction | None = None  # the output's sample aspect ratio; None: the source's
+
+    @property
+    def output_sar(self) -> Fraction:
+        """The SAR the output is tagged with: the source's, nudged where even side widths
+        would miss the target display aspect by more than ``ASPECT_EXACT``."""
+        return self.canvas_sar if self.canvas_sar is not None else self.sar
 
     @property
     def content_aspect(self) -> float:
@@ -65,8 +74,8 @@ class Layout:
 
     @property
     def display_aspect(self) -> float:
-        """Display aspect ratio of the output canvas."""
-        return float(self.canvas_width * self.sar / self.canvas_height)
+        """Display aspect ratio of the output canvas (as players show it)."""
+        return float(self.canvas_width * self.output_sar / self.canvas_height)
 
     @property
     def side_width(self) -> int:
@@ -100,10 +109,12 @@ class Layout:
         """One line a user can read: source -> canvas with the side widths."""
         c = self.content
         sar = "" if self.sar == 1 else f" SAR {self.sar.numerator}:{self.sar.denominator}"
+        out_sar = self.output_sar
+        osar = "" if out_sar == 1 else f" SAR {out_sar.numerator}:{out_sar.denominator}"
         bars = f" (picture {c.width}x{c.height} at {c.x},{c.y}, bars cropped)" if self.has_bars else ""
         return (
             f"{self.source_width}x{self.source_height}{sar}{bars} -> "
-            f"{self.canvas_width}x{self.canvas_height}{sar} "
+            f"{self.canvas_width}x{self.canvas_height}{osar} "
             f"(display {self.display_aspect:.3f}:1, sides {self.left}+{self.right} px)"
         )
 
@@ -176,6 +187,11 @@ def compute_layout(
     exact = Fraction(rect.height) * aspect / sar
     side = max(0, math.ceil((exact - rect.width) / 4) * 2)  # per side, even, rounded up
     canvas_w = rect.width + 2 * side
+    canvas_sar = None
+    if side and abs(canvas_w / exact - 1) > ASPECT_EXACT:
+        # Even side widths overshoot (640x480 -> 856x480 is 1.783:1, GIFs up to 0.8 %):
+        # the output's pixels are tagged a little narrower, so players show the target.
+        canvas_sar = (sar * exact / canvas_w).limit_denominator(10_000)
     return Layout(
         source_width=width,
         source_height=height,
@@ -186,6 +202,7 @@ def compute_layout(
         left=side,
         right=side,
         target_aspect=aspect,
+        canvas_sar=canvas_sar,
     )
 
 

@@ -226,6 +226,16 @@ def test_anamorphic_source_keeps_sar(tmp_path: Path) -> None:
         assert abs(float(v.display_aspect_ratio) - 16 / 9) < 0.01
 
 
+def test_square_pixels_are_tagged_to_show_exactly_16x9(tmp_path: Path) -> None:
+    src = synthetic.write_clip(tmp_path / "sq.mkv", cartoon_frames(4, 64, 48))
+    dst = run(src, tmp_path / "out.mkv")
+    with av.open(str(dst)) as b:
+        v = b.streams.video[0]
+        assert (v.width, v.height) == (88, 48)  # even sides: 88 is 1.83:1 in square pixels
+        assert v.sample_aspect_ratio != 1
+        assert abs(float(v.width * v.sample_aspect_ratio / v.height) / (16 / 9) - 1) <= 0.001
+
+
 def test_burnt_in_bars_are_filled(tmp_path: Path) -> None:
     pictures = cartoon_frames(6, 64, 48, seed=5)
     boxed = []

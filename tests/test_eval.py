@@ -61,6 +61,23 @@ def test_eval_scores_and_files(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "sheet_pan.png").exists()
 
 
+def test_frames_with_flat_black_true_sides_are_left_out(tmp_path: Path) -> None:
+    pictures = cartoon_frames(8, 86, 48, pan=1.0)
+    black = [np.zeros_like(pictures[0]) for _ in range(4)]  # a fade from black, as clips begin
+    faded = synthetic.write_clip(tmp_path / "faded.mkv", black + pictures, crf=0, pix_fmt="yuv444p")
+    plain = synthetic.write_clip(tmp_path / "plain.mkv", pictures, crf=0, pix_fmt="yuv444p")
+    options = evaluate.EvalOptions(models=("edge",), frames=12, device="cpu", sheet_frames=2, temporal=(False,))
+    report = evaluate.evaluate([faded, plain], options, tmp_path / "out")
+    by = {s.clip: s for s in report.scores}
+    assert by["faded.mkv"].frames == 8 and by["plain.mkv"].frames == 8
+    # Scored like the same frames without the black ones (a black side would score ~50 dB).
+    assert abs(by["faded.mkv"].psnr - by["plain.mkv"].psnr) < 0.5
+    assert any("faded.mkv: 4 of 12 frames left out" in n for n in report.notes)
+    all_black = synthetic.write_clip(tmp_path / "black.mkv", black, crf=0, pix_fmt="yuv444p")
+    report = evaluate.evaluate([all_black, plain], options, tmp_path / "out2")
+    assert "flat black" in report.skipped["black.mkv"] and {s.clip for s in report.scores} == {"plain.mkv"}
+
+
 def test_still_image_is_a_one_frame_clip(tmp_path: Path) -> None:
     img = tmp_path / "still.png"
     Image.fromarray(cartoon_frames(1, 86, 48)[0]).save(img)

@@ -124,3 +124,17 @@ def test_soft_transition_next_to_a_bar_joins_the_bar() -> None:
         f[:, 198:200] = 60
     found = detect_bars(frames)
     assert found == Rect(42, 0, 156, 120)
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "sar"),
+    [(640, 480, Fraction(1)), (480, 360, Fraction(1)), (500, 375, Fraction(1)), (320, 240, Fraction(1)),
+     (720, 480, Fraction(8, 9)), (704, 480, Fraction(10, 11)), (720, 576, Fraction(16, 15)), (350, 262, Fraction(1))],
+)  # fmt: skip
+def test_the_output_shows_the_target_aspect_within_a_tenth_of_a_percent(width: int, height: int, sar: Fraction) -> None:
+    lay = compute_layout(width, height, sar)
+    assert lay.left % 2 == 0 and lay.canvas_width % 2 == 0  # even sides, on the chroma grid
+    assert abs(lay.display_aspect / (16 / 9) - 1) <= 0.001
+    stored = lay.canvas_width * lay.sar / lay.canvas_height
+    if abs(stored / Fraction(16, 9) - 1) <= Fraction(1, 1000):
+        assert lay.output_sar == lay.sar  # only nudged where rounding misses

@@ -266,6 +266,9 @@ def test_ctrl_c_stops_after_a_whole_step_and_resume_loses_nothing(footage: Path,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(log.read_text().splitlines()[-1])["step"] == last + 2
+    said = " ".join(done.stdout.split())  # what the checkpoint beside the weights is, and its size
+    mb = (tmp_path / "w.ckpt").stat().st_size / 1e6
+    assert f"w.ckpt ({mb:.1f} MB): what --resume needs" in said and "discriminator and its Adam moments" in said
 
 
 def test_validation_metrics_reach_tensorboard(footage: Path, tmp_path: Path) -> None:

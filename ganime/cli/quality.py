@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -85,10 +86,16 @@ def eval_cmd(
     except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
-    table = Table(title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)", title_justify="left")
-    cols = ("model", "LPIPS", "sharp", "patch", "PSNR", "SSIM", "temporal", "flicker", "fps")
+    table = Table(
+        title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    cols = ("model", "LPIPS", "sharp", "patch", "PSNR", "SSIM", "temp", "flick", "fps")
     for col in cols:
-        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model")
+        # Whole model names; figures fold rather than lose digits when the terminal is narrow.
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model", overflow="fold")
 
     def fmt(v: float, spec: str) -> str:
         return "n/a" if math.isnan(v) else format(v, spec)

@@ -142,4 +142,14 @@ def train(
     if _other_rank():
         return
     best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
-    out.print(f"wrote {escape(str(path))} (best validation {best}, {trainer.step} steps)")
+    out.print(f"wrote {escape(str(path))} ({_mb(path)}; best validation {best}, {trainer.step} steps)")
+    ckpt = trainer.o.checkpoint
+    if ckpt is not None and ckpt.exists():
+        out.print(
+            f"checkpoint {escape(str(ckpt))} ({_mb(ckpt)}): what --resume needs to go on exactly,"
+            f" {trainer.state_summary()}; delete it once the run is final"
+        )
+
+
+def _mb(path: Path) -> str:
+    return f"{path.stat().st_size / 1e6:.1f} MB"

@@ -395,6 +395,17 @@ class Trainer:
         }
         return W.save(self.g, path, self.arch, self.config, meta, half=self.o.half)
 
+    def state_summary(self) -> str:
+        """What a checkpoint holds, with sizes: both networks and their optimiser moments."""
+
+        def mb(*modules: nn.Module) -> str:
+            return f"{sum(p.numel() for m in modules for p in m.parameters()) * 4 * 3 / 1e6:.1f} MB"
+
+        return (
+            f"the generator and its Adam moments ({mb(self.g)}), the discriminator and its Adam"
+            f" moments ({mb(self.d)}), the step, the best score and every rank's random state"
+        )
+
     def save_checkpoint(self) -> Path:
         """Write what resuming needs (every rank calls it: the RNG states are gathered; rank 0 writes)."""
         path = self.o.checkpoint

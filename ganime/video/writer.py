@@ -185,7 +185,7 @@ class Writer:
         cc = ov.codec_context
         # The source's ticks, not 1/fps: every frame keeps its own timestamp (VFR-safe).
         cc.time_base = _fraction(vs.time_base) or Fraction(1, 1000)
-        cc.sample_aspect_ratio = pic.layout.sar
+        cc.sample_aspect_ratio = pic.layout.output_sar
         cc.colorspace = self.color.matrix
         cc.color_range = 2 if self.color.full_range else 1
         src_cc = vs.codec_context
