@@ -213,6 +213,7 @@ def _run(
         duration=options.duration,
         color=plan.color,
         keep_planes=True,
+        fields=plan.deinterlace,
     )
     try:
         writer, notes = _open_writer(plan, reader, options, excerpt)
@@ -250,9 +251,10 @@ def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> Fra
 def _expected_frames(plan: Plan, options: ConvertOptions, excerpt: bool) -> int | None:
     """Frames the conversion should produce (for the progress bar), where known."""
     info = plan.info
-    if excerpt and info.frame_rate:
+    rate = plan.deinterlace.rate(info.frame_rate) if plan.deinterlace else info.frame_rate
+    if (excerpt or plan.deinterlace) and rate:
         span = options.duration if options.duration is not None else (info.duration or 0) - (options.start or 0)
-        return max(1, round(max(0.0, span) * float(info.frame_rate)))
+        return max(1, round(max(0.0, span) * float(rate)))
     return info.estimated_frames
 
 
@@ -283,7 +285,15 @@ def _open_writer(
             plan.output,
             reader.container,
             reader.stream,
-            video.Picture(plan.layout, info.bit_depth, info.pix_fmt, plan.color, info.rotation, plan.fields),
+            video.Picture(
+                plan.layout,
+                info.bit_depth,
+                info.pix_fmt,
+                plan.color,
+                info.rotation,
+                plan.fields,
+                plan.deinterlace.rate(info.frame_rate) if plan.deinterlace else None,
+            ),
             options.encoder,
             video.Carried(
                 tuple(s.index for s in info.copied_streams),

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
+
 from . import geometry, video
 from .geometry import Layout
 from .models import default_model, resolve_weights
@@ -38,6 +40,7 @@ class ConvertOptions:
     detect_bars: bool = True
     sidecars: bool = True  # add the subtitle files beside the source (ep01.eng.srt) as streams
     keep_incomplete: bool = False  # keep the output of a source that decodes short of its length
+    deinterlace: str = "auto"  # auto, off, ivtc (inverse telecine) or bwdif (see video.fields)
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
@@ -62,6 +65,7 @@ class Plan:
     skip_reason: str | None = None
     weights: Path | None = None
     fields: str | None = None  # 'tff'/'bff': coded interlaced like the source
+    deinterlace: video.FieldPlan | None = None  # made progressive on decoding (telecine, interlace)
     changes: tuple[str, ...] = ()  # copied streams the output container cannot hold as they are
     sidecars: tuple[video.Sidecar, ...] = ()  # subtitle files beside the source, added as streams
 
@@ -246,7 +250,13 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         )
     enc = options.encoder
     changes = ()
+    fields_plan = None
     if skip is None:
+        flagged = ("tff" if info.top_field_first else "bff") if info.interlaced else None
+        try:
+            fields_plan = video.plan_fields(src, options.deinterlace, info.frame_rate, flagged)
+        except (av.FFmpegError, ValueError):  # a file idet cannot read is left as it is
+            fields_plan = None
         copy = tuple(s.index for s in info.copied_streams)
         changes = tuple(video.stream_changes(src, copy, video.output_format(out)))
     return Plan(
@@ -260,7 +270,8 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
         color=color,
         skip_reason=skip,
         weights=weight_file,
-        fields=_field_order(info, enc),
+        fields=_field_order(info, enc) if fields_plan is None else None,  # made progressive: coded so
+        deinterlace=fields_plan,
         changes=changes,
         sidecars=tuple(video.find_sidecars(src)) if options.sidecars else (),
     )

@@ -203,6 +203,41 @@ def melody(seconds: float, rate: int = 48000) -> np.ndarray:
     return np.stack([wave, wave * 0.8]).astype(np.float32)
 
 
+def telecine(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """24p film frames in 30i video frames by 2:3 pulldown (as NTSC DVDs of anime are made).
+
+    Every four film frames A B C D become five video frames whose (top, bottom) fields
+    are (A, A) (B, B) (B, C) (C, D) (D, D): the third and fourth are combed.
+    """
+    out = []
+    for i in range(0, len(frames) - 3, 4):
+        a, b, c, d = frames[i : i + 4]
+        for top, bottom in ((a, a), (b, b), (b, c), (c, d), (d, d)):
+            f = top.copy()
+            f[1::2] = bottom[1::2]
+            out.append(f)
+    return out
+
+
+def interlace(fields: list[np.ndarray]) -> list[np.ndarray]:
+    """Video frames of a camera that films every field anew (true interlace, top field first):
+    frame k holds the top lines of picture 2k and the bottom lines of picture 2k + 1."""
+    out = []
+    for top, bottom in zip(fields[0::2], fields[1::2], strict=False):
+        f = top.copy()
+        f[1::2] = bottom[1::2]
+        out.append(f)
+    return out
+
+
+def combing(frame: np.ndarray) -> float:
+    """Mean excess of line-to-line difference over two-line difference: near 0 for a
+    progressive picture, large where two fields of different moments are woven."""
+    g = frame.astype(np.float32).mean(axis=2)
+    adjacent = np.abs(g[1:-1] - 0.5 * (g[:-2] + g[2:]))
+    return float(adjacent.mean())
+
+
 def write_clip(
     path: str | Path,
     frames: Iterator[np.ndarray] | list[np.ndarray],

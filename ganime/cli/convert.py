@@ -118,6 +118,8 @@ def _print_plan(plan: pipeline.Plan) -> None:
     if plan.skip_reason:
         out.print(f"  skipped  {escape(plan.skip_reason)}")
         return
+    if plan.deinterlace is not None:
+        out.print(f"  fields   {escape(plan.deinterlace.describe())}")
     out.print(f"  fill     {plan.model}")
     fields = {"tff": ", interlaced (top field first)", "bff": ", interlaced (bottom field first)"}
     out.print(f"  encoder  {plan.encoder} -> {plan.pix_fmt}{fields.get(plan.fields or '', '')}")
@@ -217,6 +219,13 @@ def convert(
     force: Annotated[
         bool, typer.Option(help="Convert sources already at the target aspect, portrait or near-square.")
     ] = False,
+    deinterlace: Annotated[
+        str,
+        typer.Option(
+            help="auto: inverse telecine for telecined sources (NTSC DVDs of film), bwdif for interlaced"
+            " ones, found with idet; ivtc or bwdif: always; off: leave the fields as they are.",
+        ),
+    ] = "auto",
     keep_incomplete: Annotated[
         bool,
         typer.Option(help="Keep the output of a source that decodes short of its length (damaged, truncated)."),
@@ -267,6 +276,7 @@ def convert(
         overwrite=overwrite,
         force=force,
         keep_incomplete=keep_incomplete,
+        deinterlace=deinterlace,
         detect_bars=bars,
         sidecars=sidecars,
         weights=weights,
@@ -281,6 +291,10 @@ def convert(
     if not found:
         err.print(f"[red]error:[/] no video files in {escape(', '.join(map(str, inputs)))}")
         raise typer.Exit(2)
+    if options.deinterlace not in video.FIELD_CHOICES:
+        raise typer.BadParameter(
+            f"{options.deinterlace!r} is not one of {', '.join(video.FIELD_CHOICES)}", param_hint="--deinterlace"
+        )
     if options.duration is not None and options.duration <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--duration")
     if options.start and len(found) == 1:

@@ -17,6 +17,8 @@ Rules this package keeps (each one a bug class in the tools users run today):
 
 from ..subtitles.sidecars import SIDECAR_EXTENSIONS, Sidecar, find_sidecars, open_sidecar, subtitle_as_utf8
 from .encoder import CRF_RANGE, DEFAULT_CRF, DEFAULT_PRESET, ENCODERS, EncoderSettings, EncoderSettingsError
+from .fields import KINDS as FIELD_CHOICES
+from .fields import FieldPlan, plan_fields
 from .probe import (
     COPY_TYPES,
     VIDEO_EXTENSIONS,
@@ -39,6 +41,7 @@ __all__ = [
     "DEFAULT_CRF",
     "DEFAULT_PRESET",
     "ENCODERS",
+    "FIELD_CHOICES",
     "SIDECAR_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "AudioTranscoder",
@@ -46,6 +49,7 @@ __all__ = [
     "ColorSpec",
     "EncoderSettings",
     "EncoderSettingsError",
+    "FieldPlan",
     "Frame",
     "Picture",
     "Reader",
@@ -59,6 +63,7 @@ __all__ = [
     "open_sidecar",
     "output_format",
     "partial_path",
+    "plan_fields",
     "probe",
     "refusal",
     "rgb_format",

@@ -11,6 +11,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .fields import FieldFilter, FieldPlan
 from .probe import (
     _FINE,
     _KEY_PATIENCE,
@@ -45,6 +46,9 @@ class Frame:
         return float(self.pts * self.time_base)
 
 
+_PAST_END = object()
+
+
 class Reader:
     """Demuxes a file once: yields decoded video ``Frame``s and the packets of copied streams.
 
@@ -65,9 +69,11 @@ class Reader:
         color: ColorSpec | None = None,
         threads: int = 0,
         keep_planes: bool = False,
+        fields: FieldPlan | None = None,
     ) -> None:
         self.path = Path(path)
         self.keep_planes = keep_planes
+        self.fields = fields  # inverse telecine or deinterlacing on the way out of the decoder
         self.container = _open_input(self.path)
         self.stream = _video_stream(self.path, self.container)
         self.stream.thread_type = "AUTO"  # slice + frame threads: several times faster
@@ -158,6 +164,7 @@ class Reader:
         preroll: dict[int, av.Packet] = {}
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
         past_end = False
+        fields = FieldFilter(vs, self.fields) if self.fields is not None else None
         try:
             packets = c.demux(streams)
             for packet in packets:
@@ -195,25 +202,48 @@ class Reader:
                     if pts is None:  # no timestamp at all: continue from the last one
                         pts = 0 if last_pts is None else last_pts + step
                     last_pts = pts
-                    if self.end is not None and (pts - voff) * vtb >= self.end - self.start:
-                        past_end = True
+                    f.pts = pts
+                    for g in fields.push(f) if fields is not None else (f,):
+                        frame = self._frame(g, vtb, voff)
+                        if frame is _PAST_END:
+                            past_end = True
+                            break
+                        if frame is not None:
+                            yield frame  # type: ignore[misc]
+                    if past_end:
                         break
-                    if pts < voff:
-                        continue
-                    self.frames_decoded += 1
-                    if self._first_pts is None:
-                        self._first_pts = pts
-                    self.span = max(self.span, float((pts - self._first_pts) * vtb))
-                    planes = yuv_planes(f) if self.keep_planes else None
-                    yield Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
                 if past_end:
                     break
+            if fields is not None and not past_end:
+                for g in fields.push(None):  # what the field filters still hold
+                    frame = self._frame(g, vtb, voff)
+                    if frame is _PAST_END:
+                        break
+                    if frame is not None:
+                        yield frame  # type: ignore[misc]
         except av.FFmpegError as e:
             # A damaged container stops demuxing; keep what decoded so far.
             self._count_error(e)
         if self.frames_decoded == 0:
             why = f" ({self.first_error})" if self.first_error else ""
             raise VideoError(f"{self.path}: no video frame could be decoded{why}")
+
+    def _frame(self, f: av.VideoFrame, vtb: Fraction, voff: int) -> Frame | object | None:
+        """The Frame for a decoded (and perhaps field-filtered) picture, on the stream's clock;
+        None before the excerpt's start, ``_PAST_END`` after its end."""
+        pts = f.pts
+        if f.time_base and Fraction(f.time_base) != vtb:  # the field filters have clocks of their own
+            pts = round(Fraction(f.pts) * Fraction(f.time_base) / vtb)
+        if self.end is not None and (pts - voff) * vtb >= self.end - self.start:
+            return _PAST_END
+        if pts < voff:
+            return None
+        self.frames_decoded += 1
+        if self._first_pts is None:
+            self._first_pts = pts
+        self.span = max(self.span, float((pts - self._first_pts) * vtb))
+        planes = yuv_planes(f) if self.keep_planes else None
+        return Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
 
     def _count_error(self, e: Exception) -> None:
         self.decode_errors += 1

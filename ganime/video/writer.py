@@ -43,6 +43,7 @@ class Picture:
     color: ColorSpec
     rotation: int = 0  # display rotation to keep, degrees
     fields: str | None = None  # "tff" / "bff": encoded interlaced with that field order
+    rate: Fraction | None = None  # frame rate out where it is not the source's (inverse telecine)
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ class Writer:
         pic = self.picture
         bit_depth, rotation = pic.bit_depth, pic.rotation
         name = encoder.encoder_name(bit_depth)
-        rate = _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
+        rate = pic.rate or _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
         try:
             ov = self.out.add_stream(name, rate=rate, options=encoder.options())
         except (av.FFmpegError, ValueError) as e:
