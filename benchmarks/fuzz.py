@@ -62,7 +62,7 @@ def frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> list[np.
 
 def episode(path: Path, n: int = 24, fps: Fraction = Fraction(24), audio_seconds: float | None = None, **kw) -> Path:
     codec, pix = CONTAINERS.get(path.suffix, ("libx264", "yuv420p"))
-    seconds = n / float(fps) if audio_seconds is None else audio_seconds
+    seconds = min(n / float(fps), 10.0) if audio_seconds is None else audio_seconds  # 6 frames at 1/1000 fps
     audio = synthetic.melody(seconds) if seconds > 0 and path.suffix != ".webm" else None  # (AAC: not in WebM)
     width, height = kw.pop("width", 64), kw.pop("height", 48)
     return synthetic.write_clip(path, frames(n, width, height), fps, audio, codec=codec, pix_fmt=pix, crf=23, **kw)

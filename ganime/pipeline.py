@@ -220,15 +220,20 @@ def _run(
     except BaseException:
         reader.close()
         raise
-    if isinstance(stage, TemporalFiller):
-        stage.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
 
     def report(done: int, seconds: float, finished: bool = False) -> None:
         if progress:
             total = done if finished else _expected_frames(plan, options, excerpt)
             progress(Progress(plan.input, index, files, done, total, seconds, done=finished))
 
-    done = _stream(plan, reader, stage, writer, report, excerpt, options.keep_incomplete)
+    try:
+        if isinstance(stage, TemporalFiller):
+            stage.centre_from_planes = writer.pix_fmt  # the writer copies the picture from them
+        done = _stream(plan, reader, stage, writer, report, excerpt, options.keep_incomplete)
+    except BaseException:  # whenever it comes (Ctrl-C too), nothing half-written stays
+        writer.abort()
+        reader.close()
+        raise
     warnings = notes + writer.warnings + _shortfall(plan, reader, excerpt, options.encoder.codec)
     return _Converted(done, reader.decode_errors, warnings, stage.seconds)
 
@@ -302,8 +307,12 @@ def _open_writer(
                 sidecars=[(c.streams[0], sc) for c, sc, _ in sidecars],
             ),
         )
-        for n, (_, _, packets) in enumerate(sidecars):
-            writer.copy_sidecar(-1 - n, packets)
+        try:
+            for n, (_, _, packets) in enumerate(sidecars):
+                writer.copy_sidecar(-1 - n, packets)
+        except BaseException:
+            writer.abort()
+            raise
     finally:
         for c, _, _ in sidecars:
             c.close()

@@ -229,7 +229,7 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
     content = None
     if options.detect_bars:
         content = geometry.detect_bars(video.sample_frames(src, 12, color))
-    layout = geometry.compute_layout(info.width, info.height, info.sar, options.aspect, content)
+    layout = geometry.compute_layout(*video.even_size(info.width, info.height), info.sar, options.aspect, content)
     out = Path(output) if output is not None else src.with_name(output_name(src, options.aspect))
     if out.resolve() == src.resolve():
         raise ConvertError(f"{src}: the output would overwrite the input")

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from ganime import synthetic
+from ganime import EncoderSettings, synthetic
+from ganime.pipeline import ConvertOptions, convert_file
 
 SRT = """1
 00:00:00,100 --> 00:00:00,300
@@ -170,3 +171,16 @@ def view(scale: float) -> np.ndarray:
     grid = torch.stack([(2 * gx + 1) / 300 - 1, (2 * gy + 1) / 160 - 1], -1)[None]
     img = torch.nn.functional.grid_sample(world, grid, align_corners=False)
     return img[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
+
+
+LOSSLESS = EncoderSettings(codec="x264", crf=0, preset="ultrafast")
+
+
+def run(src: Path, dst: Path, **kw: object) -> Path:
+    """Convert ``src`` (losslessly unless told) and check the output is whole and alone."""
+    opts = ConvertOptions(encoder=kw.pop("encoder", LOSSLESS), device="cpu", **kw)  # type: ignore[arg-type]
+    result = convert_file(src, dst, opts)
+    assert result.status == "converted", result.message
+    assert dst.exists()
+    assert not list(dst.parent.glob("*.partial*"))
+    return dst

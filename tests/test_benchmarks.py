@@ -42,3 +42,26 @@ def test_train_report_turns_a_log_into_a_table_and_a_curve(tmp_path: Path) -> No
     assert "2 steps in 1.0 min" in md and "| 2 | 1.0 | 0.2500 |" in md
     svg = (tmp_path / "rep" / "run.curve.svg").read_text()
     assert svg.startswith("<svg") and svg.count("<polyline") == 1
+
+
+def test_fuzz_mutations_damage_and_one_case_is_checked(tmp_path: Path) -> None:
+    """The fuzz script cannot rot: its mutations change the bytes, and its check runs a real case."""
+    import importlib.util
+    import random
+
+    spec = importlib.util.spec_from_file_location("fuzz", ROOT / "benchmarks" / "fuzz.py")
+    assert spec is not None and spec.loader is not None
+    fuzz = importlib.util.module_from_spec(spec)
+    sys.modules["fuzz"] = fuzz  # its dataclasses look their module up
+    spec.loader.exec_module(fuzz)
+    base = fuzz.episode(tmp_path / "base.mkv", 8).read_bytes()
+    for name, mutate in fuzz.MUTATIONS.items():
+        damaged = mutate(random.Random(1), base)
+        assert damaged != base, name
+    assert len(fuzz.truncated(random.Random(1), base)) < len(base)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(base[: len(base) // 3])
+    out = tmp_path / "out"
+    out.mkdir()
+    case = fuzz.check(fuzz.Case("truncated", cut.name), cut, out, timeout=120)
+    assert case.returncode in (0, 1) and case.problem == ""

@@ -378,7 +378,7 @@ def probe(
     except video.VideoError as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
-    lay = geometry.compute_layout(info.width, info.height, info.sar, Fraction(16, 9), content)
+    lay = geometry.compute_layout(*video.even_size(info.width, info.height), info.sar, Fraction(16, 9), content)
     rate = f"{float(info.frame_rate):.3f}" if info.frame_rate else "unknown"
     out.print(f"[bold]{escape(str(file))}[/] ({info.container})")
     size = f"{info.width}x{info.height}"

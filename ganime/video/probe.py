@@ -254,7 +254,7 @@ def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
     """Convert a decoded frame to an HWC RGB array with the file's own matrix and range."""
     fmt = rgb_format(max(c.bits for c in f.format.components))
     if color is None:
-        return f.to_ndarray(format=fmt)
+        return even(f.to_ndarray(format=fmt))
     rgb = f.reformat(
         format=fmt,
         src_colorspace=color.matrix,
@@ -262,7 +262,25 @@ def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
         dst_color_range="JPEG",
         threads=1,  # frame threading already keeps the cores busy
     )
-    return rgb.to_ndarray()
+    return even(rgb.to_ndarray())
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """The picture size ganime works at: odd sizes get one more column or row."""
+    return width + width % 2, height + height % 2
+
+
+def even(image: np.ndarray) -> np.ndarray:
+    """An HWC picture of odd width or height with its last column or row repeated.
+
+    4:2:0 video needs even sizes; rather than drop a source row or column (a 641x479
+    capture would lose its last line), the edge is repeated, and every source sample
+    stays in the picture.
+    """
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
 
 
 # ------------------------------------------------------------------------- decode
@@ -275,4 +293,14 @@ def yuv_planes(f: av.VideoFrame) -> tuple[np.ndarray, ...] | None:
         return None
     dtype = np.uint16 if max(c.bits for c in fmt.components) > 8 else np.uint8
     size = np.dtype(dtype).itemsize
-    return tuple(np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy() for p in f.planes)
+    planes = [np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy() for p in f.planes]
+    if f.width % 2 == 0 and f.height % 2 == 0:
+        return tuple(planes)
+    # Odd sizes: each plane padded to what the even picture (see ``even``) has.
+    w, h = even_size(f.width, f.height)
+    out = []
+    for p in planes:
+        sx, sy = max(1, round(f.width / p.shape[1])), max(1, round(f.height / p.shape[0]))
+        want_h, want_w = -(-h // sy), -(-w // sx)
+        out.append(np.pad(p, ((0, want_h - p.shape[0]), (0, want_w - p.shape[1])), mode="edge"))
+    return tuple(out)

@@ -97,7 +97,13 @@ class Writer:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self.partial.touch()  # the muxer opens the file only at the first packet: fail here
             self.out = av.open(str(self.partial), mode="w", format=fmt, options=options)
-        except (av.FFmpegError, OSError) as e:
+        except BaseException as e:
+            try:
+                self.partial.unlink(missing_ok=True)  # nothing is left behind, whatever stopped it
+            except OSError:
+                pass  # never created (a read-only folder): the first error stands
+            if not isinstance(e, (av.FFmpegError, OSError)):
+                raise
             why = e.strerror if isinstance(e, OSError) and e.strerror else _reason(e)
             hint = ""
             if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
