@@ -184,3 +184,18 @@ def run(src: Path, dst: Path, **kw: object) -> Path:
     assert dst.exists()
     assert not list(dst.parent.glob("*.partial*"))
     return dst
+
+
+def load_benchmark(name: str) -> object:
+    """A script of ``benchmarks/`` as a module (they are scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module

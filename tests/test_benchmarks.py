@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import load_benchmark
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,14 +48,9 @@ def test_train_report_turns_a_log_into_a_table_and_a_curve(tmp_path: Path) -> No
 
 def test_fuzz_mutations_damage_and_one_case_is_checked(tmp_path: Path) -> None:
     """The fuzz script cannot rot: its mutations change the bytes, and its check runs a real case."""
-    import importlib.util
     import random
 
-    spec = importlib.util.spec_from_file_location("fuzz", ROOT / "benchmarks" / "fuzz.py")
-    assert spec is not None and spec.loader is not None
-    fuzz = importlib.util.module_from_spec(spec)
-    sys.modules["fuzz"] = fuzz  # its dataclasses look their module up
-    spec.loader.exec_module(fuzz)
+    fuzz = load_benchmark("fuzz")
     base = fuzz.episode(tmp_path / "base.mkv", 8).read_bytes()
     for name, mutate in fuzz.MUTATIONS.items():
         damaged = mutate(random.Random(1), base)
