@@ -334,6 +334,7 @@ def evaluate(
                     batch_size=options.batch_size,
                     overwrite=True,
                     detect_bars=False,
+                    deinterlace="off",  # its input is the truth's own frames, written progressive
                     weights=options.weights,
                     temporal=temporal,
                 )
