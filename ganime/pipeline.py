@@ -416,6 +416,8 @@ def _shortfall(plan: Plan, reader: video.Reader, excerpt: bool, codec: str) -> l
     short = _short_read(plan, reader, excerpt)
     if short:
         warnings.append(f"{short}; kept as asked (--keep-incomplete)")
+    elif not excerpt and info.duration and reader.span < 0.9 * info.duration - 0.5:
+        warnings.append(f"the video ends at {reader.span:.1f} s, the file (its sound) at {info.duration:.1f} s")
     return warnings
 
 
@@ -429,6 +431,8 @@ def _short_read(plan: Plan, reader: video.Reader, excerpt: bool) -> str | None:
     length = plan.info.duration
     if excerpt or not length or reader.span >= 0.9 * length - 0.5:
         return None
+    if reader.reached >= 0.9 * length - 0.5:
+        return None  # the file was read to its end: its video is just shorter than its sound (warned below)
     return f"only {reader.span:.1f} s of its {length:.1f} s of video could be read: the file looks damaged or truncated"
 
 

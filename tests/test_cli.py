@@ -299,6 +299,22 @@ def test_a_truncated_file_fails_unless_kept_incomplete(tmp_path: Path) -> None:
     assert (tmp_path / "out.mkv").exists()
 
 
+def test_a_slide_show_of_long_frames_is_whole(tmp_path: Path) -> None:
+    """Found by the fuzzing campaign: 6 frames at 1/7 fps read 35 of 42 s, from the first
+    frame's start to the last one's, and were called truncated."""
+    src = synthetic.write_clip(tmp_path / "slides.mkv", cartoon_frames(6, 64, 48), Fraction(1, 7))
+    (r,) = ganime.convert(src, tmp_path / "out.mkv", preset="ultrafast", device="cpu", model="edge")
+    assert r.status == "converted" and r.frames == 6 and not r.warnings
+
+
+def test_video_that_ends_before_its_sound_is_not_called_damaged(tmp_path: Path) -> None:
+    """Also found by the fuzzing campaign: a whole file whose picture stops early."""
+    src = synthetic.write_clip(tmp_path / "short.mkv", cartoon_frames(3, 64, 48), Fraction(24), synthetic.melody(2.0))
+    (r,) = ganime.convert(src, tmp_path / "out.mkv", preset="ultrafast", device="cpu", model="edge")
+    assert r.status == "converted" and r.frames == 3
+    assert any("the video ends at 0.1 s" in w for w in r.warnings)
+
+
 def test_variable_frame_rate_is_not_called_damaged(tmp_path: Path) -> None:
     # Held drawings left out, as a variable-rate encode does: 13 frames over 2 s.
     pts = [round(i * 1000 / 24) for i in range(12)] + [1958]

@@ -88,6 +88,8 @@ class Reader:
         # was read (a frame count says less: variable frame rate drops held frames).
         self.span = 0.0
         self._first_pts: int | None = None
+        self._step = 1  # ticks of one frame at the stream's average rate (set when reading starts)
+        self.reached = 0.0  # seconds into the file the demuxer got, in any stream
         self.first_error: str | None = None
 
     def close(self) -> None:
@@ -163,11 +165,13 @@ class Reader:
         last_pts: int | None = None
         preroll: dict[int, av.Packet] = {}
         step = round(1 / (float(vs.average_rate or 25) * vtb)) or 1
+        self._step = step
         past_end = False
         fields = FieldFilter(vs, self.fields) if self.fields is not None else None
         try:
             packets = c.demux(streams)
             for packet in packets:
+                self._reach(packet)
                 if packet.stream is not vs:
                     if not packet.size:
                         continue
@@ -241,9 +245,20 @@ class Reader:
         self.frames_decoded += 1
         if self._first_pts is None:
             self._first_pts = pts
-        self.span = max(self.span, float((pts - self._first_pts) * vtb))
+        # To the end of this frame: a clip of a few long frames (a slide show) is whole
+        # when its last frame ends where the file does, not when it starts.
+        shown = f.duration if f.duration and (not f.time_base or Fraction(f.time_base) == vtb) else self._step
+        self.span = max(self.span, float((pts + shown - self._first_pts) * vtb))
         planes = yuv_planes(f) if self.keep_planes else None
         return Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
+
+    def _reach(self, packet: av.Packet) -> None:
+        """How far into the file (seconds from its start) any stream's packets went."""
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None or not packet.time_base:
+            return
+        end = Fraction(ts + (packet.duration or 0)) * Fraction(packet.time_base)
+        self.reached = max(self.reached, float(end - Fraction(self.container.start_time or 0, av.time_base)))
 
     def _count_error(self, e: Exception) -> None:
         self.decode_errors += 1
