@@ -51,6 +51,7 @@ class Case:
     seconds: float = 0.0
     problem: str = ""  # empty: passed
     command: str = ""
+    said: str = ""  # the failure line a user saw (to judge whether failing was right)
 
 
 def frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> list[np.ndarray]:
@@ -151,6 +152,7 @@ def check(case: Case, src: Path, out_dir: Path, timeout: float) -> Case:
         return case
     case.seconds = time.perf_counter() - started
     case.returncode = run.returncode
+    case.said = next((line for line in run.stderr.splitlines() if line.startswith(("failed:", "error:"))), "")
     problems = []
     if run.returncode not in (0, 1):
         problems.append(f"exit code {run.returncode}")
