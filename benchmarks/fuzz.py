@@ -4,7 +4,8 @@
     python benchmarks/fuzz.py --per-kind 20 --seed 3 --json fuzz.json
 
 Tiny synthetic episodes (a panning cartoon with a tune) are written in each container
-the reader accepts, then mutated: truncated at random offsets, bits flipped in the
+the reader accepts (MKV, MP4, M4V, MOV, AVI, TS, M2TS, WebM, MPEG-PS, VOB, FLV, WMV, 3GP,
+GIF, Y4M), then mutated: truncated at random offsets, bits flipped in the
 header and in the payload, ranges zeroed, absurd frame sizes and rates, audio that ends
 early or is damaged, video that ends early. Each case is converted by a fresh
 ``python -m ganime convert`` with a time limit. A case passes when the process exits 0
@@ -33,13 +34,22 @@ import numpy as np
 
 from ganime import synthetic
 
-CONTAINERS = {  # extension -> (codec, pixel format); what the reader meets in the wild
-    ".mkv": ("libx264", "yuv420p"),
-    ".mp4": ("libx264", "yuv420p"),
-    ".mov": ("libx264", "yuv420p"),
-    ".avi": ("mpeg4", "yuv420p"),
-    ".ts": ("libx264", "yuv420p"),
-    ".webm": ("libvpx-vp9", "yuv420p"),
+CONTAINERS = {  # extension -> (codec, pixel format, with sound, size); what the reader meets in the wild
+    ".mkv": ("libx264", "yuv420p", True, (64, 48)),
+    ".mp4": ("libx264", "yuv420p", True, (64, 48)),
+    ".m4v": ("libx264", "yuv420p", True, (64, 48)),
+    ".mov": ("libx264", "yuv420p", True, (64, 48)),
+    ".avi": ("mpeg4", "yuv420p", True, (64, 48)),
+    ".ts": ("libx264", "yuv420p", True, (64, 48)),
+    ".m2ts": ("libx264", "yuv420p", True, (64, 48)),
+    ".webm": ("libvpx-vp9", "yuv420p", False, (64, 48)),  # (WebM holds no AAC)
+    ".mpg": ("mpeg2video", "yuv420p", False, (64, 48)),
+    ".vob": ("mpeg2video", "yuv420p", False, (64, 48)),
+    ".flv": ("flv", "yuv420p", True, (64, 48)),
+    ".wmv": ("wmv2", "yuv420p", True, (64, 48)),
+    ".3gp": ("h263", "yuv420p", True, (176, 144)),  # H.263 takes only its own sizes
+    ".gif": ("gif", "rgb8", False, (64, 48)),
+    ".y4m": ("rawvideo", "yuv420p", False, (64, 48)),
 }
 
 
@@ -62,10 +72,12 @@ def frames(n: int, width: int = 64, height: int = 48, seed: int = 0) -> list[np.
 
 
 def episode(path: Path, n: int = 24, fps: Fraction = Fraction(24), audio_seconds: float | None = None, **kw) -> Path:
-    codec, pix = CONTAINERS.get(path.suffix, ("libx264", "yuv420p"))
+    codec, pix, sound, (width, height) = CONTAINERS.get(path.suffix, CONTAINERS[".mkv"])
     seconds = min(n / float(fps), 10.0) if audio_seconds is None else audio_seconds  # 6 frames at 1/1000 fps
-    audio = synthetic.melody(seconds) if seconds > 0 and path.suffix != ".webm" else None  # (AAC: not in WebM)
-    width, height = kw.pop("width", 64), kw.pop("height", 48)
+    audio = synthetic.melody(seconds) if seconds > 0 and sound else None
+    width, height = kw.pop("width", width), kw.pop("height", height)
+    if path.suffix in (".mpg", ".vob"):
+        fps = Fraction(25)  # MPEG-2 takes only the standard rates
     return synthetic.write_clip(path, frames(n, width, height), fps, audio, codec=codec, pix_fmt=pix, crf=23, **kw)
 
 
@@ -174,9 +186,16 @@ def campaign(per_kind: int, seed: int, timeout: float, work: Path, progress: Cal
     cases: list[Case] = []
     out_dir = work / "out"
     out_dir.mkdir()
-    for kind, mutate in MUTATIONS.items():
+    for ext in CONTAINERS:  # each container whole first: it must convert
+        case = check(Case("whole", f"base{ext}"), work / f"base{ext}", out_dir, timeout)
+        if case.returncode != 0 and not case.problem:
+            case.problem = f"a whole file failed: {case.said}"
+        cases.append(case)
+        if progress:
+            progress(case)
+    for k, (kind, mutate) in enumerate(MUTATIONS.items()):
         for i in range(per_kind):
-            ext = list(CONTAINERS)[i % len(CONTAINERS)]
+            ext = list(CONTAINERS)[(k * per_kind + i) % len(CONTAINERS)]  # every container, across the kinds
             src = work / f"{kind}_{i}{ext}"
             src.write_bytes(mutate(rng, bases[ext]))
             cases.append(check(Case(kind, src.name), src, out_dir, timeout))

@@ -155,7 +155,10 @@ def convert_file(
     except video.VideoError as e:
         raise ConvertError(str(e)) from e
     except av.FFmpegError as e:
-        raise ConvertError(f"{plan.input}: {e}") from e
+        why = getattr(e, "strerror", None) or str(e)
+        if getattr(e, "filename", None) and Path(e.filename) == video.partial_path(plan.output):
+            why = f"the output could not be written ({why}); the source's streams look damaged"
+        raise ConvertError(f"{plan.input}: {why}") from e
     seconds = time.perf_counter() - started
     msg = f"{run.decode_errors} damaged packet(s) skipped" if run.decode_errors else ""
     return Result(
@@ -412,6 +415,10 @@ def _shortfall(plan: Plan, reader: video.Reader, excerpt: bool, codec: str) -> l
         warnings.append(
             f"the source is interlaced and {codec} cannot code it so: it was encoded"
             " progressive, combing and all (use --codec x264, or deinterlace it first)"
+        )
+    if reader.retimed:
+        warnings.append(
+            f"{reader.retimed} frame(s) had a timestamp that did not increase; each was moved just after the last"
         )
     short = _short_read(plan, reader, excerpt)
     if short:

@@ -377,3 +377,30 @@ def test_models_table_fits_80_columns_and_names_every_model() -> None:
     names = {line.split()[0] for line in table if line.strip() and line.split()[0] in REGISTRY}
     assert names == set(REGISTRY)  # whole names, none cut, so `ganime models | grep NAME` finds each
     assert any(line.startswith("big-lama: hf://") for line in lines)
+
+
+def test_tags_that_are_not_utf8_do_not_stop_a_conversion(tmp_path: Path) -> None:
+    """Found by the fuzzing campaign: damaged tag bytes made PyAV raise UnicodeDecodeError on opening."""
+    src = synthetic.write_clip(tmp_path / "tags.mkv", cartoon_frames(6, 64, 48), Fraction(24), synthetic.melody(0.25))
+    data = src.read_bytes()
+    language = b"\x22\xb5\x9c\x83eng"  # the audio track's Matroska Language element, "eng"
+    assert data.count(language) == 1
+    (tmp_path / "bad.mkv").write_bytes(data.replace(language, language[:4] + b"\xff\xfe\xff"))
+    with pytest.raises(UnicodeDecodeError):  # what PyAV does with such tags by default
+        av.open(str(tmp_path / "bad.mkv")).close()
+    r = invoke("convert", tmp_path / "bad.mkv", "-m", "edge", *FAST)
+    assert r.exit_code == 0 and "Traceback" not in r.output and (tmp_path / "bad.16x9.mkv").exists()
+
+
+def test_timestamps_that_do_not_increase_are_moved_after_the_last(tmp_path: Path) -> None:
+    """Also from the campaign: a damaged file repeated a frame's timestamp and the muxer refused it."""
+    src = synthetic.write_clip(tmp_path / "ok.mkv", cartoon_frames(3, 64, 48))
+    with ganime.video.Reader(src) as reader:
+        vtb = Fraction(reader.stream.time_base)
+        picture = np.zeros((48, 64, 3), np.uint8)
+        times = []
+        for pts in (0, 40, 40, 30, 80):
+            f = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
+            f.pts, f.time_base = pts, vtb
+            times.append(reader._frame(f, vtb, 0).pts)  # type: ignore[union-attr]
+        assert times == [0, 40, 41, 42, 80] and reader.retimed == 2

@@ -106,7 +106,7 @@ class FieldFilter:
 def count_fields(path: Path, frames: int = SAMPLE_FRAMES) -> FieldCounts:
     """``idet``'s verdicts over up to ``frames`` frames from the middle of the file
     (openings are often still or black, where no field order shows)."""
-    with av.open(str(path)) as c:
+    with av.open(str(path), metadata_errors="replace") as c:
         vs = next(s for s in c.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
         vs.thread_type = "AUTO"
         duration = (c.duration or 0) / av.time_base

@@ -117,7 +117,8 @@ def _open_input(path: Path) -> av.container.InputContainer:
     if path.is_dir():
         raise VideoError(f"{path}: is a folder, not a video file")
     try:
-        return av.open(str(path), mode="r")
+        # A damaged file's tags can be bytes that are not UTF-8: read them, not fail on them.
+        return av.open(str(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as e:
         raise VideoError(f"{path}: not a readable video ({_reason(e)})") from e
 

@@ -90,6 +90,8 @@ class Reader:
         self._first_pts: int | None = None
         self._step = 1  # ticks of one frame at the stream's average rate (set when reading starts)
         self.reached = 0.0  # seconds into the file the demuxer got, in any stream
+        self._last_pts: int | None = None  # of the last frame given out
+        self.retimed = 0  # frames whose timestamp did not increase, moved just after the last
         self.first_error: str | None = None
 
     def close(self) -> None:
@@ -242,6 +244,12 @@ class Reader:
             return _PAST_END
         if pts < voff:
             return None
+        if self._last_pts is not None and pts <= self._last_pts:
+            # A damaged file can repeat or step back a timestamp; the encoder and muxer need
+            # them increasing, so the frame is moved to just after the one before it.
+            pts = self._last_pts + 1
+            self.retimed += 1
+        self._last_pts = pts
         self.frames_decoded += 1
         if self._first_pts is None:
             self._first_pts = pts

@@ -287,7 +287,7 @@ class Cover(Route):
         if out.source is None:
             return None
         # Its one packet is read from a second handle: the source's own is the reader's.
-        with av.open(out.source.name) as c:
+        with av.open(out.source.name, metadata_errors="replace") as c:
             data = next((bytes(p) for p in c.demux(c.streams[self.src.index]) if p.size), None)
         if data is None:
             self.warnings.append(f"stream #{self.src.index} cover dropped: its picture could not be read")
@@ -418,7 +418,7 @@ class Reencode(Route):
     def add(self, out: Output) -> av.stream.Stream | None:
         try:
             self.transcoder = AudioTranscoder(out.container, self.src, self.target)
-        except (av.FFmpegError, ValueError, TypeError) as e:
+        except (av.FFmpegError, ValueError, TypeError, AttributeError) as e:  # a damaged stream
             self.warnings.append(f"stream {self.what} dropped: {self.why}; re-encoding failed ({e})")
             return None
         self.warnings.append(f"stream {self.what}: {self.why}; re-encoded as {self.transcoder.label}")
@@ -462,6 +462,8 @@ def route(fmt: str, s: av.stream.Stream, move: PictureMove | None = None, what: 
             return TextToTimedText(s, what, "MP4 holds text subtitles only as timed text")
         if fmt == "webm" and name in subtitles.TEXT_CODECS and name != "webvtt":
             return TextToWebVTT(s, what, "WebM holds text subtitles only as WebVTT")
+    if s.type in ("audio", "subtitle") and s.codec_context is None:
+        return Drop(s, what, "its codec is unknown (a damaged or unsupported stream)")
     why = refusal(fmt, s)
     if why is not None:
         if s.type == "audio" and fmt in _AUDIO_FALLBACK:
