@@ -173,10 +173,6 @@ class Writer:
         """What did not go over as it was (streams dropped, converted, re-encoded)."""
         return self._warnings + [w for r in self._routes.values() for w in r.warnings]
 
-    @property
-    def copied_streams(self) -> tuple[int, ...]:
-        return tuple(self._routes)
-
     def _add_video(self, vs: av.video.stream.VideoStream, encoder: EncoderSettings) -> av.video.stream.VideoStream:
         """The encoded video stream, timed and tagged like the source's."""
         pic = self.picture
