@@ -536,3 +536,17 @@ def test_moving_pixels_are_found_and_the_background_is_not() -> None:
     far = np.zeros_like(char)
     far[:, 16 + 3 * 8 + 8 :] = True
     assert full[far].mean() < 0.02
+
+
+def test_copyable_lifts_the_restriction_only_beside_a_side_with_little_background() -> None:
+    from ganime.temporal.memory import copyable
+
+    still = torch.ones(8, 20)
+    still[:, 3:6] = 0  # a character near the left side: most of the left band is still background
+    kept = copyable(still, band=8, share=0.5)
+    assert torch.equal(kept, still)  # the character stays out of what may be copied
+    still[:, 14:] = 0  # everything beside the right side moves (parallax)
+    lifted = copyable(still, band=8, share=0.5)
+    assert lifted[:, 12:].eq(1).all()  # there any pixel may be copied
+    assert torch.equal(lifted[:, :12], still[:, :12])  # the left band is left as it was
+    assert torch.equal(still[:, 14:], torch.zeros(8, 6))  # the input is not changed

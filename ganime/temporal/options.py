@@ -40,6 +40,8 @@ class TemporalOptions:
         moving_grow: what moves is widened by this many thumbnail pixels every way.
         moving_span: frames compared for ``moving``: 2, 4, ... up to this many each way.
         moving_unseen: count what no other frame shows, beside what moves, as moving.
+        still_share: beside a side whose nearest columns hold less than this share of
+            still background, a key frame's patches may copy any pixel there.
     """
 
     window: int = 48
@@ -65,6 +67,7 @@ class TemporalOptions:
     moving_grow: int = 2
     moving_span: int = 8
     moving_unseen: bool = False
+    still_share: float = 0.5
 
 
 @dataclass
