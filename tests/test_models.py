@@ -196,10 +196,11 @@ def test_glcic_working_height_runs_small_and_returns_full_size() -> None:
     assert out.shape == image.shape and torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("detail", [0, 4])
 @pytest.mark.parametrize("arch", sorted(TINY))
-def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, tmp_path: Path) -> None:
+def test_prefilled_model_starts_as_its_fill_and_learns_a_correction(arch: str, detail: int, tmp_path: Path) -> None:
     torch.manual_seed(0)
-    config = {**TINY[arch], "prefill": "edge"}
+    config = {**TINY[arch], "prefill": "edge", "detail": detail}
     model = ARCHS[arch](config).eval()
     image, mask = canvas(2)
     with torch.no_grad():
@@ -263,12 +264,12 @@ def test_residual_paints_each_colour_and_leaves_known_pixels(arch: str) -> None:
     assert torch.equal(out[~gen], x[~gen])
 
 
-@pytest.mark.parametrize("arch", ["glcic", "lama"])
-def test_the_head_learns_to_draw_a_line_the_fill_does_not_have(arch: str) -> None:
+@pytest.mark.parametrize(("arch", "detail"), [("glcic", 0), ("lama", 0), ("lama", 4)])
+def test_the_head_learns_to_draw_a_line_the_fill_does_not_have(arch: str, detail: int) -> None:
     """A flat picture's fill is flat; trained on sides with a dark upright (a door frame)
     four pixels out from the seam, the network draws it there."""
     torch.manual_seed(0)
-    model = ARCHS[arch]({**TINY[arch], "prefill": "edge"})
+    model = ARCHS[arch]({**TINY[arch], "prefill": "edge", "detail": detail})
     image = torch.full((2, 3, 32, 56), 0.7)
     mask = torch.zeros(2, 1, 32, 56)
     mask[..., :12] = 1

@@ -22,6 +22,7 @@ from ganime.perceptual import VGGFeatures, load_vgg16
 from ganime.train import Trainer, TrainOptions
 from ganime.train import losses as L
 from ganime.train.data import DataOptions, Samples, gather, read_shots
+from ganime.weights import WeightsError
 
 TINY = {
     "glcic": {"width": 0.125, "dilations": [1, 2]},
@@ -173,6 +174,18 @@ def test_a_fine_tune_keeps_the_normalisation_statistics(footage: Path, tmp_path:
     start = stats(live)
     live.run()
     assert any(not torch.equal(a, b) for a, b in zip(start, stats(live), strict=True))
+
+
+def test_a_fine_tune_may_add_a_detail_branch_that_starts_at_zero(footage: Path, tmp_path: Path) -> None:
+    plain = {**TINY["glcic"], "detail": 0}  # weights trained before the branch existed
+    base = Trainer(options(footage, tmp_path / "base.safetensors", "glcic", steps=2, config=plain)).run()
+    tuned = Trainer(options(footage, tmp_path / "tuned.safetensors", "glcic", init=str(base), config={"detail": 4}))
+    assert tuned.g.detail is not None and tuned.config["detail"] == 4
+    x, m = tuned.val_images[:2], tuned.val_masks[:2]
+    with torch.no_grad():
+        assert torch.equal(tuned.g.eval()(x * (1 - m), m), ganime.load_model("glcic", weights=base)(x * (1 - m), m))
+    with pytest.raises(WeightsError, match="do not fit"):  # any other change of shape is refused
+        Trainer(options(footage, tmp_path / "wide.safetensors", "glcic", init=str(base), config={"width": 0.25}))
 
 
 def test_stored_frames_are_square_pixels_and_shrunk(tmp_path: Path) -> None:

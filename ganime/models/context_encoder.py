@@ -38,6 +38,7 @@ class ContextEncoderConfig:
     depth: int = 5
     max_channels: int = 512
     prefill: str | None = None  # None (the paper) or a fill the network corrects (models.start)
+    detail: int = 0  # channels of the full-resolution branch over a prefill (models.start.Detail)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -63,7 +64,7 @@ class ContextEncoder(Started):
 
     def __init__(self, config: ContextEncoderConfig | None = None) -> None:
         c = config or ContextEncoderConfig()
-        super().__init__(c.prefill)
+        super().__init__(c.prefill, c.detail)
         self.config = c
         if c.height % 2**c.depth or c.width % 2**c.depth:
             raise ValueError(f"working size {c.height}x{c.width} must be a multiple of {2**c.depth}")

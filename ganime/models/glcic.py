@@ -29,12 +29,14 @@ class GlcicConfig:
         prediction enlarged back: a network trained on small crops then fills strips
         at the scale it learned (and runs far faster). None runs every size as is.
     prefill: None (the paper) or a fill the network corrects (see ``models.start``).
+    detail: channels of the full-resolution branch over a prefill (0: none; ``models.start.Detail``).
     """
 
     width: float = 1.0
     dilations: tuple[int, ...] = (2, 4, 8, 16)
     working_height: int | None = None  # run taller frames at this height (the training scale)
     prefill: str | None = None
+    detail: int = 0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -54,7 +56,7 @@ class CompletionNetwork(Started):
 
     def __init__(self, config: GlcicConfig | None = None) -> None:
         c = config or GlcicConfig()
-        super().__init__(c.prefill)
+        super().__init__(c.prefill, c.detail)
         self.config = c
         a, b, d = (max(4, round(n * c.width)) for n in (64, 128, 256))
         layers: list[nn.Module] = []

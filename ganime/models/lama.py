@@ -35,6 +35,7 @@ class LamaConfig:
         working_height: taller frames run at this height and the prediction is
             enlarged (a small model trained on small crops); None: every size as is.
         prefill: None (the official contract) or a fill the network corrects (models.start).
+        detail: channels of the full-resolution branch over a prefill (0: none; models.start.Detail).
     """
 
     n_blocks: int = 18
@@ -44,6 +45,7 @@ class LamaConfig:
     ratio_global: float = 0.75
     working_height: int | None = None
     prefill: str | None = None
+    detail: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -251,7 +253,7 @@ class Lama(Started):
 
     def __init__(self, config: LamaConfig | None = None) -> None:
         c = config or LamaConfig()
-        super().__init__(c.prefill)
+        super().__init__(c.prefill, c.detail)
         self.config = c
         self.generator = FFCResNetGenerator(c)
 

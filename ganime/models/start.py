@@ -114,18 +114,52 @@ def working_size(h: int, w: int, height: int | None) -> tuple[int, int]:
     return height, max(4, round(w * height / h))
 
 
+class Detail(nn.Module):
+    """A shallow full-resolution branch beside the core network of a prefilled model.
+
+    The papers' generators reach the output through a bottleneck at 1/4 (GLCIC) or 1/8
+    (LaMa) of the size with no skip connection: a residual that sharpens a line or
+    continues one across the seam must be rebuilt pixel by pixel from there, which a
+    short training never learns. This branch sees the fill, the mask and the core's
+    residual at the working scale through four 3x3 layers (dilated 1, 2, 4: 15 pixels
+    of reach) and adds a local correction. Its last layer starts at zero, so a model
+    that gains the branch keeps its output until training moves it.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        c = channels
+        out = nn.Conv2d(c, OUTPUTS, 3, padding=1)
+        zero_output(out)
+        self.net = nn.Sequential(
+            nn.Conv2d(4 + OUTPUTS, c, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=2, dilation=2),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, padding=4, dilation=4),
+            nn.ReLU(inplace=True),
+            out,
+        )
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return residual + self.net(torch.cat([x, residual], dim=1))
+
+
 class Started(nn.Module):
     """Base of the neural models: runs a core network on the zeroed or prefilled canvas.
 
     Args:
         prefill: ``None`` (the paper: holes zeroed, the core's output is the image) or
             a ``PREFILLS`` name (the core's output is a correction added to that fill).
+        detail: channels of the full-resolution ``Detail`` branch (0: none; prefilled
+            models only).
     """
 
-    def __init__(self, prefill: str | None) -> None:
+    def __init__(self, prefill: str | None, detail: int = 0) -> None:
         super().__init__()
         check_prefill(prefill)
         self.prefill = PREFILLS[prefill]() if prefill else None
+        self.detail = Detail(detail) if detail and prefill else None
         self.channels_last = False  # feed the core channels-last (set by prepare_for_inference)
 
     def _core_input(self, x: torch.Tensor) -> torch.Tensor:
@@ -159,8 +193,10 @@ class Started(nn.Module):
             else:
                 fill = self.prefill(known, mask)
             fill = fill.to(image.dtype).clamp_(0, 1)
-        x = torch.cat([shrink_to(fill, small), shrink_to(mask, small)], dim=1)
-        residual = core(self._core_input(x))
+        x = self._core_input(torch.cat([shrink_to(fill, small), shrink_to(mask, small)], dim=1))
+        residual = core(x)
+        if self.detail is not None:
+            residual = self.detail(x, residual)
         # Known pixels are returned as given; the residual is enlarged for the generated
         # columns only (the strips of a 4:3 -> 16:9 canvas), not the whole canvas.
         samples = []

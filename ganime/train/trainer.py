@@ -188,11 +188,26 @@ class Trainer(TrainerState):
             return ARCHS[self.arch](dict(self.config))
         init = Path(self.o.init)
         source = init if init.suffix == ".safetensors" else resolve_weights(self.o.init)
-        arch, config, _, _ = W.read(source)  # type: ignore[arg-type]
+        arch, config, state, _ = W.read(source)  # type: ignore[arg-type]
         if arch != self.arch:
             raise W.WeightsError(f"{source}: holds a {arch} model, not {self.arch}")
-        self.config = config
-        return load_model(name, source, "cpu")
+        wanted = {**config, **self.o.config}
+        self.config = wanted
+        if wanted == config:
+            return load_model(name, source, "cpu")
+        # --set may add a Detail branch (models.start) to trained weights: it starts at
+        # zero, so the fine-tune begins exactly where those weights are. Nothing else may
+        # change shape.
+        model = ARCHS[arch](wanted)
+        state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        problem = f"{source}: its tensors do not fit the model with {self.o.config}"
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # a tensor of another shape
+            raise W.WeightsError(problem) from e
+        if unexpected or any(not k.startswith("detail.") for k in missing):
+            raise W.WeightsError(problem)
+        return model
 
     def _perceptual_loss(self) -> L.PerceptualLoss | None:
         weight = self.o.perceptual_weight
