@@ -279,6 +279,10 @@ def test_ctrl_c_stops_after_a_whole_step_and_resume_loses_nothing(footage: Path,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(log.read_text().splitlines()[-1])["step"] == last + 2
+    told = " ".join(done.stderr.split())  # the data it learns from, and that it is too little
+    shots = Trainer(options(footage, tmp_path / "x.safetensors", "glcic")).shots
+    assert f"training on {shots[1]} frames in {shots[0]} shots" in told
+    assert "note: only" in told and "give it more episodes" in told
     said = " ".join(done.stdout.split())  # what the checkpoint beside the weights is, and its size
     mb = (tmp_path / "w.ckpt").stat().st_size / 1e6
     assert f"w.ckpt ({mb:.1f} MB): what --resume needs" in said and "discriminator and its Adam moments" in said

@@ -128,6 +128,10 @@ def train(
     try:
         with progress:
             trainer = Trainer(options, progress=show)
+            shots, frames, vshots, vframes = trainer.shots
+            err.print(f"training on {frames} frames in {shots} shots; validating on {vframes} frames in {vshots} shots")
+            for note in trainer.notes:
+                err.print(f"[yellow]note:[/] {escape(note)}")
             progress.update(task, completed=trainer.step)
             path = trainer.run()
     except (ValueError, FileNotFoundError, WeightsError, video.VideoError, FloatingPointError) as e:
