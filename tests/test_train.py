@@ -142,7 +142,7 @@ def test_resume_reproduces_the_uninterrupted_run(model: str, footage: Path, tmp_
     resumed.run()
     for (k, a), b in zip(whole.g.state_dict().items(), resumed.g.state_dict().values(), strict=True):
         assert torch.equal(a, b), k
-    assert resumed.best == whole.best
+    assert resumed.best == whole.best and resumed.best_step == whole.best_step
 
 
 def test_exported_weights_load_and_convert(footage: Path, tmp_path: Path) -> None:
@@ -254,7 +254,7 @@ def test_lama_trains_with_the_perceptual_loss_and_keeps_the_best_lpips(
     # The file holds the weights that scored best.
     best = min(vals, key=lambda r: r["val_lpips"])
     _, _, _, meta = weights.read(tmp_path / "w.safetensors")
-    assert int(meta["trained_steps"]) == best["step"]
+    assert int(meta["trained_steps"]) == best["step"] == trainer.best_step
 
 
 def test_ctrl_c_stops_after_a_whole_step_and_resume_loses_nothing(footage: Path, tmp_path: Path) -> None:
@@ -306,3 +306,23 @@ def test_context_encoder_trains_at_any_training_height(footage: Path, tmp_path: 
     assert (trainer.config["height"], trainer.config["width"]) == (40, 72)
     images, masks = trainer.samples.batch(0, 2)
     assert np.isfinite(trainer.train_step(images, masks)["rec"])
+
+
+def test_a_run_that_never_beats_its_start_says_so(footage: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ganime.cli import app
+
+    out = tmp_path / "w.safetensors"
+    args = ["train", "-d", str(footage), "-o", str(out), "-m", "glcic", "--set", "width=0.125", "--height", "32",
+            "--batch-size", "2", "--device", "cpu", "--steps", "2", "--val-every", "1",
+            "--val-frames", "4"]  # fmt: skip
+    still = CliRunner().invoke(app, [*args, "--lr", "0"])  # the weights cannot move: no step is better
+    assert still.exit_code == 0, still.output
+    assert "no validation beat the start" in " ".join(still.output.split())
+    moving = CliRunner().invoke(app, [*args, "--lr", "1e-2", "-o", str(tmp_path / "m.safetensors")])
+    assert moving.exit_code == 0, moving.output
+    # Said exactly when the file holds the start's weights.
+    assert ("no validation beat the start" in " ".join(moving.output.split())) == (
+        int(weights.read(tmp_path / "m.safetensors")[3]["trained_steps"]) == 0
+    )

@@ -147,6 +147,9 @@ def train(
         return
     best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
     out.print(f"wrote {escape(str(path))} ({_mb(path)}; best validation {best}, {trainer.step} steps)")
+    if trainer.best_step == 0 and trainer.step > 0:
+        # Said plainly: a fine-tune that never beat its start leaves the weights as they were.
+        out.print("no validation beat the start: the file holds the weights the run started from")
     ckpt = trainer.o.checkpoint
     if ckpt is not None and ckpt.exists():
         out.print(

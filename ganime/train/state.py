@@ -84,6 +84,7 @@ class TrainerState:
             "opt_d": self.opt_d.state_dict(),
             "step": self.step,
             "best": self.best,
+            "best_step": self.best_step,
             "score": self.score,
             "seconds": self.trained_seconds,
             "config": json.dumps(self.config),
@@ -111,6 +112,7 @@ class TrainerState:
         self.trained_seconds = float(state.get("seconds", 0.0))
         if state.get("score", "psnr") == self.score:  # the same measure: carry the best on
             self.best = float(state["best"])
+            self.best_step = int(state.get("best_step", 0))
         rng = state["rng"]
         ranks = 1 if rng.dim() == 1 else rng.shape[0]
         if ranks != self.world.size:

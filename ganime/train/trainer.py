@@ -170,6 +170,7 @@ class Trainer(TrainerState):
         # The validation score the kept weights are chosen by; LPIPS lower is better.
         self.score = "lpips" if self.lpips is not None else "psnr"
         self.best = math.inf if self.score == "lpips" else -math.inf
+        self.best_step = 0  # the step whose weights the output holds (0: the start)
         data = DataOptions(height=self.o.height, width=self.o.width)
         train, val = gather(self.o.data, data)
         self.shots = (len(train), sum(len(s.frames) for s in train), len(val), sum(len(s.frames) for s in val))
@@ -432,7 +433,7 @@ class Trainer(TrainerState):
                 val = self.validate()
                 better = self._better(val)
                 if better:
-                    self.best = val[self.score]
+                    self.best, self.best_step = val[self.score], self.step
                 if better or not self.o.output.exists():
                     self.export(self.o.output)
             vals = {f"val_{k}": v for k, v in val.items()} if val else {}
