@@ -119,11 +119,12 @@ class Detail(nn.Module):
 
     The papers' generators reach the output through a bottleneck at 1/4 (GLCIC) or 1/8
     (LaMa) of the size with no skip connection: a residual that sharpens a line or
-    continues one across the seam must be rebuilt pixel by pixel from there, which a
-    short training never learns. This branch sees the fill, the mask and the core's
-    residual at the working scale through four 3x3 layers (dilated 1, 2, 4: 15 pixels
-    of reach) and adds a local correction. Its last layer starts at zero, so a model
-    that gains the branch keeps its output until training moves it.
+    continues one across the seam must be rebuilt pixel by pixel from there. This
+    branch sees the fill, the mask and the core's residual at the working scale through
+    four 3x3 layers (dilated 1, 2, 4, 1: a 17-pixel window) and adds a local correction.
+    Its last layer starts at zero, so a model that gains the branch keeps its output
+    until training moves it. On the 2-core CPU it has not yet lowered validation LPIPS
+    (``benchmarks/results/issue21/probes.md``); the shipped weights do not have it.
     """
 
     def __init__(self, channels: int) -> None:
