@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .geometry import Layout
+from .geometry import Layout, widened_runs
 
 
 def column_bands(mask: np.ndarray, margin: int) -> list[tuple[int, int]]:
@@ -21,23 +21,7 @@ def column_bands(mask: np.ndarray, margin: int) -> list[tuple[int, int]]:
     The compositor works on these bands only: for side strips that is two narrow
     slices of the canvas instead of all of it.
     """
-    cols = mask.any(axis=0)
-    w = cols.size
-    bands: list[tuple[int, int]] = []
-    x = 0
-    while x < w:
-        if not cols[x]:
-            x += 1
-            continue
-        start = x
-        while x < w and cols[x]:
-            x += 1
-        lo, hi = max(0, start - margin), min(w, x + margin)
-        if bands and lo <= bands[-1][1]:
-            bands[-1] = (bands[-1][0], hi)
-        else:
-            bands.append((lo, hi))
-    return bands
+    return widened_runs(mask.any(axis=0), lambda _: margin)
 
 
 def nearest_known(mask: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:

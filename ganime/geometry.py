@@ -12,6 +12,7 @@ screen) becomes 960x480 SAR 8:9 (16:9 on screen), not a stretched 854x480.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -117,6 +118,26 @@ class Layout:
             f"{self.canvas_width}x{self.canvas_height}{osar} "
             f"(display {self.display_aspect:.3f}:1, sides {self.left}+{self.right} px)"
         )
+
+
+def column_runs(cols: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool array (the generated columns of a mask)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(cols).astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def widened_runs(cols: np.ndarray, margin: Callable[[int], int]) -> list[tuple[int, int]]:
+    """``column_runs``, each widened by ``margin(its width)`` either way, clipped, overlaps merged."""
+    w = len(cols)
+    bands: list[tuple[int, int]] = []
+    for x0, x1 in column_runs(cols):
+        m = margin(x1 - x0)
+        lo, hi = max(0, x0 - m), min(w, x1 + m)
+        if bands and lo <= bands[-1][1]:
+            bands[-1] = (bands[-1][0], hi)
+        else:
+            bands.append((lo, hi))
+    return bands
 
 
 def parse_aspect(text: str) -> Fraction:

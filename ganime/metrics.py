@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .geometry import column_runs
+
 
 def _levels(x: np.ndarray) -> np.ndarray:
     """float32 in 8-bit levels (callers pass the few pixels they need, never whole clips)."""
@@ -100,12 +102,6 @@ def ssim_map(out: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return ssim_tensor(x, y).numpy()
 
 
-def _column_runs(cols: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], cols.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
-
-
 def ssim(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """Mean SSIM over the generated pixels.
 
@@ -114,7 +110,7 @@ def ssim(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
     """
     _check(out, truth, mask)
     values = []
-    for x0, x1 in _column_runs(mask.any(axis=0)):
+    for x0, x1 in column_runs(mask.any(axis=0)):
         local = ssim_map(out[:, :, x0:x1], truth[:, :, x0:x1])
         values.append(local[:, mask[:, x0:x1]].reshape(-1))
     return float(np.concatenate(values).mean())
@@ -172,7 +168,7 @@ def seam_error(out: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> float:
 def _strips(frames: np.ndarray, mask: np.ndarray) -> list[torch.Tensor]:
     """Each run of generated columns as float (T, 3, H, w) in [0, 1] (rows of the mask's extent)."""
     out = []
-    for x0, x1 in _column_runs(mask.any(axis=0)):
+    for x0, x1 in column_runs(mask.any(axis=0)):
         rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
         part = frames[:, rows[0] : rows[-1] + 1, x0:x1]
         out.append(torch.from_numpy(_levels(part) / np.float32(255.0)).permute(0, 3, 1, 2))

@@ -138,3 +138,15 @@ def test_the_output_shows_the_target_aspect_within_a_tenth_of_a_percent(width: i
     stored = lay.canvas_width * lay.sar / lay.canvas_height
     if abs(stored / Fraction(16, 9) - 1) <= Fraction(1, 1000):
         assert lay.output_sar == lay.sar  # only nudged where rounding misses
+
+
+def test_column_runs_and_widened_runs() -> None:
+    from ganime.geometry import column_runs, widened_runs
+
+    cols = np.zeros(40, bool)
+    cols[:3] = cols[10:12] = cols[30:] = True
+    assert column_runs(cols) == [(0, 3), (10, 12), (30, 40)]
+    assert column_runs(np.zeros(5, bool)) == []
+    # The margin grows with the run's width; runs whose widened ranges meet are merged, ends clipped.
+    assert widened_runs(cols, lambda width: width) == [(0, 6), (8, 14), (20, 40)]
+    assert widened_runs(cols, lambda width: 4) == [(0, 16), (26, 40)]

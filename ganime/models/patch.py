@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..geometry import widened_runs
 from .classical import EdgeFill
 
 
@@ -72,24 +73,10 @@ class PatchConfig:
     seed: int = 0
 
 
-def _runs(cols: torch.Tensor) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in a 1-D bool tensor."""
-    edges = torch.diff(F.pad(cols.to(torch.int8), (1, 1))).nonzero().flatten().tolist()
-    return list(zip(edges[::2], edges[1::2], strict=True))
-
-
 def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[int, int]]:
     """Column ranges to work on: each run of generated columns with picture beside it."""
-    w = mask.shape[-1]
-    bands: list[tuple[int, int]] = []
-    for x0, x1 in _runs(mask.any(dim=0)):
-        ctx = max(min_context, math.ceil(context * (x1 - x0)))
-        lo, hi = max(0, x0 - ctx), min(w, x1 + ctx)
-        if bands and lo <= bands[-1][1]:
-            bands[-1] = (bands[-1][0], hi)
-        else:
-            bands.append((lo, hi))
-    return bands
+    cols = mask.any(dim=0).cpu().numpy()
+    return widened_runs(cols, lambda width: max(min_context, math.ceil(context * width)))
 
 
 class _Level:
