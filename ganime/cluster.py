@@ -22,7 +22,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .pipeline import ConvertError, ConvertOptions, Result, convert_file, find_inputs, plan_outputs
+from .pipeline import (
+    ConvertError,
+    ConvertOptions,
+    Result,
+    convert_file,
+    own_outputs_skipped,
+    plan_outputs,
+    remembered_failure,
+    scan_inputs,
+)
 
 RETRIES = 3  # runs of an episode whose worker died (a killed process, a lost node)
 REPORT_EVERY = 0.25  # seconds between a worker's progress reports
@@ -119,7 +128,9 @@ def convert_on_ray(
     ray = _import_ray()
     options = options or ConvertOptions()
     out = Path(output) if output is not None else None
-    planned = plan_outputs(find_inputs(inputs), out, options.aspect)
+    scan = scan_inputs(inputs)
+    planned = plan_outputs(scan.found, out, options.aspect)
+    skipped = own_outputs_skipped(scan, on_result)
     started_here = not ray.is_initialized()
     if started_here:
         try:
@@ -128,7 +139,7 @@ def convert_on_ray(
         except Exception as e:  # noqa: BLE001 - any reason the cluster cannot be reached is one line
             raise RayUnavailable(f"cannot start or reach Ray at {address or 'local'}: {e}") from None
     try:
-        return _run(ray, planned, options, progress, on_result, poll)
+        return skipped + _run(ray, planned, options, progress, on_result, poll)
     finally:
         if started_here:
             ray.shutdown()
@@ -156,10 +167,14 @@ def _run(
     for i, (src, _root, dst) in enumerate(planned):
         if dst.exists() and not options.overwrite:  # a finished episode: as a local batch skips it
             results[i] = Result(src, dst, "skipped", "output exists (use --overwrite to replace it)")
-            if on_result:
-                on_result(results[i])
-            continue
-        pending[task.remote(str(src), str(dst), options, tally, i, len(planned))] = i
+        else:
+            known = remembered_failure(src, dst, options)  # damaged, and not decoded again
+            if known is None:
+                pending[task.remote(str(src), str(dst), options, tally, i, len(planned))] = i
+                continue
+            results[i] = known
+        if on_result:
+            on_result(results[i])
     started = time.perf_counter()
     finished_frames = 0
     while pending:

@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+from types import FrameType
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a killed job, a stopped container, a closed terminal).
+
+    A KeyboardInterrupt, so that it stops a conversion where Ctrl-C does and leaves
+    as little behind: the file being written is removed. The exit code is 128 plus
+    the signal's number, as a shell reports a process the signal ended.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+    @property
+    def what(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
+def exit_code(e: KeyboardInterrupt) -> int:
+    """130 for Ctrl-C, 128 + N for signal N."""
+    return e.exit_code if isinstance(e, Terminated) else 130
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Once: a second signal while the first one's clean-up runs must not cut it short.
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
 def main() -> None:
     """Console-script entry point (``ganime``, ``python -m ganime``)."""
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _terminate)
     try:
         from .cli import main as run  # torch, PyAV, ...: seconds on a cold start
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted while starting: nothing was written\n")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:
+        what = e.what if isinstance(e, Terminated) else "interrupted"
+        sys.stderr.write(f"{what} while starting: nothing was written\n")
+        raise SystemExit(exit_code(e)) from None
     run()

@@ -226,13 +226,15 @@ def fit(width: int, height: int, source_aspect: Fraction) -> tuple[int, Layout]:
 def prepare_truth(frames: list[np.ndarray], sar: Fraction, options: EvalOptions) -> tuple[np.ndarray, Layout]:
     """Ground truth (T, H, W, 3) cut to the canvas a conversion of its centre produces."""
     arr = np.stack(frames)
+    size = f"{arr.shape[2]}x{arr.shape[1]}" + (f" (SAR {sar.numerator}:{sar.denominator})" if sar != 1 else "")
     bars = geometry.detect_bars(list(arr[:: max(1, len(arr) // 8)]))
     if bars is not None:  # letterboxed ground truth: only the picture counts
         arr = arr[:, bars.y : bars.bottom, bars.x : bars.right]
+        size += f" with its picture {bars.width}x{bars.height} inside black bars"
     h, w = arr.shape[1:3]
     shown = w * sar  # display width: anamorphic pixels are resampled to square ones
     if shown / h < float(TARGET) * 0.99:
-        raise ValueError(f"{round(shown)}x{h} is narrower than 16:9: not ground truth for 16:9")
+        raise ValueError(f"{size} shows {float(shown / h):.2f}:1, narrower than 16:9: not ground truth for 16:9")
     # Wider than 16:9: keep the 16:9 centre, cut in storage pixels before any resampling.
     wide = min(shown, Fraction(math.ceil(h * TARGET) + 1))
     keep = min(w, math.ceil(wide / sar))

@@ -18,12 +18,13 @@ import av
 import numpy as np
 import torch
 
-from . import video
+from . import failures, video
 from .engine import Filler, FrameFiller, PerFrameFiller, configure_cpu_threads, select_device
 from .models import load_model
 from .plan import (
     ConvertError,
     ConvertOptions,
+    Inputs,
     Plan,
     Progress,
     ProgressCallback,
@@ -32,8 +33,10 @@ from .plan import (
     is_own_output,
     output_for,
     output_name,
+    own_output,
     plan_file,
     plan_outputs,
+    scan_inputs,
 )
 from .temporal import TemporalFiller, TemporalOptions
 from .weights import WeightsError
@@ -42,10 +45,12 @@ __all__ = [
     "ENCODE_QUEUE_BYTES",
     "ConvertError",
     "ConvertOptions",
+    "Inputs",
     "Plan",
     "Progress",
     "ProgressCallback",
     "Result",
+    "attempt_key",
     "convert_file",
     "convert_many",
     "describe_device",
@@ -56,9 +61,13 @@ __all__ = [
     "make_stage",
     "output_for",
     "output_name",
+    "own_output",
+    "own_outputs_skipped",
     "plan_file",
     "plan_outputs",
     "read_frames",
+    "remembered_failure",
+    "scan_inputs",
 ]
 
 
@@ -152,13 +161,18 @@ def convert_file(
     started = time.perf_counter()
     try:
         run = _run(plan, options, device, progress, index, files)
+    except video.DamagedSource as e:
+        failures.remember(plan.input, attempt_key(options), _reason_only(plan.input, str(e)))
+        raise ConvertError(str(e)) from e
     except video.VideoError as e:
         raise ConvertError(str(e)) from e
     except av.FFmpegError as e:
         why = getattr(e, "strerror", None) or str(e)
         if getattr(e, "filename", None) and Path(e.filename) == video.partial_path(plan.output):
             why = f"the output could not be written ({why}); the source's streams look damaged"
+            failures.remember(plan.input, attempt_key(options), why)
         raise ConvertError(f"{plan.input}: {why}") from e
+    failures.forget(plan.input)
     seconds = time.perf_counter() - started
     msg = f"{run.decode_errors} damaged packet(s) skipped" if run.decode_errors else ""
     return Result(
@@ -173,6 +187,26 @@ def convert_file(
         plan=plan,
         fill_seconds=run.fill_seconds,
     )
+
+
+def attempt_key(options: ConvertOptions) -> str:
+    """The options that decide whether a damaged source fails (see ``failures``)."""
+    return f"start={options.start} duration={options.duration} keep_incomplete={options.keep_incomplete}"
+
+
+def _reason_only(src: Path, message: str) -> str:
+    return message.removeprefix(f"{src}: ")
+
+
+def remembered_failure(src: Path, dst: Path | None, options: ConvertOptions) -> Result | None:
+    """A ``failed`` result for a source that failed on its content before and has not changed
+    since (unless ``options.retry``); None when it is to be converted."""
+    if options.retry:
+        return None
+    prior = failures.lookup(src, attempt_key(options))
+    if prior is None:
+        return None
+    return Result(src, dst, "failed", f"{src}: {prior.describe()}; not decoded again (--retry tries anyway)")
 
 
 ENCODE_QUEUE_BYTES = 256 << 20
@@ -393,7 +427,7 @@ def _stream(
             )
         short = _short_read(plan, reader, excerpt)
         if short and not keep_incomplete:  # nothing goes under the final name
-            raise video.VideoError(f"{plan.input}: {short} (--keep-incomplete keeps what could be read)")
+            raise video.DamagedSource(f"{plan.input}: {short} (--keep-incomplete keeps what could be read)")
         writer.close()
         ok = True
     finally:
@@ -460,9 +494,15 @@ def convert_many(
     """
     options = options or ConvertOptions()
     out = Path(output) if output is not None else None
-    planned = plan_outputs(find_inputs(inputs), out, options.aspect)
-    results: list[Result] = []
+    scan = scan_inputs(inputs)
+    planned = plan_outputs(scan.found, out, options.aspect)
+    results = own_outputs_skipped(scan, on_result)
     for i, (src, _root, dst) in enumerate(planned):
+        if not dry_run and (known := remembered_failure(src, dst, options)) is not None:
+            results.append(known)
+            if on_result:
+                on_result(known)
+            continue
         try:
             plan = plan_file(src, dst, options)
             if dry_run:
@@ -477,6 +517,15 @@ def convert_many(
         results.append(result)
         if on_result:
             on_result(result)
+    return results
+
+
+def own_outputs_skipped(scan: Inputs, on_result: Callable[[Result], None] | None = None) -> list[Result]:
+    """A ``skipped`` result for each of this tool's own outputs a folder scan left out."""
+    results = [Result(path, None, "skipped", why) for path, why in scan.skipped]
+    for r in results:
+        if on_result:
+            on_result(r)
     return results
 
 

@@ -16,7 +16,7 @@ import av
 
 from . import geometry, video
 from .geometry import Layout
-from .models import default_model, resolve_weights
+from .models import default_model, model_for_weights, resolve_weights
 from .weights import WeightsError
 
 
@@ -44,10 +44,17 @@ class ConvertOptions:
     weights: Path | None = None  # a ganime weight file for the model (default: its installed weights)
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
+    retry: bool = False  # convert sources that failed on their content before (ganime.failures)
 
     @property
     def model_name(self) -> str:
-        return self.model or default_model()
+        """The model that runs: as asked, else the one ``weights`` holds, else the best available.
+
+        Raises WeightsError for a ``weights`` file that is not a ganime weight file.
+        """
+        if self.model:
+            return self.model
+        return model_for_weights(self.weights) if self.weights is not None else default_model()
 
 
 @dataclass(frozen=True)
@@ -130,42 +137,78 @@ def output_name(path: Path, aspect: Fraction) -> str:
     return f"{path.stem}.{geometry.aspect_label(aspect)}.mkv"
 
 
-_OWN_LABEL = re.compile(r"^\d{1,2}x\d{1,2}$")  # 16x9, 21x9: not 1920x1080
+# What ``output_name`` appends (``.16x9.mkv``, ``.2.39.mp4``), and a partial file's name.
+_OWN_NAME = re.compile(r"\.(?:\d{1,2}x\d{1,2}|\d\.\d\d)(?P<partial>\.partial)?\.[A-Za-z0-9]+$")
+
+
+def own_output(path: Path) -> str | None:
+    """Why ``path`` is a file this tool wrote (a folder scan leaves it out), or None.
+
+    The name alone cannot say so: ``.1x01.mkv`` is how many rips name season 1,
+    episode 1. A finished output is known by the tag ganime writes into it
+    (``video.written_by_ganime``); an unfinished one by its exact ``.partial`` name.
+    """
+    m = _OWN_NAME.search(path.name)
+    if m is None:
+        return None
+    if m["partial"]:
+        return "an unfinished output of ganime (removed or remade when its episode is converted)"
+    if video.written_by_ganime(path):
+        return "written by ganime (a converted episode, not a source)"
+    return None
 
 
 def is_own_output(path: Path) -> bool:
     """True for files this tool writes, which a folder scan must not convert again."""
-    parts = path.name.split(".")
-    return "partial" in parts[1:-1] or any(_OWN_LABEL.match(p) for p in parts[1:-1])
+    return own_output(path) is not None
 
 
-def find_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset()) -> list[tuple[Path, Path | None]]:
-    """Expand files and folders into (video file, folder it was found under or None).
+@dataclass
+class Inputs:
+    """What a scan found: (file, the folder it was found under or None), and what it left out and why."""
+
+    found: list[tuple[Path, Path | None]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def scan_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset()) -> Inputs:
+    """Expand files and folders into the video files to convert.
 
     Folders are searched recursively for video extensions (plus ``also``), in sorted
-    order, leaving out this tool's own outputs; a file named twice (itself and the
-    folder holding it) is listed once. A path that does not exist raises
+    order; this tool's own outputs found there are left out, each with the reason
+    (a file named on the command line is always taken). A file named twice (itself
+    and the folder holding it) is listed once. A path that does not exist raises
     FileNotFoundError.
     """
     wanted = video.VIDEO_EXTENSIONS | also
-    found: list[tuple[Path, Path | None]] = []
+    scan = Inputs()
     seen: set[Path] = set()
 
     def add(f: Path, root: Path | None) -> None:
         if f.resolve() not in seen:
             seen.add(f.resolve())
-            found.append((f, root))
+            scan.found.append((f, root))
 
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in wanted and not is_own_output(f):
+                if not f.is_file() or f.suffix.lower() not in wanted or f.resolve() in seen:
+                    continue
+                why = own_output(f)
+                if why is None:
                     add(f, p)
+                elif all(f != s for s, _ in scan.skipped):
+                    scan.skipped.append((f, why))
         elif p.exists():
             add(p, None)
         else:
             raise FileNotFoundError(f"{p}: no such file or folder")
-    return found
+    return scan
+
+
+def find_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset()) -> list[tuple[Path, Path | None]]:
+    """The (video file, folder it was found under or None) pairs of ``scan_inputs``."""
+    return scan_inputs(paths, also).found
 
 
 def output_for(src: Path, root: Path | None, output: Path | None, single: bool, aspect: Fraction) -> Path:
@@ -204,8 +247,8 @@ def plan_outputs(
 
 def _field_order(info: video.VideoInfo, encoder: video.EncoderSettings) -> str | None:
     """'tff'/'bff' when the output is to stay interlaced like the source, else None."""
-    if not (info.interlaced and encoder.keeps_interlacing):
-        return None
+    if not (info.interlaced and encoder.keeps_interlacing) or info.rotation in (90, 270):
+        return None  # (a picture turned a quarter has its fields in columns: coded progressive)
     return "tff" if info.top_field_first else "bff"
 
 
@@ -244,6 +287,8 @@ def plan_file(src: str | Path, output: str | Path | None, options: ConvertOption
     elif layout.content_aspect < NARROWEST and not options.force:
         generated = 1 - layout.content_aspect / layout.display_aspect
         shape = "portrait" if layout.content_aspect < 1 else "near-square"
+        if info.rotation:
+            shape += f" as shown (turned {info.rotation}° by its display rotation)"
         skip = (
             f"{shape} ({layout.content_aspect:.2f}:1): {generated:.0%} of the picture would be generated"
             " (use --force to convert anyway)"

@@ -250,11 +250,13 @@ def write_clip(
     sar: Fraction | None = None,
     pts: list[int] | None = None,
     time_base: Fraction | None = None,
+    rotation: int = 0,
 ) -> Path:
     """Encode frames (and optional stereo float audio) into a file with PyAV.
 
     ``pts``/``time_base`` give each frame an explicit timestamp (variable frame rate);
-    by default frames are 1/fps apart.
+    by default frames are 1/fps apart. ``rotation`` tags the stream to be shown turned
+    that many degrees counter-clockwise (as a phone or a ``rotate`` tag does).
     """
     path = Path(path)
     tb = time_base or (Fraction(1, 1000) if pts is not None else Fraction(1) / fps)
@@ -273,6 +275,8 @@ def write_clip(
         vs.codec_context.color_range = 1
         if sar:
             vs.codec_context.sample_aspect_ratio = sar
+        if rotation:
+            vs.set_display_rotation(rotation)
         stream_a = None
         if audio is not None:
             stream_a = out.add_stream("aac", rate=audio_rate, layout="stereo")

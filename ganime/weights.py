@@ -89,6 +89,21 @@ def save(
     return path
 
 
+def read_header(path: str | Path) -> tuple[str, dict, dict[str, str]]:
+    """(arch, config, metadata) of a ganime weight file, without reading its tensors."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weight file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+    except Exception as e:
+        raise WeightsError(f"{path}: not a safetensors file ({e})") from e
+    if meta.get("format") != FORMAT or "arch" not in meta:
+        raise WeightsError(f"{path}: not a ganime weight file (no model config in its metadata)")
+    return meta["arch"], json.loads(meta.get("config", "{}")), meta
+
+
 def read(path: str | Path) -> tuple[str, dict, dict[str, torch.Tensor], dict[str, str]]:
     """(arch, config, state dict, metadata) of a ganime weight file."""
     path = Path(path)

@@ -110,7 +110,7 @@ def test_episodes_with_the_same_name_each_get_their_own_output(tmp_path: Path, p
 
 def test_webm_output_needs_av1(tmp_path: Path, plain_source: Path) -> None:
     r = invoke("convert", plain_source, "-o", tmp_path / "out.webm", *FAST)
-    assert r.exit_code == 1
+    assert r.exit_code == 2  # found before the file is opened
     assert "out.webm: WebM holds only AV1" in " ".join(r.output.split())
     assert not list(tmp_path.iterdir())
 
@@ -186,9 +186,9 @@ def test_option_values_are_checked_before_any_work(
     assert r.exit_code == 2 and "past the end of" in " ".join(r.output.split())
 
 
-def test_bad_device_fails_the_file_with_one_line(tmp_path: Path, plain_source: Path) -> None:
+def test_bad_device_is_a_usage_error(tmp_path: Path, plain_source: Path) -> None:
     r = invoke("convert", plain_source, "-o", tmp_path / "o.mkv", "--device", "tpu", "--no-progress")
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "tpu" in r.output and not (tmp_path / "o.mkv").exists()
 
 
@@ -324,26 +324,18 @@ def test_variable_frame_rate_is_not_called_damaged(tmp_path: Path) -> None:
     assert not any("damaged" in w for w in r.warnings), r.warnings
 
 
-def test_folder_scan_skips_own_outputs_only() -> None:
+def test_folder_scan_skips_own_outputs_only(tmp_path: Path, plain_source: Path) -> None:
     from ganime.pipeline import is_own_output
 
-    assert is_own_output(Path("ep01.16x9.mkv"))
-    assert is_own_output(Path("ep01.16x9.partial.mkv"))
+    assert is_own_output(Path("ep01.16x9.partial.mkv"))  # an unfinished output: known by its exact name
     assert not is_own_output(Path("show.1920x1080.mkv"))
     assert not is_own_output(Path("partial.mkv"))
     assert not is_own_output(Path("ep01.mkv"))
-
-
-@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="NVENC may work where there is a GPU")
-def test_unavailable_encoder_fails_cleanly(tmp_path: Path) -> None:
-    # NVENC is in the PyAV wheel but cannot open without an NVIDIA GPU.
-    src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(60, 64, 48))
-    started = time.monotonic()
-    r = invoke("convert", src, "--codec", "nvenc", "--batch-size", "1", "--device", "cpu", "--no-progress")
-    assert r.exit_code == 1
-    assert time.monotonic() - started < 60
-    assert "long.mkv" in r.output and "Traceback" not in r.output
-    assert not list(tmp_path.glob("long.16x9*"))
+    named = tmp_path / "ep01.16x9.mkv"  # named as ganime names its outputs, but not written by it
+    shutil.copy(plain_source, named)
+    assert not is_own_output(named)
+    assert invoke("convert", plain_source, "-o", tmp_path / "mine.16x9.mkv", "-m", "edge", *FAST).exit_code == 0
+    assert is_own_output(tmp_path / "mine.16x9.mkv")
 
 
 def test_a_dead_writer_never_blocks_the_pipeline() -> None:

@@ -90,10 +90,20 @@ def test_still_image_is_a_one_frame_clip(tmp_path: Path) -> None:
 
 def test_narrow_ground_truth_is_refused(tmp_path: Path) -> None:
     clip = synthetic.write_clip(tmp_path / "narrow.mkv", cartoon_frames(2, 64, 48))
-    with pytest.raises(ValueError, match=r"narrow\.mkv: 64x48 is narrower than 16:9"):
+    with pytest.raises(ValueError, match=r"narrow\.mkv: 64x48 shows 1\.33:1, narrower than 16:9"):
         evaluate.evaluate(
             [clip], evaluate.EvalOptions(models=("edge",), device="cpu", temporal=(True,)), tmp_path / "o"
         )
+
+
+def test_refused_ground_truth_is_named_by_the_file_s_size() -> None:
+    """A 4:3 clip with black bars: the file's size first, then the picture inside its bars."""
+    rng = np.random.default_rng(0)
+    frames = [np.zeros((48, 64, 3), np.uint8) for _ in range(4)]
+    for f in frames:
+        f[4:44] = rng.integers(100, 200, (40, 64, 3))
+    with pytest.raises(ValueError, match=r"^64x48 with its picture 64x40 inside black bars shows 1\.60:1, narrower"):
+        evaluate.prepare_truth(frames, Fraction(1), evaluate.EvalOptions(models=("edge",)))
 
 
 def test_a_folder_skips_clips_that_are_not_16x9_truth(tmp_path: Path) -> None:
@@ -109,7 +119,7 @@ def test_a_folder_skips_clips_that_are_not_16x9_truth(tmp_path: Path) -> None:
     assert list(report.skipped) == [str(Path("old") / "narrow.mkv")]
     assert "narrower than 16:9" in report.skipped[str(Path("old") / "narrow.mkv")]
     assert json.loads((footage / "results" / "eval.json").read_text())["skipped"] == report.skipped
-    assert "narrow.mkv: 64x48 is narrower" in (footage / "results" / "eval.md").read_text()
+    assert "narrow.mkv: 64x48 shows 1.33:1, narrower than 16:9" in (footage / "results" / "eval.md").read_text()
     # Nothing usable: an error, and no results written.
     with pytest.raises(ValueError, match=r"no clip is usable as 16:9 ground truth .*narrow\.mkv"):
         evaluate.evaluate([footage / "old"], options, tmp_path / "none")
@@ -118,16 +128,31 @@ def test_a_folder_skips_clips_that_are_not_16x9_truth(tmp_path: Path) -> None:
 
 def test_eval_cli(tmp_path: Path) -> None:
     gt = synthetic.write_clip(tmp_path / "gt.mkv", cartoon_frames(4, 86, 48), crf=0)
-    r = runner.invoke(app, ["eval", str(gt), "-m", "edge", "-o", str(tmp_path / "e"), "--frames", "4"])
+    r = runner.invoke(
+        app,
+        ["eval", str(gt), "-m", "edge,context-encoder", "-o", str(tmp_path / "e"), "--frames", "4"],
+        terminal_width=80,
+    )
+    assert r.exit_code == 2 and "context-encoder" in r.output  # no weights: said before any work
+    r = runner.invoke(
+        app, ["eval", str(gt), "-m", "edge", "-o", str(tmp_path / "e"), "--frames", "4"], terminal_width=80
+    )
     assert r.exit_code == 0, r.output
     assert "edge" in r.output and (tmp_path / "e" / "eval.md").exists()
+    # At 80 columns every figure is whole, on its model's line (none folded across two).
+    rows = {line.split()[0] + (" per-frame" if "per-frame" in line else ""): line for line in r.output.splitlines()
+            if line.startswith("edge")}  # fmt: skip
+    scores = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert set(rows) == {"edge", "edge per-frame"} and max(len(x) for x in r.output.splitlines()[:4]) <= 80
+    for name, mean in scores["mean"].items():
+        assert f"{mean['psnr']:.2f}" in rows[name] and f"{mean['ssim']:.4f}" in rows[name]
     assert runner.invoke(app, ["eval", str(gt), "-m", "nope"]).exit_code == 2
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     synthetic.write_clip(mixed / "gt.mkv", cartoon_frames(2, 86, 48), crf=0)
     narrow = synthetic.write_clip(mixed / "narrow.mkv", cartoon_frames(2, 64, 48))
     r = runner.invoke(app, ["eval", str(mixed), "-m", "edge", "-o", str(tmp_path / "f"), "--frames", "2"])
-    assert r.exit_code == 0 and "skipped   narrow.mkv: 64x48 is narrower than 16:9" in r.output, r.output
+    assert r.exit_code == 0 and "skipped   narrow.mkv: 64x48 shows 1.33:1, narrower than 16:9" in r.output, r.output
     r = runner.invoke(app, ["eval", str(narrow), "-m", "edge", "-o", str(tmp_path / "g")])
     assert r.exit_code == 1 and str(narrow) in r.output and len(r.output.strip().splitlines()) == 1
 

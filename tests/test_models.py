@@ -108,7 +108,8 @@ def test_weight_file_of_another_architecture_is_refused(tmp_path: Path) -> None:
     w = weights.save(tiny("glcic"), tmp_path / "g.safetensors", "glcic", dict(TINY["glcic"]))
     src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(3, 64, 48))
     r = runner.invoke(app, ["convert", str(src), "-m", "big-lama", "--weights", str(w), "--no-progress"])
-    assert r.exit_code == 1 and "glcic" in r.output
+    assert r.exit_code == 2  # a usage error, before the file is opened
+    assert f"{w}: holds a glcic model, not a big-lama (lama) one; use -m glcic" in " ".join(r.output.split())
 
 
 def test_eval_and_preview_take_a_weight_file(tmp_path: Path) -> None:
@@ -122,7 +123,7 @@ def test_eval_and_preview_take_a_weight_file(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     # Without weights, a neural model is refused with a way to get them, never run at random.
     r = runner.invoke(app, ["eval", str(gt), "-m", "lama-fourier", "-o", str(tmp_path / "x")])
-    assert r.exit_code == 1 and "import-lama" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "import-lama" in " ".join(r.output.split())
 
 
 def test_python_api_load_model(tmp_path: Path) -> None:

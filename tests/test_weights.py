@@ -156,7 +156,7 @@ def test_missing_weights_are_never_replaced_by_random_ones(tmp_path: Path, monke
         load_model("big-lama")
     src = synthetic.write_clip(tmp_path / "ep.mkv", cartoon_frames(4))
     r = runner.invoke(app, ["convert", str(src), "--model", "big-lama", "--no-progress"])
-    assert r.exit_code == 1 and "ganime models pull big-lama" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "ganime models pull big-lama" in " ".join(r.output.split())
     assert not (tmp_path / "ep.16x9.mkv").exists()
 
 

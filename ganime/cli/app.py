@@ -3,13 +3,34 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
+import click
 import typer
+import typer.core
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
+from ..entry import Terminated, exit_code
 from ..models import REGISTRY, find_weights
+
+
+class Command(typer.core.TyperCommand):
+    """A command whose usage line names its arguments as command-line tools do
+    (``INPUTS...``, ``[OUTPUT]``), where typer 0.29 writes ``{inputs}...``."""
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        pieces = []
+        for piece in super().collect_usage_pieces(ctx):
+            m = re.fullmatch(r"([{\[])([\w-]+)[}\]](\.\.\.)?", piece)
+            if m is None:
+                pieces.append(piece)
+                continue
+            name = m[2].upper().replace("-", "_") + (m[3] or "")
+            pieces.append(name if m[1] == "{" else f"[{name}]")
+        return pieces
+
 
 app = typer.Typer(
     name="ganime",
@@ -41,6 +62,12 @@ def _root(
     ] = None,
 ) -> None:
     """ganime: 4:3 animation to 16:9, sides generated, everything else kept."""
+
+
+def usage_error(flag: str, message: str) -> NoReturn:
+    """A usage error found before any file is opened: one line naming the option, exit 2."""
+    err.print(f"[red]error:[/] {escape(flag)}: {escape(message)}")
+    raise typer.Exit(2)
 
 
 def parse_time(text: str | None, flag: str) -> float | None:
@@ -76,6 +103,11 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except KeyboardInterrupt:  # outside a command's own handling (Click's, while parsing)
-        err.print("[yellow]interrupted[/]: nothing was written")
-        raise SystemExit(130) from None
+    except KeyboardInterrupt as e:  # outside a command's own handling (Click's, while parsing)
+        err.print(f"[yellow]{stop_word(e)}[/]: nothing was written")
+        raise SystemExit(exit_code(e)) from None
+
+
+def stop_word(e: KeyboardInterrupt) -> str:
+    """What stopped the command, in a word or three: Ctrl-C or a signal."""
+    return e.what if isinstance(e, Terminated) else "interrupted"

@@ -22,8 +22,10 @@ from rich.progress import (
 from rich.table import Table
 
 from .. import __version__, geometry, pipeline, video
-from ..models import REGISTRY
-from .app import app, err, out, parse_time
+from ..entry import exit_code
+from ..models import REGISTRY, resolve_weights
+from ..weights import WeightsError
+from .app import Command, app, err, out, parse_time, stop_word, usage_error
 
 
 class _Bars:
@@ -152,6 +154,37 @@ def _summary(results: list[pipeline.Result]) -> None:
     err.print(table)
 
 
+def _check_setup(options: pipeline.ConvertOptions, output: Path | None, ray: bool) -> str:
+    """Check what every file of a batch shares: model and weights, encoder, device, container.
+
+    Exits with a usage error (2) naming the option, what is wrong and what would work;
+    returns where the model runs, for the first line.
+    """
+    try:
+        name = options.model_name
+    except WeightsError as e:
+        usage_error("--weights", str(e))
+    try:
+        resolve_weights(name, options.weights)
+    except WeightsError as e:
+        usage_error("--weights" if options.weights is not None else "--model", str(e))
+    try:
+        options.encoder.check_available()
+    except video.EncoderSettingsError as e:
+        usage_error(e.flag, str(e))
+    if output is not None and video.output_format(output) == "webm" and options.encoder.codec != "av1":
+        usage_error(
+            "--codec",
+            f"{output}: WebM holds only AV1 of the codecs ganime writes; use --codec av1 or an .mkv output",
+        )
+    if ray:
+        return f"the Ray workers' {options.device}"  # their devices, not this machine's
+    try:
+        return pipeline.describe_device(options.device)
+    except ValueError as e:
+        usage_error("--device", str(e))
+
+
 def _check_start(path: Path, start: float, flag: str) -> None:
     """A usage error when ``start`` is past the end of ``path`` (a file ganime cannot read fails later, alone)."""
     try:
@@ -162,7 +195,7 @@ def _check_start(path: Path, start: float, flag: str) -> None:
         raise typer.BadParameter(f"{start:g} s is past the end of {path} ({length:.1f} s long)", param_hint=flag)
 
 
-@app.command()
+@app.command(cls=Command)
 def convert(
     inputs: Annotated[list[Path], typer.Argument(help="Video files and/or folders (searched recursively).")],
     output: Annotated[
@@ -175,7 +208,9 @@ def convert(
     ] = None,
     weights: Annotated[
         Optional[Path],  # noqa: UP045
-        typer.Option(help="A ganime weight file for the model (default: its installed weights)."),
+        typer.Option(
+            help="A ganime weight file (ganime train, models import-lama); without -m, the model it holds runs."
+        ),
     ] = None,
     aspect: Annotated[str, typer.Option(help="Target display aspect ratio.")] = "16:9",
     codec: Annotated[
@@ -230,6 +265,14 @@ def convert(
         bool,
         typer.Option(help="Keep the output of a source that decodes short of its length (damaged, truncated)."),
     ] = False,
+    retry: Annotated[
+        bool,
+        typer.Option(
+            "--retry",
+            help="Decode again sources that failed on their content before (damaged, cut short); they are"
+            " otherwise failed at once while the file and the options that failed stay the same.",
+        ),
+    ] = False,
     bars: Annotated[bool, typer.Option(help="Detect black bars burnt into the picture and fill them.")] = True,
     sidecars: Annotated[
         bool, typer.Option(help="Add the subtitle files beside each episode (ep01.eng.srt, ep01.ass) as streams.")
@@ -282,31 +325,37 @@ def convert(
         weights=weights,
         temporal=temporal,
         temporal_window=temporal_window,
+        retry=retry,
     )
-    try:
-        found = pipeline.find_inputs(inputs)
-    except FileNotFoundError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(2) from None
-    if not found:
-        err.print(f"[red]error:[/] no video files in {escape(', '.join(map(str, inputs)))}")
-        raise typer.Exit(2)
     if options.deinterlace not in video.FIELD_CHOICES:
         raise typer.BadParameter(
             f"{options.deinterlace!r} is not one of {', '.join(video.FIELD_CHOICES)}", param_hint="--deinterlace"
         )
     if options.duration is not None and options.duration <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--duration")
+    where = _check_setup(options, output, ray)  # before any file is opened: a batch fails once, not per file
+    try:
+        scan = pipeline.scan_inputs(inputs)
+    except FileNotFoundError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(2) from None
+    found = scan.found
+    if not found:
+        places = escape(", ".join(map(str, inputs)))
+        if scan.skipped:
+            err.print(
+                f"[red]error:[/] nothing to convert in {places}:"
+                f" its {len(scan.skipped)} video file(s) were written by ganime"
+            )
+        else:
+            err.print(f"[red]error:[/] no video files in {places}")
+        raise typer.Exit(2)
     if options.start and len(found) == 1:
         _check_start(found[0][0], options.start, "--start")
     if output is not None and len(found) > 1 and output.suffix and not output.is_dir():
         err.print(f"[red]error:[/] {escape(str(output))}: several inputs need an output folder, not a file")
         raise typer.Exit(2)
     if not dry_run:
-        try:
-            where = pipeline.describe_device(device)
-        except ValueError as e:
-            where = f"{device} [red]({escape(str(e))})[/]"
         name = options.model_name
         err.print(f"ganime {__version__}: model [bold]{name}[/] on {where}, encoder {encoder.encoder_name(8)}")
 
@@ -344,10 +393,10 @@ def convert(
             on_result=on_result,
             dry_run=dry_run,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM, SIGHUP
         bars_ui.stop()
-        _interrupted(finished, len(found))
-        raise typer.Exit(130) from None
+        _interrupted(finished, len(found) + len(scan.skipped), stop_word(e))
+        raise typer.Exit(exit_code(e)) from None
     finally:
         bars_ui.stop()
     if not dry_run:
@@ -355,22 +404,25 @@ def convert(
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
 
 
-def _interrupted(finished: list[pipeline.Result], files: int) -> None:
-    """One line on Ctrl-C: what was kept and what was not."""
+def _interrupted(finished: list[pipeline.Result], files: int, what: str = "interrupted") -> None:
+    """One line on Ctrl-C or SIGTERM: what was kept and what was not."""
     done = [r for r in finished if r.status == "converted"]
     kept = f"{len(done)} converted output(s) kept" if done else "no output was finished"
     rest = files - len(finished) - 1  # after the one being converted
     err.print(
-        f"[yellow]interrupted:[/] {kept}; the file being converted was removed (nothing of it under its name)"
+        f"[yellow]{what}:[/] {kept}; the file being converted was removed (nothing of it under its name)"
         + (f"; {rest} file(s) not converted (run the same command again to go on)" if rest else "")
     )
 
 
-@app.command()
+@app.command(cls=Command)
 def probe(
     file: Annotated[Path, typer.Argument(help="A video file.")],
 ) -> None:
     """Show what ganime sees in a file: geometry, timing, colour, streams, bars."""
+    if not file.exists():  # as convert says it: a path that is not there is a usage error
+        err.print(f"[red]error:[/] {escape(str(file))}: no such file or folder")
+        raise typer.Exit(2)
     try:
         info = video.probe(file)
         color = video.ColorSpec.for_video(info)
@@ -382,13 +434,16 @@ def probe(
     rate = f"{float(info.frame_rate):.3f}" if info.frame_rate else "unknown"
     out.print(f"[bold]{escape(str(file))}[/] ({info.container})")
     size = f"{info.width}x{info.height}"
+    if info.rotation in (90, 270):
+        size += f" as shown (stored {info.height}x{info.width})"
     out.print(f"  video      #{info.video_index} {info.codec} {size} {info.pix_fmt} ({info.bit_depth}-bit)")
     out.print(f"  aspect     SAR {info.sar.numerator}:{info.sar.denominator}, display {info.display_aspect:.3f}:1")
     out.print(
         f"  timing     {rate} fps, time base {info.time_base}, start {info.start_time:.3f} s, "
         f"duration {info.duration or 0:.3f} s, frames {info.frame_count or 'unknown'}"
     )
-    out.print(f"  scan       {'interlaced' if info.interlaced else 'progressive'}, rotation {info.rotation}")
+    turn = f", turned {info.rotation}° upright (display rotation)" if info.rotation else ""
+    out.print(f"  scan       {'interlaced' if info.interlaced else 'progressive'}{turn}")
     bars_text = f"picture {content.width}x{content.height} at {content.x},{content.y}" if content else "none"
     out.print(f"  bars       {bars_text}")
     out.print(f"  16:9 plan  {escape(lay.describe())}{' (already at target)' if lay.at_target else ''}")

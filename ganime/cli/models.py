@@ -15,7 +15,7 @@ from ..models import pull as pull_model
 from ..weights import WeightsError
 from ..weights import shipped_dir as weights_shipped
 from ..weights import store_dir as weights_store
-from .app import app, err, out
+from .app import Command, app, err, out
 
 models_app = typer.Typer(help="List, download and import models.", no_args_is_help=False)
 
@@ -78,7 +78,7 @@ def models_list(ctx: typer.Context) -> None:
         out.print(line, soft_wrap=True)
 
 
-@models_app.command("pull")
+@models_app.command("pull", cls=Command)
 def models_pull(name: Annotated[str, typer.Argument(help="A model with a download (see `ganime models`).")]) -> None:
     """Download a model's weights from the Hugging Face Hub and install them."""
     if name not in REGISTRY:
@@ -92,7 +92,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="A model with a downloa
     out.print(f"installed {name}: {escape(str(path))}")
 
 
-@models_app.command("import-lama")
+@models_app.command("import-lama", cls=Command)
 def models_import_lama(
     checkpoint: Annotated[Path, typer.Argument(help="Official LaMa best.ckpt, its zip, or a safetensors conversion.")],
     output: Annotated[
@@ -113,7 +113,7 @@ def models_import_lama(
         raise typer.BadParameter(f"{name!r} is not a LaMa model ({lamas})", param_hint="--name")
     dest = output or weights_store() / f"{name}.safetensors"
     try:
-        path = import_lama(checkpoint, dest, half=half)
+        path = import_lama(checkpoint, dest, {"model": name} if name else None, half=half)
     except WeightsError as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None

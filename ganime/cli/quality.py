@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from .. import geometry, pipeline, video
+from ..models import resolve_weights
 from ..weights import WeightsError
-from .app import _model_list, _on_off, app, err, out, parse_time
+from .app import Command, _model_list, _on_off, app, err, out, parse_time, usage_error
 from .convert import _check_start
 
 
-@app.command("eval")
+@app.command("eval", cls=Command)
 def eval_cmd(
     clips: Annotated[list[Path], typer.Argument(help="16:9 (or wider) clips, images or folders: the ground truth.")],
     model: Annotated[
@@ -77,6 +77,11 @@ def eval_cmd(
         perceptual=perceptual,
         report=tuple(n.strip() for n in report.split(",") if n.strip()),
     )
+    for name in options.models:  # missing weights are a usage error, as for convert
+        try:
+            resolve_weights(name, weights if len(options.models) == 1 else None)
+        except WeightsError as e:
+            usage_error("--weights" if weights is not None else "--model", str(e))
     try:
         with err.status("evaluating") as status:
             report = evaluate.evaluate(clips, options, output, progress=lambda m: status.update(escape(m)))
@@ -86,16 +91,20 @@ def eval_cmd(
     except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
+    # No borders and one space between columns: the longest row ("context-encoder
+    # per-frame" and eight figures) fits 80 columns whole; nothing folds or is cut.
     table = Table(
         title=f"ganime eval ({len(report.clips())} clips, {report.seconds:.0f} s)",
         title_justify="left",
-        box=box.SIMPLE_HEAD,
+        box=None,
+        header_style="bold underline",
         pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
     )
     cols = ("model", "LPIPS", "sharp", "patch", "PSNR", "SSIM", "temp", "flick", "fps")
     for col in cols:
-        # Whole model names; figures fold rather than lose digits when the terminal is narrow.
-        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=col == "model", overflow="fold")
+        table.add_column(col, justify="left" if col == "model" else "right", no_wrap=True)
 
     def fmt(v: float, spec: str) -> str:
         return "n/a" if math.isnan(v) else format(v, spec)
@@ -122,7 +131,7 @@ def eval_cmd(
         out.print(f"{kind:<9} {escape(str(path))}")
 
 
-@app.command()
+@app.command(cls=Command)
 def preview(
     file: Annotated[Path, typer.Argument(help="A video file (or image).")],
     at: Annotated[str, typer.Option(help="Time of the frame (seconds or HH:MM:SS).")] = "0",

@@ -19,9 +19,10 @@ from rich.progress import (
 )
 
 from .. import video
+from ..entry import exit_code
 from ..models import PREFERENCE, REGISTRY
 from ..weights import WeightsError
-from .app import app, err, out
+from .app import Command, app, err, out, stop_word
 
 
 def _config_overrides(items: list[str] | None) -> dict:
@@ -43,7 +44,7 @@ def _other_rank() -> bool:
     return int(os.environ.get("RANK", "0") or 0) > 0
 
 
-@app.command()
+@app.command(cls=Command)
 def train(
     data: Annotated[
         list[Path], typer.Option("--data", "-d", help="Videos, images or folders of them (16:9 or wider).")
@@ -72,7 +73,15 @@ def train(
         typer.Option(help="Continue an interrupted run exactly from its checkpoint."),
     ] = None,
     val_every: Annotated[int, typer.Option(min=1, help="Validate (and keep the best weights) every N steps.")] = 200,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Write a checkpoint every N steps.")] = 200,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Write OUTPUT.ckpt every N steps: all --resume needs, so both networks and both Adam states"
+            " (GLCIC's is ~170 MB, nearly all of it the discriminator's, beside a 2 MB weight file); delete it"
+            " once the run is final.",
+        ),
+    ] = 200,
     height: Annotated[int, typer.Option(min=16, help="Training height (the width is 16:9 of it).")] = 144,
     ssim_weight: Annotated[
         float, typer.Option(min=0.0, help="Add this weight of 1 - SSIM to the family's losses (0: the papers').")
@@ -140,9 +149,9 @@ def train(
     except Stopped as e:
         err.print(f"[yellow]{escape(str(e))}[/] (best weights so far in {escape(str(output))})")
         raise typer.Exit(130) from None
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: the last checkpoint written, if any, resumes the run (--resume)")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:
+        err.print(f"[yellow]{stop_word(e)}[/]: the last checkpoint written, if any, resumes the run (--resume)")
+        raise typer.Exit(exit_code(e)) from None
     if _other_rank():
         return
     best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"

@@ -183,13 +183,34 @@ def missing_weights_message(name: str) -> str:
     return f"model {name!r} needs weights and none are installed; " + "; ".join(ways)
 
 
+def model_for_weights(path: str | Path) -> str:
+    """The registered model a ganime weight file is for (what ``--weights`` without ``-m`` runs).
+
+    Its ``model`` tag (``ganime train`` and ``import-lama --name`` write one), else the
+    model of its architecture whose config it shares most, best first.
+    """
+    arch, config, meta = W.read_header(path)
+    tagged = meta.get("model")
+    if tagged in REGISTRY and REGISTRY[tagged].arch == arch:
+        return tagged
+    order = [n for n in (*PREFERENCE, *REGISTRY) if n in REGISTRY and REGISTRY[n].arch == arch]
+    if not order:
+        raise W.WeightsError(f"{path}: holds a {arch} model, which none of ganime's models runs")
+
+    def shared(name: str) -> int:
+        return sum(1 for k, v in REGISTRY[name].config.items() if config.get(k) == v)
+
+    return max(dict.fromkeys(order), key=shared)  # the first of the best on a tie
+
+
 def resolve_weights(name: str, weights: str | Path | None = None) -> Path | None:
     """The weight file ``name`` will run with (None for weight-free fills); raises WeightsError."""
     spec = get_spec(name)
     if weights is not None:
         path = Path(weights)
-        if not path.is_file():
-            raise W.WeightsError(f"{path}: no such weight file")
+        arch = W.read_header(path)[0]
+        if arch != spec.arch:
+            raise W.WeightsError(_wrong_model(path, arch, name))
         return path
     if not spec.needs_weights:
         return None
@@ -229,10 +250,21 @@ def load_model(name: str, weights: str | Path | None = None, device: str | torch
     path = resolve_weights(name, weights)
     if path is None:
         return build_model(name).to(device)
-    arch = W.read(path)[0]
+    arch = W.read_header(path)[0]
     if arch != get_spec(name).arch:
-        raise W.WeightsError(f"{path}: holds a {arch} model, not {name} ({get_spec(name).arch})")
+        raise W.WeightsError(_wrong_model(path, arch, name))
     return load_file(path, device)
+
+
+def _wrong_model(path: Path, arch: str, name: str) -> str:
+    """Why a weight file does not fit ``-m name``, and what would."""
+    runs = get_spec(name).arch
+    kind = name if runs == name else f"{name} ({runs})"
+    try:
+        fits = f"-m {model_for_weights(path)}, or leave -m out"
+    except W.WeightsError:
+        fits = "a weight file made for it"
+    return f"{path}: holds a {arch} model, not a {kind} one; use {fits}"
 
 
 def import_lama(checkpoint: str | Path, out: str | Path, meta: dict | None = None, half: bool = False) -> Path:

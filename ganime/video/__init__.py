@@ -21,8 +21,10 @@ from .fields import KINDS as FIELD_CHOICES
 from .fields import FieldPlan, plan_fields
 from .probe import (
     COPY_TYPES,
+    OWN_TAG,
     VIDEO_EXTENSIONS,
     ColorSpec,
+    DamagedSource,
     StreamInfo,
     VideoError,
     VideoInfo,
@@ -30,6 +32,7 @@ from .probe import (
     probe,
     rgb_format,
     to_rgb,
+    written_by_ganime,
     yuv_planes,
 )
 from .reader import Frame, Reader, sample_frames
@@ -43,11 +46,13 @@ __all__ = [
     "DEFAULT_PRESET",
     "ENCODERS",
     "FIELD_CHOICES",
+    "OWN_TAG",
     "SIDECAR_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "AudioTranscoder",
     "Carried",
     "ColorSpec",
+    "DamagedSource",
     "EncoderSettings",
     "EncoderSettingsError",
     "FieldPlan",
@@ -74,5 +79,6 @@ __all__ = [
     "stream_changes",
     "subtitle_as_utf8",
     "to_rgb",
+    "written_by_ganime",
     "yuv_planes",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 
@@ -67,6 +68,34 @@ class EncoderSettings:
     def keeps_interlacing(self) -> bool:
         """Whether this encoder can code an interlaced source as interlaced (x264's MBAFF)."""
         return self.codec == "x264"
+
+    def check_available(self) -> None:
+        """Raise EncoderSettingsError (``--codec``) when this codec cannot encode here.
+
+        Found before any file is opened: a software encoder missing from the PyAV build,
+        or NVENC without an NVIDIA GPU and driver (it is in the wheel either way, and
+        fails only when opened, so it is opened once on a small picture).
+        """
+        for name in dict.fromkeys(ENCODERS[self.codec]):
+            try:
+                codec = av.codec.Codec(name, "w")
+            except (av.codec.codec.UnknownCodecError, ValueError):
+                raise EncoderSettingsError(
+                    "--codec", f"{self.codec} ({name}) is not in this build of PyAV; use --codec x264"
+                ) from None
+            if self.codec != "nvenc":
+                continue
+            try:
+                cc = av.CodecContext.create(codec, "w")
+                cc.width, cc.height, cc.pix_fmt = 256, 256, "yuv420p"
+                cc.time_base = Fraction(1, 25)
+                cc.open()
+            except (av.FFmpegError, OSError, ValueError) as e:
+                why = getattr(e, "strerror", None) or str(e)
+                raise EncoderSettingsError(
+                    "--codec",
+                    f"nvenc needs an NVIDIA GPU and driver, and {name} could not start here ({why}); use x264",
+                ) from None
 
     def encoder_name(self, bit_depth: int) -> str:
         return ENCODERS[self.codec][1 if bit_depth > 8 else 0]

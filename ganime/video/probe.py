@@ -27,6 +27,11 @@ class VideoError(Exception):
     """A video file that cannot be read or written; the message names the problem."""
 
 
+class DamagedSource(VideoError):
+    """A source that fails on its own content after decoding (cut short, no picture decodes):
+    it would fail the same way every time it is decoded again."""
+
+
 # --------------------------------------------------------------------------- probe
 
 
@@ -58,7 +63,13 @@ class StreamInfo:
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What ``probe`` learns about a file and its main video stream."""
+    """What ``probe`` learns about a file and its main video stream.
+
+    ``width``, ``height`` and ``sar`` are those of the picture as players show it: a
+    stream stored sideways with a display rotation (a phone's, or a ``rotate=90``
+    tag) is described, decoded (``upright``) and converted turned upright, and
+    ``rotation`` says by how much it is turned on decoding.
+    """
 
     path: Path
     container: str
@@ -75,7 +86,7 @@ class VideoInfo:
     frame_count: int | None
     interlaced: bool
     top_field_first: bool  # of an interlaced source (as the decoder reports; top when it does not say)
-    rotation: int
+    rotation: int  # degrees counter-clockwise the stored picture is turned to be shown: 0, 90, 180, 270
     colorspace: int
     color_range: int
     color_primaries: int
@@ -194,12 +205,17 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
         elif c.duration:
             duration = c.duration / av.time_base
         start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
+        sar = _fraction(vs.sample_aspect_ratio) or _fraction(cc.sample_aspect_ratio) or Fraction(1)
+        rotation = rotation_of(first)
+        width, height = first.width, first.height
+        if rotation in (90, 270):  # ganime works on the picture as it is shown, turned upright
+            width, height, sar = height, width, 1 / sar
         return VideoInfo(
             path=path,
             container=c.format.name,
-            width=first.width,
-            height=first.height,
-            sar=_fraction(vs.sample_aspect_ratio) or _fraction(cc.sample_aspect_ratio) or Fraction(1),
+            width=width,
+            height=height,
+            sar=sar,
             frame_rate=_fraction(vs.average_rate) or _fraction(vs.guessed_rate),
             time_base=tb,
             pix_fmt=fmt.name,
@@ -211,7 +227,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             interlaced=interlaced,
             # AVFieldOrder: 3 (BB) and 5 (BT) show the bottom field first.
             top_field_first=int(cc.field_order or 0) not in (3, 5),
-            rotation=int(first.rotation or 0),
+            rotation=rotation,
             colorspace=int(first.colorspace),
             color_range=int(first.color_range),
             color_primaries=int(first.color_primaries),
@@ -220,6 +236,32 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             streams=tuple(_stream_info(s) for s in c.streams),
             chapters=len(c.chapters()),
         )
+
+
+OWN_TAG = "GANIME"  # a container tag (Matroska, WebM) every output of ganime carries
+OWN_HANDLER = "ganime"  # how the video track's handler name starts in MP4 and MOV, which keep no free tags
+
+
+def written_by_ganime(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file ganime wrote (reads the container header only)."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="replace") as c:
+            if any(k.upper() == OWN_TAG for k in c.metadata):
+                return True
+            return any(str(s.metadata.get("handler_name", "")).startswith(OWN_HANDLER) for s in c.streams.video)
+    except (av.FFmpegError, OSError, UnicodeDecodeError):
+        return False  # not a readable video: not one of ours
+
+
+def rotation_of(f: av.VideoFrame) -> int:
+    """The display rotation of a decoded picture, counter-clockwise, to the nearest quarter turn."""
+    return round(float(f.rotation or 0) / 90) % 4 * 90
+
+
+def upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """A picture (HWC, or one sample plane HW) turned as a player shows it (``rotation_of``)."""
+    turns = rotation // 90 % 4
+    return np.ascontiguousarray(np.rot90(image, turns)) if turns else image
 
 
 # ------------------------------------------------------------------------- colour
@@ -251,11 +293,12 @@ def rgb_format(bit_depth: int) -> str:
     return "rgb48le" if bit_depth > 8 else "rgb24"
 
 
-def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
-    """Convert a decoded frame to an HWC RGB array with the file's own matrix and range."""
+def to_rgb(f: av.VideoFrame, color: ColorSpec | None, rotation: int = 0) -> np.ndarray:
+    """Convert a decoded frame to an HWC RGB array with the file's own matrix and range,
+    turned by ``rotation`` (see ``rotation_of``)."""
     fmt = rgb_format(max(c.bits for c in f.format.components))
     if color is None:
-        return even(f.to_ndarray(format=fmt))
+        return upright(even(f.to_ndarray(format=fmt)), rotation)
     rgb = f.reformat(
         format=fmt,
         src_colorspace=color.matrix,
@@ -263,7 +306,7 @@ def to_rgb(f: av.VideoFrame, color: ColorSpec | None) -> np.ndarray:
         dst_color_range="JPEG",
         threads=1,  # frame threading already keeps the cores busy
     )
-    return even(rgb.to_ndarray())
+    return upright(even(rgb.to_ndarray()), rotation)
 
 
 def even_size(width: int, height: int) -> tuple[int, int]:
@@ -287,21 +330,27 @@ def even(image: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------------- decode
 
 
-def yuv_planes(f: av.VideoFrame) -> tuple[np.ndarray, ...] | None:
-    """Copies of a planar YUV frame's sample planes (None for RGB, packed or paletted formats)."""
+def yuv_planes(f: av.VideoFrame, rotation: int = 0) -> tuple[np.ndarray, ...] | None:
+    """Copies of a planar YUV frame's sample planes, turned by ``rotation``.
+
+    None for RGB, packed or paletted formats, and for a quarter turn of a format whose
+    chroma is subsampled one way only (4:2:2 turned would not be 4:2:2).
+    """
     fmt = f.format
     if fmt.is_rgb or not fmt.is_planar or fmt.has_palette or not fmt.name.startswith(("yuv", "gray")):
         return None
     dtype = np.uint16 if max(c.bits for c in fmt.components) > 8 else np.uint8
     size = np.dtype(dtype).itemsize
+    if rotation in (90, 270) and any(p.width * f.height != p.height * f.width for p in f.planes):
+        return None
     planes = [np.frombuffer(p, dtype).reshape(p.height, p.line_size // size)[:, : p.width].copy() for p in f.planes]
     if f.width % 2 == 0 and f.height % 2 == 0:
-        return tuple(planes)
+        return tuple(upright(p, rotation) for p in planes)
     # Odd sizes: each plane padded to what the even picture (see ``even``) has.
     w, h = even_size(f.width, f.height)
     out = []
     for p in planes:
         sx, sy = max(1, round(f.width / p.shape[1])), max(1, round(f.height / p.shape[0]))
         want_h, want_w = -(-h // sy), -(-w // sx)
-        out.append(np.pad(p, ((0, want_h - p.shape[0]), (0, want_w - p.shape[1])), mode="edge"))
+        out.append(upright(np.pad(p, ((0, want_h - p.shape[0]), (0, want_w - p.shape[1])), mode="edge"), rotation))
     return tuple(out)

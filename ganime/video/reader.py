@@ -16,11 +16,12 @@ from .probe import (
     _FINE,
     _KEY_PATIENCE,
     ColorSpec,
-    VideoError,
+    DamagedSource,
     _fraction,
     _open_input,
     _reason,
     _video_stream,
+    rotation_of,
     to_rgb,
     yuv_planes,
 )
@@ -93,6 +94,9 @@ class Reader:
         self._last_pts: int | None = None  # of the last frame given out
         self.retimed = 0  # frames whose timestamp did not increase, moved just after the last
         self.first_error: str | None = None
+        # The display rotation of the first picture, applied to every one (as ``probe``
+        # describes the stream): frames come out upright, all of one size.
+        self.rotation: int | None = None
 
     def close(self) -> None:
         self.container.close()
@@ -209,6 +213,8 @@ class Reader:
                         pts = 0 if last_pts is None else last_pts + step
                     last_pts = pts
                     f.pts = pts
+                    if self.rotation is None:  # before the field filters, which may drop it
+                        self.rotation = rotation_of(f)
                     for g in fields.push(f) if fields is not None else (f,):
                         frame = self._frame(g, vtb, voff)
                         if frame is _PAST_END:
@@ -232,7 +238,7 @@ class Reader:
             self._count_error(e)
         if self.frames_decoded == 0:
             why = f" ({self.first_error})" if self.first_error else ""
-            raise VideoError(f"{self.path}: no video frame could be decoded{why}")
+            raise DamagedSource(f"{self.path}: no video frame could be decoded{why}")
 
     def _frame(self, f: av.VideoFrame, vtb: Fraction, voff: int) -> Frame | object | None:
         """The Frame for a decoded (and perhaps field-filtered) picture, on the stream's clock;
@@ -257,8 +263,9 @@ class Reader:
         # when its last frame ends where the file does, not when it starts.
         shown = f.duration if f.duration and (not f.time_base or Fraction(f.time_base) == vtb) else self._step
         self.span = max(self.span, float((pts + shown - self._first_pts) * vtb))
-        planes = yuv_planes(f) if self.keep_planes else None
-        return Frame(to_rgb(f, self.color), pts - voff, vtb, planes, f.format.name)
+        turn = self.rotation or 0
+        planes = yuv_planes(f, turn) if self.keep_planes else None
+        return Frame(to_rgb(f, self.color, turn), pts - voff, vtb, planes, f.format.name)
 
     def _reach(self, packet: av.Packet) -> None:
         """How far into the file (seconds from its start) any stream's packets went."""
@@ -385,7 +392,7 @@ def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpe
             except av.FFmpegError:
                 continue
             if f is not None and f.pts not in found:
-                found[f.pts] = to_rgb(f, color)
+                found[f.pts] = to_rgb(f, color, rotation_of(f))
         if len(found) >= min(count, 3):
             return list(found.values())
         rate = float(vs.average_rate or 25)
@@ -398,7 +405,7 @@ def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpe
         try:
             for i, f in enumerate(c.decode(vs)):
                 if i % step == 0:
-                    out.append(to_rgb(f, color))
+                    out.append(to_rgb(f, color, rotation_of(f)))
                     if len(out) >= count:
                         break
         except av.FFmpegError:

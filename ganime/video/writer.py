@@ -17,7 +17,7 @@ import numpy as np
 from ..geometry import Layout
 from ..subtitles.sidecars import Sidecar
 from .encoder import EncoderSettings
-from .probe import _STALE_TAG, ColorSpec, VideoError, _fraction, _reason
+from .probe import _STALE_TAG, OWN_HANDLER, OWN_TAG, ColorSpec, VideoError, _fraction, _reason
 from .reader import Frame
 from .streams import Output, PictureMove, Route, copy_metadata, route
 
@@ -41,7 +41,7 @@ class Picture:
     bit_depth: int
     pix_fmt: str  # the source's pixel format (the output keeps its chroma layout and depth where it can)
     color: ColorSpec
-    rotation: int = 0  # display rotation to keep, degrees
+    rotation: int = 0  # degrees the source was turned on decoding; the output is stored upright, untagged
     fields: str | None = None  # "tff" / "bff": encoded interlaced with that field order
     rate: Fraction | None = None  # frame rate out where it is not the source's (inverse telecine)
 
@@ -54,6 +54,14 @@ class Carried:
     chapters: list[dict] | None = None  # None: the source's own
     excerpt: bool = False  # only part of the source is converted
     sidecars: Sequence[tuple[av.stream.Stream, Sidecar]] = ()  # subtitle files beside the source
+
+
+def _own_mark(pic: Picture) -> str:
+    """The tag every output carries: which tool made it and to what canvas."""
+    from .. import __version__
+
+    lay = pic.layout
+    return f"ganime {__version__}: sides generated, {lay.canvas_width}x{lay.canvas_height}"
 
 
 class Writer:
@@ -118,6 +126,8 @@ class Writer:
             )
             self._add_routes(source, video_stream, carried)
             self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
+            # How a folder scan knows this file for one of ours, whatever its name says.
+            self.out.metadata[OWN_TAG] = _own_mark(picture)
             chapters = source.chapters() if carried.chapters is None else carried.chapters
             if chapters:
                 self.out.set_chapters(chapters)
@@ -138,6 +148,8 @@ class Writer:
         fmt = self.out.format.name
         lay = self.picture.layout
         src_w, src_h = vs.codec_context.width, vs.codec_context.height
+        if self.picture.rotation in (90, 270):  # subtitles are placed on the picture as shown
+            src_w, src_h = src_h, src_w
         move = None
         if src_w and src_h:  # subtitles placed on the frame move with the picture
             pic = (lay.content.x, lay.content.y)
@@ -176,7 +188,7 @@ class Writer:
     def _add_video(self, vs: av.video.stream.VideoStream, encoder: EncoderSettings) -> av.video.stream.VideoStream:
         """The encoded video stream, timed and tagged like the source's."""
         pic = self.picture
-        bit_depth, rotation = pic.bit_depth, pic.rotation
+        bit_depth = pic.bit_depth
         name = encoder.encoder_name(bit_depth)
         rate = pic.rate or _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
         try:
@@ -201,9 +213,10 @@ class Writer:
         # (slice only) makes libx264 use sliced threads: slower, and ~4 % larger files
         # at the same CRF.
         cc.thread_type = "AUTO"
-        if rotation:
-            ov.set_display_rotation(rotation)  # shown as the source was; pixels stay as stored
         copy_metadata(vs, ov, drop_stale=True)
+        ov.metadata.pop("rotate", None)  # an old-style rotation tag: the output is stored upright
+        if self.out.format.name in ("mp4", "mov"):  # they keep no free container tags
+            ov.metadata["handler_name"] = f"{OWN_HANDLER}: {_own_mark(pic)}"
         return ov
 
     def _interlace(self, order: str, width: int, height: int) -> av.filter.Graph:
