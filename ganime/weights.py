@@ -106,18 +106,13 @@ def read_header(path: str | Path) -> tuple[str, dict, dict[str, str]]:
 
 def read(path: str | Path) -> tuple[str, dict, dict[str, torch.Tensor], dict[str, str]]:
     """(arch, config, state dict, metadata) of a ganime weight file."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weight file")
+    arch, config, meta = read_header(path)
     try:
         with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise WeightsError(f"{path}: not a safetensors file ({e})") from e
-    if meta.get("format") != FORMAT or "arch" not in meta:
-        raise WeightsError(f"{path}: not a ganime weight file (no model config in its metadata)")
-    return meta["arch"], json.loads(meta.get("config", "{}")), tensors, meta
+    return arch, config, tensors, meta
 
 
 def sha256(path: str | Path) -> str:

@@ -1,15 +1,9 @@
 """A batch as a user runs it: which files a folder scan takes, options checked once up front,
-damaged sources remembered, display rotation, and signals that stop a conversion."""
+damaged sources remembered, display rotation (signals that stop it: test_cli)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -224,32 +218,3 @@ def test_a_rotated_source_is_converted_as_it_is_shown(tmp_path: Path) -> None:
     r = invoke("convert", tall, *FAST)
     assert r.exit_code == 0 and "portrait as shown (turned 270° by its display rotation)" in flat(r.output)
     assert not (tmp_path / "tall.16x9.mkv").exists()
-
-
-# --------------------------------------------------------------------- signals
-
-
-@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129)])
-def test_sigterm_and_sighup_leave_nothing_behind(tmp_path: Path, sig: signal.Signals, code: int) -> None:
-    """A killed job, a stopped container, a closed terminal: handled as Ctrl-C is."""
-    src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(240, 160, 120), Fraction(24))
-    partial = tmp_path / "long.16x9.partial.mkv"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ganime", "convert", str(src), "--no-progress", "--batch-size", "1"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert partial.exists(), "the conversion never started writing"
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
-    assert proc.returncode == code
-    assert f"stopped by {sig.name}: no output was finished" in flat(err) and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]

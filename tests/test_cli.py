@@ -253,9 +253,20 @@ def test_interrupted_run_leaves_no_output(tmp_path: Path, plain_source: Path) ->
     assert not list(tmp_path.glob("*.partial*"))
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_a_stopped_conversion_leaves_nothing_under_the_final_name(tmp_path: Path, sig: signal.Signals) -> None:
-    """Killed, or Ctrl-C (one line, exit 130), the moment the output file appears."""
+@pytest.mark.parametrize(
+    ("sig", "said"),
+    [
+        (signal.SIGKILL, None),
+        (signal.SIGINT, "interrupted"),
+        # A killed job or a stopped container, a closed terminal: as Ctrl-C, exit 128 + N.
+        (signal.SIGTERM, "stopped by SIGTERM"),
+        (signal.SIGHUP, "stopped by SIGHUP"),
+    ],
+)
+def test_a_stopped_conversion_leaves_nothing_under_the_final_name(
+    tmp_path: Path, sig: signal.Signals, said: str | None
+) -> None:
+    """Killed, Ctrl-C or SIGTERM (one line) the moment the output file appears."""
     src = synthetic.write_clip(tmp_path / "long.mkv", cartoon_frames(240, 160, 120), Fraction(24))
     partial = tmp_path / "long.16x9.partial.mkv"
     proc = subprocess.Popen(
@@ -276,10 +287,10 @@ def test_a_stopped_conversion_leaves_nothing_under_the_final_name(tmp_path: Path
     finally:
         proc.kill()
     assert not (tmp_path / "long.16x9.mkv").exists()
-    if sig == signal.SIGINT:
-        assert proc.returncode == 130
-        assert "Traceback" not in err and "interrupted: no output was finished" in " ".join(err.split())
-        assert not partial.exists()  # a kill cannot clean up; Ctrl-C does
+    if said is not None:
+        assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig)
+        assert "Traceback" not in err and f"{said}: no output was finished" in " ".join(err.split())
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mkv"]  # a kill cannot clean up; these do
 
 
 def test_a_truncated_file_fails_unless_kept_incomplete(tmp_path: Path) -> None:
