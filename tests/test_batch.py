@@ -154,6 +154,18 @@ def test_usage_lines_name_arguments_plainly() -> None:
         assert usage in r.output and "{" not in r.output, r.output
 
 
+def test_eval_and_preview_refuse_a_device_up_front(tmp_path: Path, plain_source: Path) -> None:
+    for command in (["eval", plain_source, "-m", "edge", "-o", tmp_path / "e"], ["preview", plain_source]):
+        r = invoke(*command, "--device", "tpu")
+        assert r.exit_code == 2 and r.output.startswith("error: --device: ") and "tpu" in r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_train_help_says_what_a_checkpoint_holds() -> None:
+    text = flat(invoke("train", "--help").output.replace("│", " "))
+    assert "both networks and both Adam states" in text and "discriminator" in text
+
+
 def test_probe_of_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
     for command in ("probe", "convert"):
         r = invoke(command, tmp_path / "missing.mkv")

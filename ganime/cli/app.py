@@ -70,6 +70,16 @@ def usage_error(flag: str, message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def check_device(spec: str) -> None:
+    """A ``--device`` this machine cannot use is a usage error, before any file is opened."""
+    from ..engine import select_device
+
+    try:
+        select_device(spec)
+    except ValueError as e:
+        usage_error("--device", str(e))
+
+
 def parse_time(text: str | None, flag: str) -> float | None:
     """Seconds from ``90``, ``1:30`` or ``00:01:30.5``."""
     if text is None:

@@ -13,7 +13,7 @@ from rich.table import Table
 from .. import geometry, pipeline, video
 from ..models import resolve_weights
 from ..weights import WeightsError
-from .app import Command, _model_list, _on_off, app, err, out, parse_time, usage_error
+from .app import Command, _model_list, _on_off, app, check_device, err, out, parse_time, usage_error
 from .convert import _check_start
 
 
@@ -77,6 +77,7 @@ def eval_cmd(
         perceptual=perceptual,
         report=tuple(n.strip() for n in report.split(",") if n.strip()),
     )
+    check_device(device)
     for name in options.models:  # missing weights are a usage error, as for convert
         try:
             resolve_weights(name, weights if len(options.models) == 1 else None)
@@ -153,6 +154,7 @@ def preview(
     from .. import evaluate
 
     models = _model_list(model)
+    check_device(device)
     dst = output or file.with_name(f"{file.stem}.preview.png")
     when = parse_time(at, "--at") or 0.0
     if when and file.is_file():
