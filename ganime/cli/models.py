@@ -118,3 +118,22 @@ def models_import_lama(
         err.print(f"[red]error:[/] {escape(str(e))}")
         raise typer.Exit(1) from None
     out.print(f"wrote {escape(str(path))}")
+
+
+@models_app.command("import-segmenter", cls=Command)
+def models_import_segmenter(
+    onnx_file: Annotated[Path, typer.Argument(help="A released u2net.onnx or u2netp.onnx (rembg's).")],
+    output: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Argument(help="The ganime weight file to write (default: install it as the character segmenter)."),
+    ] = None,
+) -> None:
+    """Convert a U²-Net ONNX file into the character segmenter's weights (needs ganime[onnx])."""
+    from .. import segment
+
+    try:
+        path = segment.import_onnx(onnx_file, output or weights_store() / "u2net.safetensors")
+    except WeightsError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+    out.print(f"wrote {escape(str(path))}")
