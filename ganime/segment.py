@@ -137,8 +137,9 @@ class U2Net(nn.Module):
 class Segmenter:
     """Character (salient object) masks of RGB pictures with a U²-Net."""
 
-    def __init__(self, net: U2Net, device: torch.device | str = "cpu") -> None:
+    def __init__(self, net: U2Net, device: torch.device | str = "cpu", size: int = SIZE) -> None:
         self.device = torch.device(device)
+        self.size = size  # the square the network sees (it is fully convolutional; trained at 320)
         self.net = net.to(self.device).eval()
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
@@ -148,7 +149,7 @@ class Segmenter:
         """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) in [0, 1], 1 = character."""
         x = images.to(self.device, torch.float32)
         peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-        x = F.interpolate(x / peak, size=(SIZE, SIZE), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x / peak, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         p = torch.sigmoid(self.net((x - self._mean) / self._std))
         lo = p.amin(dim=(1, 2, 3), keepdim=True)
         hi = p.amax(dim=(1, 2, 3), keepdim=True)
