@@ -64,6 +64,7 @@ class EvalOptions:
     temporal: tuple[bool, ...] = (True, False)  # the temporal engine on, off (per frame), or both
     perceptual: Path | None = None  # folder of LPIPS weights (else $GANIME_PERCEPTUAL, else download)
     report: tuple[str, ...] = ()  # clip names or glob patterns of the report split (the rest: tuning)
+    characters: bool = False  # the temporal engine keeps characters out of the sides (ConvertOptions)
 
 
 def label(model: str, temporal: bool) -> str:
@@ -339,6 +340,7 @@ def evaluate(
                     deinterlace="off",  # its input is the truth's own frames, written progressive
                     weights=options.weights,
                     temporal=temporal,
+                    characters=options.characters,
                 )
                 result = convert_file(src, dst, opts)
                 out = np.stack(read_frames(dst, len(truth))[0])

@@ -286,7 +286,7 @@ def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> Fra
         neural = any(True for _ in filler.model.parameters())
         configure_cpu_threads(reserve=0 if neural and not options.temporal else 1)
     if options.temporal:
-        return TemporalFiller(filler, TemporalOptions(window=options.temporal_window))
+        return TemporalFiller(filler, TemporalOptions(window=options.temporal_window, characters=options.characters))
     return PerFrameFiller(filler)
 
 

@@ -45,6 +45,7 @@ class ConvertOptions:
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
     retry: bool = False  # convert sources that failed on their content before (ganime.failures)
+    characters: bool = False  # keep characters (ganime.segment) out of what the sides are made from
 
     @property
     def model_name(self) -> str:

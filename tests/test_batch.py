@@ -230,3 +230,21 @@ def test_a_rotated_source_is_converted_as_it_is_shown(tmp_path: Path) -> None:
     r = invoke("convert", tall, *FAST)
     assert r.exit_code == 0 and "portrait as shown (turned 270° by its display rotation)" in flat(r.output)
     assert not (tmp_path / "tall.16x9.mkv").exists()
+
+
+# ------------------------------------------------------------------- characters
+
+
+def test_characters_switch_reaches_the_engine(tmp_path: Path) -> None:
+    """``--characters``: a held character at the seam is not smeared into the side."""
+    world = synthetic.paint_background(171, 96, seed=1)
+    synthetic._draw_character(world, 31, 96 * 0.86, 48, 0)
+    src = synthetic.write_clip(tmp_path / "ep.mkv", [np.ascontiguousarray(world[:, 21:149])] * 6, crf=0)
+    body = np.array([236, 96, 80])
+    counts = {}
+    for flag in ("--characters", "--no-characters"):
+        out = tmp_path / f"out{flag}.mkv"
+        assert invoke("convert", src, "-o", out, "--crf", "0", *FAST, flag).exit_code == 0
+        side = np.stack([f for _, f in decoded_frames(out)])[:, :, :18].astype(int)
+        counts[flag] = int((np.abs(side - body).max(-1) < 40).sum())
+    assert counts["--characters"] == 0 and counts["--no-characters"] > 500

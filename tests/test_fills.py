@@ -321,3 +321,43 @@ def test_patch_never_copies_what_it_is_told_moves() -> None:
     with torch.inference_mode():
         assert magenta(model(image, mask, source)) == 0
         assert magenta(model(image, mask)) > 0  # allowed, it is a fine patch to copy
+
+
+def _sky_floor_and_character() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 64x160 canvas: sky over floor, a magenta character standing at the left seam; both sides to fill."""
+    g = torch.Generator().manual_seed(0)
+    img = torch.zeros(1, 3, 64, 160)
+    img[:, :, :32] = torch.tensor([0.4, 0.6, 0.9]).view(1, 3, 1, 1)
+    img[:, :, 32:] = torch.tensor([0.3, 0.6, 0.2]).view(1, 3, 1, 1)
+    img += 0.05 * torch.rand(1, 3, 64, 160, generator=g)
+    img[:, :, 10:55, 30:52] = torch.tensor([1.0, 0.0, 1.0]).view(1, 3, 1, 1)
+    mask = torch.zeros(1, 1, 64, 160)
+    mask[..., :30] = mask[..., -30:] = 1
+    return img * (1 - mask), mask
+
+
+def test_patch_continues_the_background_behind_a_character() -> None:
+    """A character marked -1 in ``source`` is neither copied nor continued: beside it the side
+    goes on as what is around it (sky beside its head, floor beside its legs)."""
+    image, mask = _sky_floor_and_character()
+
+    def layout(out: torch.Tensor) -> tuple[int, float, float]:
+        side = out[0, :, :, 2:28]
+        magenta = int(((side[0] > 0.8) & (side[1] < 0.2) & (side[2] > 0.8)).sum())
+        sky, floor = side[:, 12:29], side[:, 36:53]
+        return magenta, float((sky[2] > sky[1]).float().mean()), float((floor[1] > floor[2]).float().mean())
+
+    model = build_model("patch")
+    hidden = 1 - mask
+    hidden[..., 6:59, 26:56] = -1
+    not_copied = 1 - mask
+    not_copied[..., 6:59, 26:56] = 0
+    with torch.inference_mode():
+        out = model(image, mask, hidden)
+        magenta, sky, floor = layout(out)
+        assert magenta == 0 and sky > 0.95 and floor > 0.95
+        assert torch.equal(out[mask.expand_as(out) < 0.5], image[mask.expand_as(image) < 0.5])  # the picture kept
+        assert layout(model(image, mask))[0] > 500  # told nothing, it continues the character
+        assert layout(model(image, mask, not_copied))[2] < 0.5  # not copied, but still steering the layout
+        # Nothing at all to copy from: the mirror it falls back to has the character closed over.
+        assert layout(model(image, mask, torch.where(hidden < 0, hidden, torch.zeros_like(hidden))))[0] == 0

@@ -550,3 +550,27 @@ def test_copyable_lifts_the_restriction_only_beside_a_side_with_little_backgroun
     assert lifted[:, 12:].eq(1).all()  # there any pixel may be copied
     assert torch.equal(lifted[:, :12], still[:, :12])  # the left band is left as it was
     assert torch.equal(still[:, 14:], torch.zeros(8, 6))  # the input is not changed
+
+
+def test_a_character_by_the_seam_is_not_continued_into_the_side() -> None:
+    """A held character at the picture's left edge: with the segmenter (the default) the side
+    continues the landscape behind it; without, the key frame's patches smear its body across."""
+    world = synthetic.paint_background(171, 96, seed=1)
+    picture = world.copy()
+    synthetic._draw_character(picture, 31, 96 * 0.86, 48, 0)
+    frames = [video.Frame(np.ascontiguousarray(picture[:, 21:149]), i, Fraction(1, 24)) for i in range(8)]
+    lay = compute_layout(128, 96)
+    body = np.array([236, 96, 80])
+
+    def body_in_left_side(characters: bool) -> tuple[int, int]:
+        engine = TemporalFiller(
+            Filler(build_model("patch"), lay, torch.device("cpu"), 4), TemporalOptions(characters=characters)
+        )
+        out = np.stack([f.image for f in engine.stream(iter(frames))])
+        side = out[:, :, : lay.left - 4].astype(int)  # beyond the feathered seam
+        return int((np.abs(side - body).max(-1) < 40).sum()), engine.stats.character_masks
+
+    smeared, masks = body_in_left_side(False)
+    assert smeared > 1000 and masks == 0
+    kept_out, masks = body_in_left_side(True)
+    assert kept_out == 0 and masks >= 1  # one mask for the shot's key frame, not one per frame

@@ -54,6 +54,9 @@ def eval_cmd(
         str,
         typer.Option(help="Comma-separated clip names or patterns of the report split; the rest is the tuning split."),
     ] = "",
+    characters: Annotated[
+        bool, typer.Option(help="The temporal engine keeps characters out of the sides (as convert does).")
+    ] = False,
 ) -> None:
     """Score models on native 16:9 footage: LPIPS, sharpness, patch distance, PSNR, SSIM, flicker of the sides."""
     from .. import evaluate
@@ -76,6 +79,7 @@ def eval_cmd(
         temporal=(True, False) if temporal.strip().lower() == "both" else (_on_off(temporal, "--temporal"),),
         perceptual=perceptual,
         report=tuple(n.strip() for n in report.split(",") if n.strip()),
+        characters=characters,
     )
     check_device(device)
     for name in options.models:  # missing weights are a usage error, as for convert

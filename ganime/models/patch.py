@@ -21,7 +21,12 @@ its random search is seeded, so the same frame gives the same sides.
 ``forward(image, mask, source=None)``: ``source`` (N, 1, H, W), where given, marks the
 known pixels patches may be taken from (1) and those they may not (0): the temporal
 engine leaves out what moves against the camera, so a character is never copied into
-a side.
+a side. A known pixel marked -1 is a character (``ganime.segment``): not a source, and
+not context either. It is completed with the sides, as if it were a hole, from the
+background around it, so that where a character stands by the seam the side continues
+what is behind it (floor as floor, wall as wall) instead of the character; what is made
+there is only a means (the output keeps the picture's own pixels), and the ``edge``
+start mirrors the picture with its characters closed over.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import widened_runs
-from .classical import EdgeFill
+from .classical import EdgeFill, close_holes, known_box
 
 
 @dataclass
@@ -152,19 +157,38 @@ class PatchFill(nn.Module):
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
-        start = self.prefill(image, mask)  # the coarsest scale starts from it
-        out = start.clone()
+        hidden = source < -0.5 if source is not None else None  # characters (see the module)
+        start = self.prefill(self._closed(image, mask, hidden), mask)  # the coarsest scale starts from it
+        out = start.clone() if hidden is None else torch.where(mask > 0.5, start, image)
         cfg = self.config
         for i in range(image.shape[0]):
             hole = mask[i, 0] > 0.5
             if not hole.any():
                 continue
-            allowed = ~hole if source is None else (source[i, 0] > 0.5) & ~hole
+            work = hole if hidden is None else hole | hidden[i, 0]  # characters are completed too
+            allowed = ~work if source is None else (source[i, 0] > 0.5) & ~work
             for x0, x1 in _bands(hole, cfg.context, cfg.min_context):
                 part = self._complete(
-                    image[i, :, :, x0:x1].float(), start[i, :, :, x0:x1].float(), hole[:, x0:x1], allowed[:, x0:x1]
+                    image[i, :, :, x0:x1].float(), start[i, :, :, x0:x1].float(), work[:, x0:x1], allowed[:, x0:x1]
                 )
                 out[i, :, :, x0:x1] = torch.where(hole[:, x0:x1], part.to(out.dtype), out[i, :, :, x0:x1])
+        return out
+
+    @staticmethod
+    def _closed(image: torch.Tensor, mask: torch.Tensor, hidden: torch.Tensor | None) -> torch.Tensor:
+        """``image`` with its hidden pixels (characters) closed over from around them, for the
+        ``edge`` start: where no patch fits, it mirrors the background, never a character."""
+        if hidden is None or not bool(hidden.any()):
+            return image
+        out = image.clone()
+        for i in range(image.shape[0]):
+            if not bool(hidden[i].any()):
+                continue
+            y0, y1, x0, x1 = known_box(mask[i])
+            keep = ((mask[i : i + 1, :, y0:y1, x0:x1] < 0.5) & ~hidden[i : i + 1, :, y0:y1, x0:x1]).to(image.dtype)
+            if float(keep.sum()) == 0:
+                continue  # nothing but character: nothing better to mirror
+            out[i : i + 1, :, y0:y1, x0:x1] = close_holes(image[i : i + 1, :, y0:y1, x0:x1], keep)
         return out
 
     # --------------------------------------------------------------- one band

@@ -13,6 +13,7 @@ from .. import video
 from ..compositor import SideSeam
 from ..engine import Filler
 from ..motion import Similarity
+from .characters import CharacterMasks
 from .memory import ShotMemory
 from .options import TemporalOptions, TemporalStats
 from .propagate import Propagation
@@ -79,6 +80,9 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         self._last: _Shown | None = None  # the sides of the last frame rendered
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
         self._prepared: Prepared | None = None  # the last frame prepare() saw
+        # Characters of key frames (ganime.segment), and those of the shot's last key frame.
+        self._characters = CharacterMasks(self.options, filler.device) if self.options.characters else None
+        self._key_chars: torch.Tensor | None = None
 
     @property
     def seconds(self) -> float:
@@ -154,6 +158,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             self._loose = False
             self._trusted = None
             self._handover = None
+            self._key_chars = None
             if t.continues:
                 self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0

@@ -74,12 +74,17 @@ class ShotMemory:
         mask = 1 - known
         device = self.filler.device
         source = None
-        if t.moving is not None and t.moving.any():  # a patch-copying model copies background only
-            rows, cols = np.arange(self.h, dtype=np.float64), np.arange(self.pic_w, dtype=np.float64)
-            still = torch.from_numpy(~self._moving_at(t.moving, cols, rows)).float()
-            still = copyable(still, max(1, min(self.pic_w // 2, 2 * self.left)), self.options.still_share)
+        moving = t.moving is not None and bool(t.moving.any())
+        chars = self._key_characters(t) if getattr(self.filler.model, "takes_source", False) else None
+        if moving or chars is not None:  # a patch-copying model copies background only
             source = known.clone()
-            source[0, mt : mt + self.h, ml + self.left : ml + self.left + self.pic_w] *= still
+            pic = source[0, mt : mt + self.h, ml + self.left : ml + self.left + self.pic_w]
+            if moving:
+                rows, cols = np.arange(self.h, dtype=np.float64), np.arange(self.pic_w, dtype=np.float64)
+                still = torch.from_numpy(~self._moving_at(t.moving, cols, rows)).float()
+                pic *= copyable(still, max(1, min(self.pic_w // 2, 2 * self.left)), self.options.still_share)
+            if chars is not None:  # never copied; with ``character_behind`` not continued either
+                pic[chars] = -1.0 if self.options.character_behind else 0.0
             source = source[None].to(device)
         with torch.inference_mode():
             pred = self.filler._run((big * known)[None].to(device), mask[None].to(device), source)[0].float().cpu()
@@ -88,6 +93,19 @@ class ShotMemory:
         values[~filled] = crop[~filled]
         self._remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy())
         self.stats.model_seconds += time.perf_counter() - started
+
+    def _key_characters(self, t: _Entry) -> torch.Tensor | None:
+        """(h, pic_w) bool: the characters of key frame t's picture (None: none, or switched off).
+
+        Kept for the frames after it in the shot: the live mirror leaves them out.
+        """
+        self._key_chars = None
+        if self._characters is None:
+            return None
+        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
+        self._key_chars = self._characters(t.picture, scale)
+        self.stats.character_masks += 1
+        return self._key_chars
 
     def _remember(
         self,
