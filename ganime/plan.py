@@ -198,7 +198,8 @@ def scan_inputs(paths: Iterable[str | Path], also: frozenset[str] = frozenset())
                 why = own_output(f)
                 if why is None:
                     add(f, p)
-                elif all(f != s for s, _ in scan.skipped):
+                else:
+                    seen.add(f.resolve())
                     scan.skipped.append((f, why))
         elif p.exists():
             add(p, None)
