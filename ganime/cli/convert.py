@@ -276,8 +276,8 @@ def convert(
     characters: Annotated[
         bool,
         typer.Option(
-            help="Find the characters of each key frame (U²-Net) and make the sides from the background"
-            " around them: never a copy or mirror of a character (about 0.4 s more per key frame on CPU).",
+            help="Find the characters of each key frame (U²-Net): the sides never copy them, nor mirror them"
+            " beside the seam (about 0.4 s more per key frame on CPU; off by default, see docs/temporal.md).",
         ),
     ] = False,
     bars: Annotated[bool, typer.Option(help="Detect black bars burnt into the picture and fill them.")] = True,

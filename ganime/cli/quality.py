@@ -55,7 +55,7 @@ def eval_cmd(
         typer.Option(help="Comma-separated clip names or patterns of the report split; the rest is the tuning split."),
     ] = "",
     characters: Annotated[
-        bool, typer.Option(help="The temporal engine keeps characters out of the sides (as convert does).")
+        bool, typer.Option(help="As convert --characters: the sides never copy a key frame's characters.")
     ] = False,
 ) -> None:
     """Score models on native 16:9 footage: LPIPS, sharpness, patch distance, PSNR, SSIM, flicker of the sides."""
