@@ -248,3 +248,5 @@ def test_characters_switch_reaches_the_engine(tmp_path: Path) -> None:
         side = np.stack([f for _, f in decoded_frames(out)])[:, :, :18].astype(int)
         counts[flag] = int((np.abs(side - body).max(-1) < 40).sum())
     assert counts["--characters"] == 0 and counts["--no-characters"] > 500
+    r = invoke("convert", src, "-o", tmp_path / "x.mkv", "--characters", "--no-temporal", *FAST)
+    assert r.exit_code == 2 and "error: --characters: " in r.output and not (tmp_path / "x.mkv").exists()
