@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +18,17 @@ from ..weights import WeightsError
 from ..weights import shipped_dir as weights_shipped
 from ..weights import store_dir as weights_store
 from .app import Command, app, err, out
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """A weight file that cannot be fetched, read or written: one line, exit 1."""
+    try:
+        yield
+    except WeightsError as e:
+        err.print(f"[red]error:[/] {escape(str(e))}")
+        raise typer.Exit(1) from None
+
 
 models_app = typer.Typer(help="List, download and import models.", no_args_is_help=False)
 
@@ -83,12 +96,8 @@ def models_pull(name: Annotated[str, typer.Argument(help="A model with a downloa
     """Download a model's weights from the Hugging Face Hub and install them."""
     if name not in REGISTRY:
         raise typer.BadParameter(f"unknown model {name!r} (choose from {', '.join(REGISTRY)})", param_hint="NAME")
-    try:
-        with err.status(f"downloading {name}"):
-            path = pull_model(name)
-    except WeightsError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(1) from None
+    with _one_line_errors(), err.status(f"downloading {name}"):
+        path = pull_model(name)
     out.print(f"installed {name}: {escape(str(path))}")
 
 
@@ -112,11 +121,8 @@ def models_import_lama(
         lamas = ", ".join(n for n, s in REGISTRY.items() if s.arch == "lama")
         raise typer.BadParameter(f"{name!r} is not a LaMa model ({lamas})", param_hint="--name")
     dest = output or weights_store() / f"{name}.safetensors"
-    try:
+    with _one_line_errors():
         path = import_lama(checkpoint, dest, {"model": name} if name else None, half=half)
-    except WeightsError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(1) from None
     out.print(f"wrote {escape(str(path))}")
 
 
@@ -131,9 +137,6 @@ def models_import_segmenter(
     """Convert a U²-Net ONNX file into the character segmenter's weights (needs ganime[onnx])."""
     from .. import segment
 
-    try:
+    with _one_line_errors():
         path = segment.import_onnx(onnx_file, output or weights_store() / "u2net.safetensors")
-    except WeightsError as e:
-        err.print(f"[red]error:[/] {escape(str(e))}")
-        raise typer.Exit(1) from None
     out.print(f"wrote {escape(str(path))}")
