@@ -61,8 +61,18 @@ def start(world: World, device: torch.device) -> None:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=world.rank, world_size=world.size)
 
 
-def finish(world: World) -> None:
+def finish(world: World, *, together: bool = True) -> None:
+    """Leave the process group; ``together``: wait for every rank first (a normal end).
+
+    Rank 0 hosts the rendezvous store. A rank that tears its group down while
+    another is still leaving can find the store gone, and gloo aborts the process
+    from a C++ destructor instead of raising. Leaving after a barrier closes that
+    window; after an error no barrier is tried, since the other ranks may never
+    reach it.
+    """
     if world.distributed and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

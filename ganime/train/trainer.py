@@ -406,13 +406,18 @@ class Trainer(TrainerState):
                 pass
         started = time.perf_counter()
         before = self.trained_seconds
+        together = False
         try:
             with _StopRequest() as stop:
                 self._loop(started, before, stop)
+            together = True
+        except Stopped:  # every rank stops at the same step (``any_rank``)
+            together = True
+            raise
         finally:
             if self._tb is not None:
                 self._tb.close()
-            D.finish(self.world)
+            D.finish(self.world, together=together)
         return self.o.output
 
     def _loop(self, started: float, before: float, stop: _StopRequest) -> None:
