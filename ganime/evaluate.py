@@ -65,6 +65,7 @@ class EvalOptions:
     perceptual: Path | None = None  # folder of LPIPS weights (else $GANIME_PERCEPTUAL, else download)
     report: tuple[str, ...] = ()  # clip names or glob patterns of the report split (the rest: tuning)
     characters: bool = False  # the temporal engine keeps characters out of the sides (ConvertOptions)
+    provenance: bool = True  # measure the share of side pixels copied from characters (segmenter on every frame)
 
 
 def label(model: str, temporal: bool) -> str:
@@ -91,6 +92,8 @@ class Score:
     lpips: float = math.nan  # NaN: no perceptual weights (see Report.notes)
     sharpness: float = math.nan
     patch: float = math.nan
+    pops: float = 0.0  # frame pairs where a side block changes far beyond picture and truth (metrics.pops)
+    copied: float = math.nan  # % of side pixels copied from characters (temporal engine; NaN: not traced)
     split: str = "tune"  # "tune" or "report"
 
 
@@ -111,14 +114,18 @@ class Report:
     def clips(self) -> list[str]:
         return list(dict.fromkeys(s.clip for s in self.scores))
 
-    KEYS = ("lpips", "sharpness", "patch", "psnr", "ssim", "temporal", "flicker", "seam", "fill_fps", "total_fps")
+    KEYS = (
+        *("lpips", "copied", "sharpness", "patch", "pops", "psnr", "ssim"),
+        *("temporal", "flicker", "seam", "fill_fps", "total_fps"),
+    )
 
     def splits(self) -> list[str]:
         """The splits present, tuning first."""
         return [s for s in ("tune", "report") if any(x.split == s for x in self.scores)]
 
     def mean(self, model: str, split: str | None = None) -> dict[str, float]:
-        """Mean of each figure over the clips (of one split, or all); PSNR: mean of the per-clip dB.
+        """Mean of each figure over the clips (of one split, or all); PSNR: mean of the per-clip dB;
+        pops: their sum (a count).
 
         A figure no clip could give (LPIPS without weights) is NaN.
         """
@@ -126,6 +133,9 @@ class Report:
         out = {}
         for k in self.KEYS:
             vals = [getattr(s, k) for s in rows if math.isfinite(getattr(s, k))]
+            if k == "pops":
+                out[k] = float(np.sum(vals))
+                continue
             out[k] = float(np.mean(vals)) if vals else (math.inf if k == "psnr" and rows else math.nan)
         return out
 
@@ -146,7 +156,8 @@ class Report:
         )
 
     HEAD = (
-        "| model | LPIPS ↓ | sharpness →1 | patch ↓ | PSNR dB ↑ | SSIM ↑ | temporal ↓ | flicker ↓ | seam ↓ "
+        "| model | LPIPS ↓ | chars % ↓ | sharpness →1 | patch ↓ | pops ↓ | PSNR dB ↑ | SSIM ↑ | temporal ↓ "
+        "| flicker ↓ | seam ↓ "
         "| fill fps | total fps |"
     )
 
@@ -156,13 +167,15 @@ class Report:
             return "n/a" if math.isnan(v) else format(v, fmt)
 
         return (
-            f"| {f(r['lpips'], '.4f')} | {f(r['sharpness'], '.2f')} | {f(r['patch'], '.2f')} | {r['psnr']:.2f} "
+            f"| {f(r['lpips'], '.4f')} | {f(r.get('copied', math.nan), '.2f')} | {f(r['sharpness'], '.2f')} "
+            f"| {f(r['patch'], '.2f')} | {r.get('pops', 0):.0f} "
+            f"| {r['psnr']:.2f} "
             f"| {r['ssim']:.4f} | {r['temporal']:.2f} | {f(r['flicker'], '.2f')} | {r['seam']:.2f} "
             f"| {r['fill_fps']:.1f} | {r['total_fps']:.1f} |"
         )
 
     def to_markdown(self) -> str:
-        rule = "|---" * 11 + "|"
+        rule = "|---" * 13 + "|"
         lines: list[str] = []
         groups: list[tuple[str | None, str]] = [(None, f"Mean over all {len(self.clips())} clip(s)")]
         if len(self.splits()) > 1:
@@ -341,6 +354,7 @@ def evaluate(
                     weights=options.weights,
                     temporal=temporal,
                     characters=options.characters,
+                    provenance=options.provenance and temporal,
                 )
                 result = convert_file(src, dst, opts)
                 out = np.stack(read_frames(dst, len(truth))[0])
@@ -365,6 +379,7 @@ def evaluate(
                         **m,
                         fill_fps=result.fill_fps,
                         total_fps=result.fps,
+                        copied=100 * result.characters_copied,
                         split=split_of(clip.name, options.report),
                     )
                 )

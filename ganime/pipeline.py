@@ -7,6 +7,7 @@ reported through a callback; this module never prints."""
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -38,7 +39,7 @@ from .plan import (
     plan_outputs,
     scan_inputs,
 )
-from .temporal import TemporalFiller, TemporalOptions
+from .temporal import TemporalFiller, TemporalOptions, TemporalStats
 from .weights import WeightsError
 
 __all__ = [
@@ -186,6 +187,7 @@ def convert_file(
         warnings=run.warnings,
         plan=plan,
         fill_seconds=run.fill_seconds,
+        characters_copied=run.characters_copied,
     )
 
 
@@ -235,6 +237,7 @@ class _Converted:
     decode_errors: int
     warnings: list[str]
     fill_seconds: float
+    characters_copied: float = math.nan
 
 
 def _run(
@@ -272,7 +275,9 @@ def _run(
         reader.close()
         raise
     warnings = notes + writer.warnings + _shortfall(plan, reader, excerpt, options.encoder.codec)
-    return _Converted(done, reader.decode_errors, warnings, stage.seconds)
+    stats = getattr(stage, "stats", None)
+    copied = stats.copied_share if isinstance(stats, TemporalStats) else math.nan
+    return _Converted(done, reader.decode_errors, warnings, stage.seconds, copied)
 
 
 def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> FrameFiller:
@@ -286,7 +291,12 @@ def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> Fra
         neural = any(True for _ in filler.model.parameters())
         configure_cpu_threads(reserve=0 if neural and not options.temporal else 1)
     if options.temporal:
-        return TemporalFiller(filler, TemporalOptions(window=options.temporal_window, characters=options.characters))
+        return TemporalFiller(
+            filler,
+            TemporalOptions(
+                window=options.temporal_window, characters=options.characters, provenance=options.provenance
+            ),
+        )
     return PerFrameFiller(filler)
 
 

@@ -6,6 +6,7 @@ model, encoder and streams (what ``--dry-run`` prints); ``pipeline`` runs the pl
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class ConvertOptions:
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
     retry: bool = False  # convert sources that failed on their content before (ganime.failures)
     characters: bool = False  # keep characters (ganime.segment) out of what the sides are made from
+    provenance: bool = False  # trace the share of side pixels copied from characters (for ganime eval; slow)
 
     @property
     def model_name(self) -> str:
@@ -104,6 +106,7 @@ class Result:
     plan: Plan | None = None
     error: BaseException | None = None  # the exception behind a failure, for -v
     fill_seconds: float = 0.0  # time spent in the model and compositor
+    characters_copied: float = math.nan  # share of side pixels copied from characters (provenance only)
 
     @property
     def fill_fps(self) -> float:

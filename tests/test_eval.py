@@ -145,7 +145,9 @@ def test_eval_cli(tmp_path: Path) -> None:
     scores = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert set(rows) == {"edge", "edge per-frame"} and max(len(x) for x in r.output.splitlines()[:4]) <= 80
     for name, mean in scores["mean"].items():
-        assert f"{mean['psnr']:.2f}" in rows[name] and f"{mean['ssim']:.4f}" in rows[name]
+        assert f"{mean['psnr']:.2f}" in rows[name] and f"{mean['pops']:.0f}" in rows[name]
+    # The engine traced where its sides came from; a per-frame run did not.
+    assert f"{scores['mean']['edge']['copied']:.2f}" in rows["edge"] and "n/a" in rows["edge per-frame"]
     assert runner.invoke(app, ["eval", str(gt), "-m", "nope"]).exit_code == 2
     mixed = tmp_path / "mixed"
     mixed.mkdir()

@@ -361,3 +361,28 @@ def test_patch_continues_the_background_behind_a_character() -> None:
         assert layout(model(image, mask, not_copied))[2] < 0.5  # not copied, but still steering the layout
         # Nothing at all to copy from: the mirror it falls back to has the character closed over.
         assert layout(model(image, mask, torch.where(hidden < 0, hidden, torch.zeros_like(hidden))))[0] == 0
+
+
+def test_patch_traces_what_it_copied_from_a_character() -> None:
+    """``traced`` says where each generated pixel came from: on the sides, its trace of the
+    magenta character matches where magenta went (how eval's copied-character figure was
+    validated), and tracing changes nothing of the fill."""
+    image, mask = _sky_floor_and_character()
+    chars = torch.zeros(1, 1, 64, 160)
+    chars[..., 10:55, 30:52] = 1
+    model = build_model("patch")
+    with torch.inference_mode():
+        plain = model(image, mask)
+        out, trace = model.traced(image, mask, chars)
+        assert torch.equal(out, plain) and trace.shape == (1, 1, 64, 160)
+        side = (mask[0, 0] > 0.5) & (torch.arange(160) < 80)[None]  # the left side
+        magenta = (out[0, 0] > 0.8) & (out[0, 1] < 0.2) & (out[0, 2] > 0.8)
+        assert int((magenta & side).sum()) > 500  # told nothing, it continues the character ...
+        assert float(trace[0, 0][magenta & side].mean()) > 0.9  # ... and the trace says so
+        assert float(trace[0, 0][~magenta & side].mean()) < 0.1
+        assert float(trace[0, 0, :, 80:][mask[0, 0, :, 80:] > 0.5].max()) < 0.05  # the far side: none
+        # Told to leave the character out, nothing on the sides comes from it.
+        hidden = 1 - mask
+        hidden[..., 6:59, 26:56] = -1
+        _, trace = model.traced(image, mask, chars, hidden)
+        assert float(trace[mask > 0.5].max()) < 0.05

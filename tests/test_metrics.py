@@ -108,3 +108,40 @@ def test_bad_arguments() -> None:
         metrics.psnr(a, a[:, :, :-1], _sides())
     with pytest.raises(ValueError):
         metrics.psnr(a, a, np.zeros((24, 40), bool))
+
+
+def _panning(frames: int = 8, h: int = 48, w: int = 86, seed: int = 0) -> np.ndarray:
+    """A textured background sliding one pixel a frame (every block changes a little)."""
+    rng = np.random.default_rng(seed)
+    wide = rng.integers(110, 150, (h, w + frames, 3)).astype(np.float32)
+    wide = (wide + np.roll(wide, 1, axis=1) + np.roll(wide, 1, axis=0)) / 3  # some smoothness
+    return np.stack([wide[:, i : i + w] for i in range(frames)]).astype(np.uint8)
+
+
+def test_pops_count_a_fragment_that_flashes_into_a_side() -> None:
+    truth = _panning()
+    m = np.zeros(truth.shape[1:3], bool)
+    m[:, :10] = m[:, -10:] = True
+    assert metrics.pops(truth.copy(), truth, m) == 0  # the truth itself never pops
+    out = truth.copy()
+    out[3, 10:22, 1:9] = (255, 40, 200)  # a fragment in the left side for one frame
+    assert metrics.pops(out, truth, m) == 2  # it appears (pair 2-3) and goes (pair 3-4)
+    # The same change in the picture too (a cut, a flash) is not a pop.
+    flashed = truth.copy()
+    flashed[3] = 0  # a black frame
+    both = flashed.copy()
+    both[3, 10:22, 1:9] = (255, 40, 200)
+    assert metrics.pops(both, flashed, m) == 0
+    # Nor is a change the true side has there.
+    moving = truth.copy()
+    moving[3, 10:22, 1:9] = (0, 0, 0)
+    assert metrics.pops(out, moving, m) == 0
+
+
+def test_sides_that_follow_the_truth_softly_do_not_pop() -> None:
+    truth = _panning(seed=1)
+    m = np.zeros(truth.shape[1:3], bool)
+    m[:, :12] = True
+    smooth = truth.astype(np.float32)
+    smooth[:, :, :12] = smooth[:, :, :12].mean(axis=(1, 2), keepdims=True)  # a flat, drifting side
+    assert metrics.pops(smooth.astype(np.uint8), truth, m) == 0

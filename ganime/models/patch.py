@@ -138,7 +138,7 @@ class _Level:
     def region(self) -> torch.Tensor:
         """The (3, H, W) image without its padding."""
         r = self.r
-        return self.image.view(3, self.hp, self.wp)[:, r : r + self.h, r : r + self.w]
+        return self.image.view(-1, self.hp, self.wp)[:, r : r + self.h, r : r + self.w]
 
 
 class PatchFill(nn.Module):
@@ -157,6 +157,24 @@ class PatchFill(nn.Module):
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+        return self._fill(image, mask, source)
+
+    @torch.no_grad()
+    def traced(
+        self, image: torch.Tensor, mask: torch.Tensor, trace: torch.Tensor, source: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The fill, and where it came from: ``trace`` (N, 1, H, W) in [0, 1] marks known
+        pixels (the characters, for ``ganime eval``'s copied-character figure); the second
+        output is, per pixel, how much of it was copied, voted or mirrored from marked ones.
+
+        The trace rides along as a fourth channel through every copy and vote of the fill
+        and never takes part in a comparison, so the fill itself is the same as ``forward``'s.
+        """
+        out = self._fill(torch.cat([image, trace.to(image.dtype)], dim=1), mask, source)
+        return out[:, :3], out[:, 3:].clamp(0, 1)
+
+    def _fill(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
+        """``forward`` on (N, C, H, W): channels past the third are carried, never compared."""
         hidden = source < -0.5 if source is not None else None  # characters (see the module)
         start = self.prefill(self._closed(image, mask, hidden), mask)  # the coarsest scale starts from it
         out = start.clone() if hidden is None else torch.where(mask > 0.5, start, image)
@@ -321,8 +339,9 @@ class PatchFill(nn.Module):
 
     @staticmethod
     def _patches(lvl: _Level, centres: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-        """(3, N, P) pixels of the patches at ``centres``, read at ``window`` offsets."""
-        return lvl.image[:, centres[:, None] + window]
+        """(3, N, P) colours of the patches at ``centres``, read at ``window`` offsets (what
+        comparisons see; copies and votes move every channel)."""
+        return lvl.image[:3, centres[:, None] + window]
 
     def _cost(
         self, lvl: _Level, target: torch.Tensor, centres: torch.Tensor, src: torch.Tensor, window: torch.Tensor

@@ -17,6 +17,7 @@ from .characters import CharacterMasks
 from .memory import ShotMemory
 from .options import TemporalOptions, TemporalStats
 from .propagate import Propagation
+from .provenance import Provenance
 from .records import (
     Prepared,
     _bbox,
@@ -30,7 +31,7 @@ from .shots import ShotAnalysis
 from .trust import SideTrust
 
 
-class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend):
+class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend, Provenance):
     """Streams frames through analysis, propagation, shot memory and key-frame generation."""
 
     def __init__(self, filler: Filler, options: TemporalOptions | None = None) -> None:
@@ -83,6 +84,8 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         # Characters of key frames (ganime.segment), and those of the shot's last key frame.
         self._characters = CharacterMasks(self.options, filler.device) if self.options.characters else None
         self._key_chars: torch.Tensor | None = None
+        self._start_trace()
+        self._handover_trace: torch.Tensor | None = None
 
     @property
     def seconds(self) -> float:
@@ -150,6 +153,9 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         if t.single:
             self.stats.single += 1
             (out,) = self._plain([t.frame])
+            if self._tracer is not None:
+                scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
+                self._count_trace(self._own_trace(self.filler, t, scale))
             return out
         if t.shot != self._memory_shot:
             self._memory = None
@@ -169,6 +175,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             # The same drawing: the same sides as last frame; only the seam follows the picture.
             self.stats.held += 1
             last.index = t.index
+            self._count_trace(last.trace)
             if not self._seam_still(t, last):
                 last.sides = self._composite(t, last.values, scale, base=last.sides)
                 last.seam_thumb = t.thumb
@@ -212,13 +219,20 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 self.stats.model_seconds += time.perf_counter() - started
                 own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
                 values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
+                if self.trace is not None:
+                    self.trace = trust[0] * self.trace + (1 - trust[0]) * self._own_trace(fill, t, scale)
                 real = real * trust
             values = self._live_mirror(t, values, real, scale)
             if self._handover is not None:
                 before, left = self._handover
                 values = values + (before - values) * (left / (self.options.handover + 1))
+                if self.trace is not None and self._handover_trace is not None:
+                    self.trace = self.trace + (self._handover_trace - self.trace) * (left / (self.options.handover + 1))
                 self._handover = (before, left - 1) if left > 1 else None
-        self._last = _Shown(t.index, values, self._composite(t, values, scale), t.thumb, float(t.thumb.mean()))
+        self._last = _Shown(
+            t.index, values, self._composite(t, values, scale), t.thumb, float(t.thumb.mean()), self.trace
+        )
+        self._count_trace(self.trace)
         return self._canvas_out(t, self._last.sides)
 
     def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -237,6 +251,8 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             if abs(e.index - t.index) in self._distances
         ]
         values_np, unfilled, dist = self._propagate(t, candidates, X, Y, scale, buf)
+        # Provenance: propagated pixels show what the true side shows (see provenance.py).
+        self.trace = torch.zeros(values_np.shape[:2]) if self._tracer is not None else None
         filled_np = ~unfilled
         real_np = filled_np.astype(np.float32)
         self.stats.propagated += float(real_np.mean())
@@ -253,6 +269,11 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             fresh = filled_np[r0:r1, c0:c1] & ok
             wk = w[r0:r1, c0:c1]
             old = values_np[r0:r1, c0:c1]
+            if self.trace is not None and self._memory.trace is not None:
+                marked = _memory_grid(self._memory, X[c0:c1], Y[r0:r1], self._memory.trace)[0][..., 0]
+                marked = np.where(fresh, marked * (1 - wk), marked)  # real content counts 0
+                part = self.trace[r0:r1, c0:c1]
+                part.copy_(torch.from_numpy(np.where(ok, marked, part.numpy())))
             if fresh.any():  # real content fading in over the memory
                 mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
                 real_np[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real_np[r0:r1, c0:c1])

@@ -86,12 +86,22 @@ class ShotMemory:
             if chars is not None:  # never copied; with ``character_behind`` not continued either
                 pic[chars] = -1.0 if self.options.character_behind else 0.0
             source = source[None].to(device)
+        trace = self._key_trace(t, (ml, mt, bh, bw), known) if self.trace is not None else None
         with torch.inference_mode():
-            pred = self.filler._run((big * known)[None].to(device), mask[None].to(device), source)[0].float().cpu()
+            if trace is not None:
+                pred, made_from = self._trace_fill(big * known, mask, trace, source)
+                # What the frame showed is real content in the memory (provenance.py): only
+                # what the model made carries a trace there.
+                trace = torch.where(known > 0.5, torch.zeros_like(made_from), made_from)
+            else:
+                pred = self.filler._run((big * known)[None].to(device), mask[None].to(device), source)[0].float().cpu()
         full = torch.where(known > 0.5, big, pred.clamp(0, 1))
         crop = full[:, mt : mt + self.h, ml : ml + self.w][:, :, self.side_cols.long()].permute(1, 2, 0)
         values[~filled] = crop[~filled]
-        self._remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy())
+        if trace is not None and self.trace is not None:
+            side = trace[0, mt : mt + self.h, ml : ml + self.w][:, self.side_cols.long()]
+            self.trace[~filled] = side[~filled]
+        self._remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy(), trace=trace)
         self.stats.model_seconds += time.perf_counter() - started
 
     def _key_characters(self, t: _Entry) -> torch.Tensor | None:
@@ -113,12 +123,14 @@ class ShotMemory:
         canvas: torch.Tensor | Callable[[int, int], torch.Tensor],
         offset: tuple[int, int] = (0, 0),
         made: np.ndarray | None = None,
+        trace: torch.Tensor | None = None,
     ) -> None:
         """Write ``canvas`` (frame t's coordinates, shifted by ``offset``) where the memory is empty.
 
         ``canvas`` may be a function that makes columns [c0, c1) of it: most frames of a
         shot add only a narrow band to the memory (or nothing), and only that is built.
-        ``made`` marks the canvas pixels that were generated (None: everything was seen).
+        ``made`` marks the canvas pixels that were generated (None: everything was seen);
+        ``trace`` (1, h, w) what of the canvas was copied from characters (provenance; None: nothing).
         """
         ox, oy = offset
         if callable(canvas):
@@ -164,12 +176,17 @@ class ShotMemory:
         if t.gain != 1.0 or t.offset != 0.0:  # the memory holds reference-frame brightness
             sample = (sample - t.offset) / t.gain
         gen = False if made is None else made[np.rint(fy).astype(np.intp)][:, np.rint(fx).astype(np.intp)]
+        marked: np.ndarray | float = 0.0  # the trace of what is written (seen pixels: real content)
+        if trace is not None and mem.trace is not None:
+            marked = sample_grid(trace[0, :, k0:k1, None].numpy(), fx - k0, fy)
         if t.moving is not None and t.moving.any():
             # What moves against the camera is not background: it stays out of the memory
             # (left for later frames to show, or a key frame to generate).
             px, py = fx - ox - self.left, fy - oy
             inside = np.logical_and.outer((py >= 0) & (py <= self.h - 1), (px >= 0) & (px <= self.pic_w - 1))
             empty = empty & ~(inside & self._moving_at(t.moving, px, py))
+        if mem.trace is not None:
+            np.copyto(mem.trace[ys, xs], marked, where=empty[..., None])
         if empty.all():  # a fresh region (a shot's first key frame): no mask to respect
             mem.values[ys, xs] = sample
             valid[ys, xs] = True
@@ -189,6 +206,8 @@ class ShotMemory:
             shape = (ny1 - ny0, nx1 - nx0)
             empty = np.zeros(shape, bool)
             self._memory = _Memory(nx0, ny0, np.zeros((*shape, 3), np.float32), empty, empty.copy())
+            if self.trace is not None:
+                self._memory.trace = np.zeros((*shape, 1), np.float32)
             self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, (ny1 - ny0) * (nx1 - nx0))
             return
         x0, y0, x1, y1 = mem.box
@@ -218,7 +237,12 @@ class ShotMemory:
             values[new] = mem.values[old]
             valid[new] = mem.valid[old]
             made[new] = mem.made[old]
-        self._memory = _Memory(ux0, uy0, values, valid, made, mem.gain)
+        trace = None
+        if mem.trace is not None:
+            trace = np.zeros((*valid.shape, 1), np.float32)
+            if ox0 < ox1 and oy0 < oy1:
+                trace[new] = mem.trace[old]
+        self._memory = _Memory(ux0, uy0, values, valid, made, mem.gain, trace)
         self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.size)
 
     def _smooth_over(self, t: _Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
@@ -252,3 +276,4 @@ class ShotMemory:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
         if last is not None and last.index == t.index - 1 and self.options.handover > 0:
             self._handover = (last.values, self.options.handover)
+            self._handover_trace = last.trace

@@ -52,6 +52,9 @@ class TemporalOptions:
             with the sides, so the side continues the background around them (off: they
             steer the layout as what moves does). Off: 0.3784 against 0.3767 on the tuning
             clips (docs/temporal.md, "Characters").
+        provenance: trace how much of each side pixel was copied from a character
+            (``temporal/provenance.py``; ``TemporalStats.copied_share``): for ``ganime
+            eval``, it finds the characters of every rendered frame.
     """
 
     window: int = 48
@@ -82,6 +85,7 @@ class TemporalOptions:
     character_level: float = 0.5
     character_grow: int = 4
     character_behind: bool = False
+    provenance: bool = False
 
 
 @dataclass
@@ -103,3 +107,10 @@ class TemporalStats:
     refreshed: int = 0  # times generated sides were made again beside a picture that moved on
     measured_ahead: int = 0  # frames whose camera motion prepare() had measured (on the decoding thread)
     character_masks: int = 0  # key frames whose characters were found (ganime.segment)
+    copied: float = 0.0  # sum over frames of the share of side pixels copied from characters (provenance)
+    traced: int = 0  # frames whose provenance was traced
+
+    @property
+    def copied_share(self) -> float:
+        """Mean share of side pixels copied from characters (NaN: not traced)."""
+        return self.copied / self.traced if self.traced else float("nan")

@@ -49,6 +49,12 @@ class SeamBlend:
         if self._key_chars is not None:  # never a mirror of a character (the key frame's)
             w = w.masked_fill(self._key_chars.index_select(1, src), 0.0)
         values[:, c0:c1].lerp_(live, w[..., None])  # values are this frame's own
+        if self.trace is not None:  # provenance: a mirrored character is a copied one
+            chars = self._frame_chars(t)
+            if chars is not None:
+                self.trace[:, c0:c1].lerp_(chars.index_select(1, src).float(), w)
+            else:
+                self.trace[:, c0:c1].mul_(1 - w)
         return values
 
     def _composite(self, t: _Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
