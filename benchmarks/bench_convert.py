@@ -4,6 +4,7 @@
     python benchmarks/bench_convert.py --clip my4x3.mkv   # any 4:3 clip
     python benchmarks/bench_convert.py --models default,default:off,edge
     python benchmarks/bench_convert.py --clip short4x3.mp4 --loop 8   # a real clip, played 8 times
+    python benchmarks/bench_convert.py --models default,default:chars  # the cost of --characters
 
 The synthetic clip is a worst case for the temporal engine (the camera pans in every
 frame, so every frame propagates) and an easy one for the encoder (flat paint); real
@@ -11,8 +12,9 @@ episodes hold drawings and cameras still most of the time. ``--loop N`` makes a
 longer clip out of a short real one (stream copy, N times back to back), so that the
 start-up cost of either tool does not decide the ratio.
 
-A model is NAME (the temporal engine, as ``convert`` runs by default) or NAME:off
-(``--no-temporal``, every frame filled on its own); ``default`` is the default model.
+A model is NAME (the temporal engine, as ``convert`` runs by default), NAME:off
+(``--no-temporal``, every frame filled on its own) or NAME:chars (the engine with
+``--characters``); ``default`` is the default model.
 
 Every run is a fresh process, timed wall-clock, with its peak resident memory read
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
@@ -149,6 +151,8 @@ def main() -> None:
             "--crf", args.crf, "--preset", args.preset, "--device", "cpu", "--overwrite", "--no-progress",
             "--no-temporal" if mode == "off" else "--temporal",
         ]  # fmt: skip
+        if mode == "chars":
+            cmd.append("--characters")
         if model != "default":
             cmd += ["--model", model]
         commands[f"ganime {spec}"] = cmd
