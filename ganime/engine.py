@@ -128,6 +128,8 @@ class Filler:
         self._mask_np = mask > 0
         self.stats = FillStats(batch_size=self.batch_size)
         self._buffer: torch.Tensor | None = None
+        self._trace: torch.Tensor | None = None  # fill_traced's input, and what it made
+        self._made: torch.Tensor | None = None
         self.window = self._strip_window(getattr(self.model, "receptive_field", None))
 
     def _strip_window(self, radius: int | None) -> int | None:
@@ -216,6 +218,26 @@ class Filler:
         self.stats.seconds += time.perf_counter() - started
         return out
 
+    def fill_traced(self, frame: np.ndarray, chars: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
+        """``fill([frame])[0]``, and (H, W) the share of each canvas pixel copied from the
+        picture pixels ``chars`` marks ((h, w) bool over the picture; None: none), in one
+        run of the model: ``PatchFill.traced``, or for a weight-free fill (linear in its
+        input) the fill of the mask; NaN for a model that cannot say."""
+        started = time.perf_counter()
+        lay, c = self.layout, self.layout.content
+        trace = torch.zeros(1, 1, lay.canvas_height, lay.canvas_width, device=self.device)
+        if chars is not None:
+            trace[0, 0, :, lay.left : lay.left + c.width] = chars.to(self.device).float()
+        self._trace = trace
+        try:
+            (out,) = self._fill_batch([frame])
+        finally:
+            self._trace = None
+        self.stats.seconds += time.perf_counter() - started
+        made, self._made = self._made, None
+        assert made is not None
+        return out, made
+
     @torch.inference_mode()
     def _fill_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         lay = self.layout
@@ -234,7 +256,18 @@ class Filler:
         pic = host.to(self.device, non_blocking=True).permute(0, 3, 1, 2).contiguous()
         canvas[..., lay.left : lay.left + c.width] = pic.float().div_(scale)
         mask = self.compositor.mask.expand(len(frames), -1, -1, -1)
-        if isinstance(self.model, PictureFill):
+        trace = self._trace
+        if trace is not None:  # fill_traced: one frame, its provenance too
+            made = torch.full_like(trace, float("nan"))
+            if hasattr(self.model, "traced"):
+                prediction, made = self.model.traced(canvas, mask, trace)
+            elif isinstance(self.model, PictureFill):
+                made = self.model(trace.expand(-1, 3, -1, -1).contiguous(), mask).mean(dim=1, keepdim=True)
+                prediction = self.model.fill_(canvas, mask)
+            else:
+                prediction = self._predict(canvas, mask)
+            self._made = made[0, 0].float().cpu().clamp(0, 1)
+        elif isinstance(self.model, PictureFill):
             # Filled in place: a picture fill never reads the strips, so the reused
             # buffer's strips may stay dirty, and a full-canvas copy is saved.
             prediction = self.model.fill_(canvas, mask)

@@ -152,11 +152,14 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
     def _render(self, t: _Entry, buf: deque[_Entry]) -> video.Frame:
         if t.single:
             self.stats.single += 1
-            (out,) = self._plain([t.frame])
-            if self._tracer is not None:
-                scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-                self._count_trace(self._own_trace(self.filler, t, scale))
-            return out
+            if self._tracer is None:
+                (out,) = self._plain([t.frame])
+                return out
+            started = time.perf_counter()
+            image, made = self.filler.fill_traced(t.frame.image, self._frame_chars(t))
+            self.stats.model_seconds += time.perf_counter() - started
+            self._count_trace(made[:, self.side_cols.long()])
+            return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
         if t.shot != self._memory_shot:
             self._memory = None
             self._memory_shot = t.shot
@@ -215,12 +218,15 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 started = time.perf_counter()
                 fill = self.filler if float(trust.min()) < self.options.loose_model else self._own_fill
                 self.stats.loose_model += fill is self.filler
-                (own,) = fill.fill([t.frame.image])
+                if self.trace is not None:
+                    own, made = fill.fill_traced(t.frame.image, self._frame_chars(t))
+                else:
+                    (own,) = fill.fill([t.frame.image])
                 self.stats.model_seconds += time.perf_counter() - started
                 own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
                 values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
                 if self.trace is not None:
-                    self.trace = trust[0] * self.trace + (1 - trust[0]) * self._own_trace(fill, t, scale)
+                    self.trace = trust[0] * self.trace + (1 - trust[0]) * made[:, self.side_cols.long()]
                 real = real * trust
             values = self._live_mirror(t, values, real, scale)
             if self._handover is not None:

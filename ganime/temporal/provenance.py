@@ -92,21 +92,3 @@ class Provenance:
         chars = self._frame_chars(t)
         inner[:, self.left : self.left + self.pic_w] = chars.float() if chars is not None else 0.0
         return out * known
-
-    def _own_trace(self, model_filler: object, t: _Entry, scale: float) -> torch.Tensor:
-        """(H, S) trace of a fill of t's canvas on its own (the frame's own fill, a flash)."""
-        canvas = torch.zeros(3, self.h, self.w)
-        canvas[:, :, self.left : self.left + self.pic_w] = t.picture.permute(2, 0, 1).float() / scale
-        mask = torch.ones(1, self.h, self.w)
-        mask[:, :, self.left : self.left + self.pic_w] = 0
-        trace = torch.zeros(1, self.h, self.w)
-        chars = self._frame_chars(t)
-        if chars is not None:
-            trace[0, :, self.left : self.left + self.pic_w] = chars.float()
-        saved = self.filler
-        self.filler = model_filler  # type: ignore[assignment]  # the fill whose trace is wanted
-        try:
-            _, made = self._trace_fill(canvas, mask, trace)
-        finally:
-            self.filler = saved
-        return made[0][:, self.side_cols.long()]
