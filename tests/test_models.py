@@ -14,7 +14,7 @@ from ganime import synthetic, weights
 from ganime.cli import app
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
-from ganime.models import ARCHS, REGISTRY, load_file
+from ganime.models import ARCHS, REGISTRY, build_model, load_file
 from ganime.models.classical import EdgeFill
 from ganime.models.start import prepare_for_inference
 
@@ -364,3 +364,25 @@ def test_rows_above_and_below_are_generated_alone_with_the_same_result(arch: str
         whole = model(image * (1 - mask), mask)
     generated = mask.expand_as(split) > 0.5
     assert torch.allclose(split[generated], whole[generated], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["edge", "patch", "lama"])
+def test_fill_traced_is_the_fill_and_where_it_came_from(name: str) -> None:
+    """One run gives the same canvas as ``fill`` and the share of each pixel copied from the
+    marked picture pixels: the mirror of a marked band by the left seam lands in the left side
+    only; a network cannot say (NaN)."""
+    frame = cartoon_frames(1, 64, 48, seed=3)[0]
+    layout = compute_layout(64, 48)
+    model = tiny("lama") if name == "lama" else build_model(name)
+    filler = Filler(model, layout, torch.device("cpu"), batch_size=1)
+    chars = torch.zeros(48, 64, dtype=torch.bool)
+    chars[:, :6] = True  # a band of "character" along the picture's left edge
+    out, made = filler.fill_traced(frame, chars)
+    assert np.array_equal(out, filler.fill([frame])[0]) and made.shape == (48, layout.canvas_width)
+    if name == "lama":
+        assert bool(made.isnan().all())
+        return
+    left, right = made[:, : layout.left], made[:, layout.left + 64 :]
+    assert float(left[:, -3:].mean()) > 0.2 and float(right.max()) < 0.05
+    _, none = filler.fill_traced(frame, None)
+    assert float(none.max()) == 0.0
