@@ -371,18 +371,18 @@ def test_fill_traced_is_the_fill_and_where_it_came_from(name: str) -> None:
     """One run gives the same canvas as ``fill`` and the share of each pixel copied from the
     marked picture pixels: the mirror of a marked band by the left seam lands in the left side
     only; a network cannot say (NaN)."""
-    frame = cartoon_frames(1, 64, 48, seed=3)[0]
-    layout = compute_layout(64, 48)
+    frame = cartoon_frames(1, 128, 96, seed=3)[0]
+    layout = compute_layout(128, 96)  # wide enough that patch fills each side from its own half
     model = tiny("lama") if name == "lama" else build_model(name)
     filler = Filler(model, layout, torch.device("cpu"), batch_size=1)
-    chars = torch.zeros(48, 64, dtype=torch.bool)
+    chars = torch.zeros(96, 128, dtype=torch.bool)
     chars[:, :6] = True  # a band of "character" along the picture's left edge
     out, made = filler.fill_traced(frame, chars)
-    assert np.array_equal(out, filler.fill([frame])[0]) and made.shape == (48, layout.canvas_width)
+    assert np.array_equal(out, filler.fill([frame])[0]) and made.shape == (96, layout.canvas_width)
     if name == "lama":
         assert bool(made.isnan().all())
         return
-    left, right = made[:, : layout.left], made[:, layout.left + 64 :]
+    left, right = made[:, : layout.left], made[:, layout.left + 128 :]
     assert float(left[:, -3:].mean()) > 0.2 and float(right.max()) < 0.05
     _, none = filler.fill_traced(frame, None)
     assert float(none.max()) == 0.0
