@@ -601,3 +601,25 @@ def test_the_engine_traces_how_much_of_its_sides_came_from_a_character() -> None
     assert share > 0.1 and abs(share - changed) < 0.3 * changed
     assert traced(picture, provenance=True, characters=True)[0] < 0.02  # kept out: next to nothing
     assert traced(world, provenance=True)[0] < 0.02  # no character, nothing copied from one
+
+
+def test_closed_over_replaces_characters_by_the_background_around_them() -> None:
+    """What a loose frame's own fill is given with ``characters``: no character left to mirror."""
+    from ganime.geometry import Rect
+    from ganime.temporal.characters import closed_over
+
+    world = synthetic.paint_background(128, 96, seed=2)
+    frame = np.zeros((100, 128, 3), np.uint8)  # a bar of 4 lines above the picture
+    frame[4:] = world
+    drawn = frame.copy()
+    synthetic._draw_character(drawn[4:], 20, 96 * 0.86, 48, 0)
+    chars = torch.from_numpy(np.abs(drawn[4:].astype(int) - world.astype(int)).max(-1) > 0)
+    chars = torch.nn.functional.max_pool2d(chars[None, None].float(), 5, 1, 2)[0, 0] > 0.5
+    out = closed_over(drawn, Rect(0, 4, 128, 96), chars)
+    assert np.array_equal(
+        out[~np.pad(chars.numpy(), ((4, 0), (0, 0)))], drawn[~np.pad(chars.numpy(), ((4, 0), (0, 0)))]
+    )
+    inside = np.pad(chars.numpy(), ((4, 0), (0, 0)))
+    err_closed = np.abs(out[inside].astype(int) - frame[inside].astype(int)).mean()
+    err_drawn = np.abs(drawn[inside].astype(int) - frame[inside].astype(int)).mean()
+    assert err_closed < 0.6 * err_drawn  # the landscape, smoothed over, where the character stood

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import segment
+from ..geometry import Rect
+from ..models.classical import close_holes
 from .options import TemporalOptions
+
+
+def closed_over(image: np.ndarray, content: Rect, chars: torch.Tensor) -> np.ndarray:
+    """A copy of a source frame whose characters (``chars``, over the picture ``content``)
+    are closed over from the background around them: what a frame's own fill is given,
+    so that its mirror and its patches show the background, never a character."""
+    out = image.copy()
+    pic = out[content.y : content.bottom, content.x : content.right]
+    scale = 65535.0 if image.dtype == np.uint16 else 255.0
+    x = torch.from_numpy(pic.astype(np.float32)).permute(2, 0, 1)[None] / scale
+    keep = (~chars)[None, None].float()
+    closed = close_holes(x, keep)[0].permute(1, 2, 0).mul_(scale).round_().clamp_(0, scale).numpy()
+    pic[...] = np.where(chars.numpy()[..., None], closed.astype(image.dtype), pic)
+    return out
 
 
 class CharacterMasks:

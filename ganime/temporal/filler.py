@@ -13,7 +13,7 @@ from .. import video
 from ..compositor import SideSeam
 from ..engine import Filler
 from ..motion import Similarity
-from .characters import CharacterMasks
+from .characters import CharacterMasks, closed_over
 from .memory import ShotMemory
 from .options import TemporalOptions, TemporalStats
 from .propagate import Propagation
@@ -218,10 +218,11 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 started = time.perf_counter()
                 fill = self.filler if float(trust.min()) < self.options.loose_model else self._own_fill
                 self.stats.loose_model += fill is self.filler
+                image, chars = self._loose_image(t)
                 if self.trace is not None:
-                    own, made = fill.fill_traced(t.frame.image, self._frame_chars(t))
+                    own, made = fill.fill_traced(image, chars)
                 else:
-                    (own,) = fill.fill([t.frame.image])
+                    (own,) = fill.fill([image])
                 self.stats.model_seconds += time.perf_counter() - started
                 own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
                 values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
@@ -240,6 +241,24 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         )
         self._count_trace(self.trace)
         return self._canvas_out(t, self._last.sides)
+
+    def _loose_image(self, t: _Entry) -> tuple[np.ndarray, torch.Tensor | None]:
+        """What a frame's own fill is given, and its characters left in it (for the trace).
+
+        With ``characters`` the frame's characters are found (one segmenter run per
+        such frame) and closed over first: the own fill is a mirror (or ``patch`` with no
+        sources given), and would otherwise mirror a character by the seam into the side.
+        """
+        if self._characters is None:
+            return t.frame.image, self._frame_chars(t) if self._tracer is not None else None
+        if self._tracer is not None:
+            chars = self._frame_chars(t)
+        else:
+            chars = self._characters(t.picture, 65535.0 if t.picture.dtype == torch.int32 else 255.0)
+            self.stats.character_masks += 1
+        if chars is None:
+            return t.frame.image, None
+        return closed_over(t.frame.image, self.layout.content, chars), None
 
     def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.
