@@ -145,15 +145,21 @@ class Segmenter:
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
     @torch.no_grad()
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) in [0, 1], 1 = character."""
+    def __call__(self, images: torch.Tensor, stretch: bool = True) -> torch.Tensor:
+        """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) in [0, 1], 1 = character.
+
+        ``stretch``: as released, each mask is stretched to span [0, 1], so the most
+        salient thing in any picture reads as 1; without it the network's own
+        probabilities are kept, which stay low where nothing stands out.
+        """
         x = images.to(self.device, torch.float32)
         peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
         x = F.interpolate(x / peak, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
         p = torch.sigmoid(self.net((x - self._mean) / self._std))
-        lo = p.amin(dim=(1, 2, 3), keepdim=True)
-        hi = p.amax(dim=(1, 2, 3), keepdim=True)
-        p = (p - lo) / (hi - lo).clamp_min(1e-6)
+        if stretch:
+            lo = p.amin(dim=(1, 2, 3), keepdim=True)
+            hi = p.amax(dim=(1, 2, 3), keepdim=True)
+            p = (p - lo) / (hi - lo).clamp_min(1e-6)
         return F.interpolate(p, size=images.shape[-2:], mode="bilinear", align_corners=False).clamp(0, 1)
 
 

@@ -29,10 +29,21 @@ def closed_over(image: np.ndarray, content: Rect, chars: torch.Tensor) -> np.nda
 class CharacterMasks:
     """Finds the characters of pictures with the shipped segmenter (loaded on first use).
 
-    A mask is worked out only where the engine runs its model (a key frame, about one
-    a shot on held drawings and still cameras), never per frame: U²-Net-p costs about
-    0.4 s a picture on two CPU cores, as much as the key frame's fill.
+    A salient-object network marks the one thing a picture is about: on a whole frame
+    of `anime_static` it marks the girl in the middle and nothing of the man at the
+    left seam, who is copied into the side as a second head. What matters to the sides
+    is what stands by the seams, so the segmenter looks at each half of the picture on
+    its own (60 % of its width each, as far as ``patch`` takes sources and more), and
+    keeps its own probabilities (``stretch=False``): a half with nothing in front stays
+    low (under 0.1 on the backgrounds of the eval clips) instead of being stretched
+    until a table edge reads as a character.
+
+    A mask is worked out only where the engine needs one (a key frame, a frame that
+    leans on its own fill), never per frame in a conversion: U²-Net-p costs about 0.35 s
+    a half on two CPU cores.
     """
+
+    OVERLAP = 0.6  # each "half" is this share of the picture's width
 
     def __init__(self, options: TemporalOptions, device: torch.device) -> None:
         self.level = options.character_level
@@ -46,7 +57,13 @@ class CharacterMasks:
         if self._segmenter is None:
             self._segmenter = segment.load(device=self.device)
         image = picture.permute(2, 0, 1)[None].float().div_(scale)
-        found = self._segmenter(image)[0, 0] > self.level
+        w = image.shape[-1]
+        half = max(1, round(w * self.OVERLAP))  # overlapping: a character in the middle is whole in one
+        p = self._segmenter(torch.cat([image[..., :half], image[..., w - half :]]), stretch=False)
+        prob = torch.zeros(image.shape[-2:], device=p.device)
+        prob[:, :half] = p[0, 0]
+        prob[:, w - half :] = torch.maximum(prob[:, w - half :], p[1, 0])
+        found = prob > self.level
         if not bool(found.any()):
             return None
         if self.grow > 0:  # the outline and the mask's soft edge go with the character
