@@ -66,6 +66,7 @@ class EvalOptions:
     report: tuple[str, ...] = ()  # clip names or glob patterns of the report split (the rest: tuning)
     characters: bool = False  # the temporal engine keeps characters out of the sides (ConvertOptions)
     provenance: bool = True  # measure the share of side pixels copied from characters (segmenter on every frame)
+    show_masks: bool = False  # contact sheets show the characters the segmenter finds in each picture
 
 
 def label(model: str, temporal: bool) -> str:
@@ -385,6 +386,8 @@ def evaluate(
                 )
                 outputs[name] = out[keep]
             truth = truth[keep]  # the sheets show scored frames, not black ones
+            if options.show_masks:
+                outputs = {"characters (mask)": CharacterViews(truth, lay), **outputs}  # type: ignore[dict-item]
             sheet = contact_sheet(truth, lay, outputs, options.sheet_frames)
             save_png(sheet, out_dir / f"sheet_{clip.stem}.png")
             sheets.append(contact_sheet(truth, lay, outputs, 1, title=clip.name))
@@ -400,6 +403,47 @@ def evaluate(
 
 
 # ---------------------------------------------------------------------- pictures
+
+
+def mask_overlay(picture: np.ndarray, chars: np.ndarray | None) -> np.ndarray:
+    """``picture`` with the pixels ``chars`` marks tinted red (what the fill keeps out of the sides)."""
+    out = picture.astype(np.float32)
+    peak = 65535.0 if picture.dtype == np.uint16 else 255.0
+    if chars is not None:
+        out[chars] = 0.45 * out[chars] + 0.55 * np.array([1.0, 0.16, 0.16]) * peak
+    return out.round().astype(picture.dtype)
+
+
+class CharacterViews:
+    """Frames' inputs with their characters (as ``--characters`` finds them) tinted, sides
+    blanked; made when a sheet asks for one (a segmenter run each), so ``frames[t]`` works."""
+
+    def __init__(self, frames: np.ndarray, lay: Layout) -> None:
+        import torch
+
+        from .temporal import TemporalOptions
+        from .temporal.characters import CharacterMasks
+
+        self.frames, self.lay = frames, lay
+        self._find = CharacterMasks(TemporalOptions(), torch.device("cpu"))
+        self._made: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, t: int) -> np.ndarray:
+        import torch
+
+        if t not in self._made:
+            frame, lay = self.frames[t], self.lay
+            x0, x1 = lay.left, lay.left + lay.content.width
+            pic = np.ascontiguousarray(frame[:, x0:x1])
+            scale = 65535.0 if pic.dtype == np.uint16 else 255.0
+            chars = self._find(torch.from_numpy(pic.astype(np.int32) if scale > 255 else pic), scale)
+            view = np.zeros_like(frame)
+            view[:, x0:x1] = mask_overlay(pic, None if chars is None else chars.numpy())
+            self._made[t] = view
+        return self._made[t]
 
 
 def masked_view(frame: np.ndarray, lay: Layout) -> np.ndarray:
@@ -514,4 +558,9 @@ def preview(
         filler = Filler(loaded[model], lay, dev)
         (out,) = PerFrameFiller(filler).stream([video.Frame(source, 0, Fraction(1))])
         shown.append((model, out.image))
+    # What --characters keeps out of the sides in this frame.
+    canvas = np.zeros((lay.canvas_height, lay.canvas_width, 3), source.dtype)
+    c = lay.content
+    canvas[:, lay.left : lay.left + c.width] = source[c.y : c.bottom, c.x : c.right]
+    shown.append(("characters (--characters keeps them out of the sides)", CharacterViews(canvas[None], lay)[0]))
     return save_png(grid(shown, columns=2, cell_width=640), output)

@@ -201,3 +201,23 @@ def test_eval_without_perceptual_weights_says_lpips_was_not_measured(tmp_path: P
     assert "LPIPS not measured" in r.output and "n/a" in (tmp_path / "e" / "eval.md").read_text()
     data = json.loads((tmp_path / "e" / "eval.json").read_text())
     assert data["clips"][0]["lpips"] is None or math.isnan(data["clips"][0]["lpips"])
+
+
+def test_show_masks_adds_the_characters_to_the_sheets(tmp_path: Path) -> None:
+    """``--show-masks``: a column of each sheet shows the picture with the characters tinted red."""
+    world = synthetic.paint_background(172, 96, seed=4)
+    plain = np.zeros_like(world)
+    plain[:] = np.linspace([110, 170, 230], [90, 170, 80], 96)[:, None].astype(np.uint8)
+    synthetic._draw_character(plain, 40, 96 * 0.86, 48, 0)  # a character by the left seam
+    clip = synthetic.write_clip(tmp_path / "c.mkv", [plain] * 3, crf=0, pix_fmt="yuv444p")
+    sizes = {}
+    for show in (False, True):
+        options = evaluate.EvalOptions(models=("edge",), frames=3, device="cpu", temporal=(False,), show_masks=show)
+        evaluate.evaluate([clip], options, tmp_path / str(show))
+        sizes[show] = Image.open(tmp_path / str(show) / "sheet_c.png").size
+    assert sizes[True][0] > sizes[False][0] and sizes[True][1] == sizes[False][1]  # one column more
+    lay = evaluate.fit(172, 96, evaluate.EvalOptions().source_aspect)[1]
+    view = evaluate.CharacterViews(np.stack([plain[: lay.canvas_height, : lay.canvas_width]]), lay)[0]
+    red = (view[..., 0].astype(int) - view[..., 1] > 80) & (view[..., 0] > 150)
+    assert red[:, lay.left : lay.left + lay.content.width].sum() > 300  # the character, tinted
+    assert not red[:, lay.left + 80 :].any()  # and not the sky and grass beside it

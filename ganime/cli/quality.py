@@ -65,6 +65,9 @@ def eval_cmd(
             " from; finds the characters of every frame, ~0.4 s each on CPU).",
         ),
     ] = True,
+    show_masks: Annotated[
+        bool, typer.Option("--show-masks", help="Contact sheets show the characters found in each picture, tinted.")
+    ] = False,
 ) -> None:
     """Score models on native 16:9 footage: LPIPS, sharpness, patch distance, PSNR, SSIM, flicker of the sides."""
     from .. import evaluate
@@ -89,6 +92,7 @@ def eval_cmd(
         report=tuple(n.strip() for n in report.split(",") if n.strip()),
         characters=characters,
         provenance=copied,
+        show_masks=show_masks,
     )
     check_device(device)
     for name in options.models:  # missing weights are a usage error, as for convert
