@@ -196,15 +196,20 @@ class Filler:
             self._buffer = torch.zeros(n, 3, lay.canvas_height, lay.canvas_width, device=self.device)
         return self._buffer[:n]
 
-    def fill(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        """Canvases (H, W, 3) in the frames' dtype, known pixels exactly as in the source."""
+    def fill(self, frames: list[np.ndarray], chars: list[torch.Tensor | None] | None = None) -> list[np.ndarray]:
+        """Canvases (H, W, 3) in the frames' dtype, known pixels exactly as in the source.
+
+        ``chars``: per frame, (h, w) bool over its picture, the characters no side may be
+        made of (None: none found): a model that takes sources (``patch``) is told not to
+        copy them, any other fill is given the picture with them closed over.
+        """
         out: list[np.ndarray] = []
         started = time.perf_counter()
         i = 0
         while i < len(frames):
             chunk = frames[i : i + self.batch_size]
             try:
-                out.extend(self._fill_batch(chunk))
+                out.extend(self._fill_batch(chunk, chars[i : i + len(chunk)] if chars else None))
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise
@@ -239,9 +244,23 @@ class Filler:
         return out, made
 
     @torch.inference_mode()
-    def _fill_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+    def _fill_batch(self, frames: list[np.ndarray], chars: list[torch.Tensor | None] | None = None) -> list[np.ndarray]:
         lay = self.layout
         c = lay.content
+        source = None
+        originals: list[np.ndarray] | None = None  # the frames, where characters were closed over
+        if chars is not None and any(m is not None for m in chars):
+            if getattr(self.model, "takes_source", False) and self.window is None:
+                source = self.compositor.mask.new_ones(len(frames), 1, lay.canvas_height, lay.canvas_width)
+                source -= self.compositor.mask
+                for k, m in enumerate(chars):
+                    if m is not None:
+                        source[k, 0, :, lay.left : lay.left + c.width][m.to(source.device)] = 0.0
+            else:  # a mirror or a network: it sees the background where the characters were
+                from .temporal.characters import closed_over
+
+                originals = frames
+                frames = [f if m is None else closed_over(f, c, m) for f, m in zip(frames, chars, strict=True)]
         dtype = frames[0].dtype
         scale = 65535.0 if dtype == np.uint16 else 255.0
         canvas_np = np.empty((len(frames), lay.canvas_height, lay.canvas_width, 3), dtype)
@@ -267,6 +286,8 @@ class Filler:
             else:
                 prediction = self._predict(canvas, mask)
             self._made = made[0, 0].float().cpu().clamp(0, 1)
+        elif source is not None:
+            prediction = self._run(canvas, mask, source)
         elif isinstance(self.model, PictureFill):
             # Filled in place: a picture fill never reads the strips, so the reused
             # buffer's strips may stay dirty, and a full-canvas copy is saved.
@@ -278,6 +299,9 @@ class Filler:
             # Only generated pixels are written: known pixels in a band stay the source's.
             gen = self._mask_np[:, x0:x1]
             canvas_np[:, :, x0:x1][:, gen] = q[:, gen]
+        if originals is not None:  # the picture itself is the source's, characters and all
+            for out, f in zip(canvas_np, originals, strict=True):
+                out[:, lay.left : lay.left + c.width] = f[c.y : c.bottom, c.x : c.right]
         self.stats.batches += 1
         self.stats.frames += len(frames)
         return list(canvas_np)
@@ -306,9 +330,12 @@ class FrameFiller(Protocol):
 class PerFrameFiller:
     """Every frame filled on its own, a batch at a time (``--no-temporal``)."""
 
-    def __init__(self, filler: Filler) -> None:
+    def __init__(self, filler: Filler, characters: Callable[[np.ndarray], torch.Tensor | None] | None = None) -> None:
+        """``characters``: finds a frame's characters ((h, w) bool over its picture, or None),
+        which no side is then made of (``--characters``)."""
         self.filler = filler
         self.batch_size = filler.batch_size
+        self.characters = characters
 
     def prepare(self, frame: video.Frame) -> video.Frame:
         return frame
@@ -319,7 +346,13 @@ class PerFrameFiller:
         pending: list[video.Frame] = []
 
         def flush() -> Iterator[video.Frame]:
-            canvases = self.filler.fill([f.image for f in pending])
+            images = [f.image for f in pending]
+            chars = None
+            if self.characters is not None:
+                started = time.perf_counter()
+                chars = [self.characters(i) for i in images]
+                self.filler.stats.seconds += time.perf_counter() - started
+            canvases = self.filler.fill(images, chars)
             for f, canvas in zip(pending, canvases, strict=True):
                 yield video.Frame(canvas, f.pts, f.time_base, f.planes, f.pix_fmt)
             if on_frames:

@@ -297,6 +297,18 @@ def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> Fra
                 window=options.temporal_window, characters=options.characters, provenance=options.provenance
             ),
         )
+    if options.characters:
+        from .temporal.characters import CharacterMasks
+
+        find = CharacterMasks(TemporalOptions(), filler.device)
+        c = plan.layout.content
+
+        def characters(image: np.ndarray) -> torch.Tensor | None:
+            pic = np.ascontiguousarray(image[c.y : c.bottom, c.x : c.right])
+            wide = image.dtype == np.uint16
+            return find(torch.from_numpy(pic.astype(np.int32) if wide else pic), 65535.0 if wide else 255.0)
+
+        return PerFrameFiller(filler, characters)
     return PerFrameFiller(filler)
 
 

@@ -341,8 +341,6 @@ def convert(
         )
     if options.duration is not None and options.duration <= 0:
         raise typer.BadParameter("must be more than 0 seconds", param_hint="--duration")
-    if options.characters and not options.temporal:
-        usage_error("--characters", "works in the temporal engine's key frames only; leave out --no-temporal")
     where = _check_setup(options, output, ray)  # before any file is opened: a batch fails once, not per file
     try:
         scan = pipeline.scan_inputs(inputs)
