@@ -64,7 +64,7 @@ class EvalOptions:
     temporal: tuple[bool, ...] = (True, False)  # the temporal engine on, off (per frame), or both
     perceptual: Path | None = None  # folder of LPIPS weights (else $GANIME_PERCEPTUAL, else download)
     report: tuple[str, ...] = ()  # clip names or glob patterns of the report split (the rest: tuning)
-    characters: bool = False  # the temporal engine keeps characters out of the sides (ConvertOptions)
+    characters: bool = True  # characters are kept out of the sides (ConvertOptions, as convert does)
     provenance: bool = True  # measure the share of side pixels copied from characters (segmenter on every frame)
     show_masks: bool = False  # contact sheets show the characters the segmenter finds in each picture
 
@@ -524,8 +524,10 @@ def preview(
     device: str = "auto",
     source_aspect: Fraction = Fraction(4, 3),
     weights: Path | None = None,
+    characters: bool = True,
 ) -> Path:
-    """One frame converted by each model, side by side in one labelled PNG.
+    """One frame converted by each model, side by side in one labelled PNG (``characters``:
+    kept out of the sides, as ``convert`` does by default).
 
     A 4:3 source is laid out as ``convert`` would (bars detected, SAR kept); a 16:9
     (or wider) source is treated like ``eval``: its centre is filled and the real
@@ -554,9 +556,12 @@ def preview(
         c = lay.content
         boxed[:, lay.left : lay.left + c.width] = source[c.y : c.bottom, c.x : c.right]
         shown.append((f"source - {stamp}", boxed))
+    from .temporal.characters import frame_characters
+
     for model in models:
         filler = Filler(loaded[model], lay, dev)
-        (out,) = PerFrameFiller(filler).stream([video.Frame(source, 0, Fraction(1))])
+        chars = frame_characters(lay.content, dev) if characters else None
+        (out,) = PerFrameFiller(filler, chars).stream([video.Frame(source, 0, Fraction(1))])
         shown.append((model, out.image))
     # What --characters keeps out of the sides in this frame.
     canvas = np.zeros((lay.canvas_height, lay.canvas_width, 3), source.dtype)

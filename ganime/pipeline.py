@@ -298,17 +298,9 @@ def make_stage(plan: Plan, options: ConvertOptions, device: torch.device) -> Fra
             ),
         )
     if options.characters:
-        from .temporal.characters import CharacterMasks
+        from .temporal.characters import frame_characters
 
-        find = CharacterMasks(TemporalOptions(), filler.device)
-        c = plan.layout.content
-
-        def characters(image: np.ndarray) -> torch.Tensor | None:
-            pic = np.ascontiguousarray(image[c.y : c.bottom, c.x : c.right])
-            wide = image.dtype == np.uint16
-            return find(torch.from_numpy(pic.astype(np.int32) if wide else pic), 65535.0 if wide else 255.0)
-
-        return PerFrameFiller(filler, characters)
+        return PerFrameFiller(filler, frame_characters(plan.layout.content, filler.device))
     return PerFrameFiller(filler)
 
 

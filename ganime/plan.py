@@ -46,7 +46,7 @@ class ConvertOptions:
     temporal: bool = True  # shots, held frames, camera motion and propagation; False: every frame alone
     temporal_window: int = 48  # frames of look-ahead and look-behind for the temporal engine
     retry: bool = False  # convert sources that failed on their content before (ganime.failures)
-    characters: bool = False  # keep characters (ganime.segment) out of what the sides are made from
+    characters: bool = True  # keep characters (ganime.segment) out of what the sides are made from
     provenance: bool = False  # trace the share of side pixels copied from characters (for ganime eval; slow)
 
     @property

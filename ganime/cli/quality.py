@@ -55,8 +55,8 @@ def eval_cmd(
         typer.Option(help="Comma-separated clip names or patterns of the report split; the rest is the tuning split."),
     ] = "",
     characters: Annotated[
-        bool, typer.Option(help="As convert --characters: the sides never copy a key frame's characters.")
-    ] = False,
+        bool, typer.Option(help="As convert --characters: no side is made of the characters (on, as convert).")
+    ] = True,
     copied: Annotated[
         bool,
         typer.Option(

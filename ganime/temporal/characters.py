@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,6 +12,19 @@ from .. import segment
 from ..geometry import Rect
 from ..models.classical import close_holes
 from .options import TemporalOptions
+
+
+def frame_characters(content: Rect, device: torch.device) -> Callable[[np.ndarray], torch.Tensor | None]:
+    """A function giving a source frame's characters ((h, w) bool over its picture
+    ``content``, None where none), for fills that take frames one by one."""
+    find = CharacterMasks(TemporalOptions(), device)
+
+    def characters(image: np.ndarray) -> torch.Tensor | None:
+        pic = np.ascontiguousarray(image[content.y : content.bottom, content.x : content.right])
+        wide = image.dtype == np.uint16
+        return find(torch.from_numpy(pic.astype(np.int32) if wide else pic), 65535.0 if wide else 255.0)
+
+    return characters
 
 
 def closed_over(image: np.ndarray, content: Rect, chars: torch.Tensor) -> np.ndarray:
