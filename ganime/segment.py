@@ -154,7 +154,10 @@ class Segmenter:
         """
         x = images.to(self.device, torch.float32)
         peak = x.amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6)
-        x = F.interpolate(x / peak, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True)
+        # Never enlarged past the picture (rounded up to the network's stride of 32): a
+        # thumbnail-sized picture has no more to show at 320, and costs 10x less.
+        side = min(self.size, -(-max(images.shape[-2:]) // 32) * 32)
+        x = F.interpolate(x / peak, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
         p = torch.sigmoid(self.net((x - self._mean) / self._std))
         if stretch:
             lo = p.amin(dim=(1, 2, 3), keepdim=True)

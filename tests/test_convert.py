@@ -395,20 +395,15 @@ def test_strips_are_the_engine_output(rich_source: Path, tmp_path: Path, tempora
 
     import torch
 
-    from ganime.engine import Filler
-    from ganime.models import build_model
-    from ganime.temporal import TemporalFiller
+    from ganime.pipeline import make_stage
     from ganime.video import Frame
 
     dst = run(rich_source, tmp_path / "out.mkv", temporal=temporal)
-    plan = plan_file(rich_source, dst, ConvertOptions())
+    options = ConvertOptions(temporal=temporal)
+    plan = plan_file(rich_source, dst, options)
     source = [f for _, f in decoded_frames(rich_source)]
-    filler = Filler(build_model(plan.model), plan.layout, torch.device("cpu"))
-    if temporal:
-        frames = [Frame(f, i, Fraction(1, 25)) for i, f in enumerate(source)]
-        filled = [f.image for f in TemporalFiller(filler).stream(frames)]
-    else:
-        filled = filler.fill(source)
+    stage = make_stage(plan, options, torch.device("cpu"))  # the fill convert ran, characters and all
+    filled = [f.image for f in stage.stream([Frame(f, i, Fraction(1, 25)) for i, f in enumerate(source)])]
     out = [f for _, f in decoded_frames(dst)]
     assert len(filled) == len(out) == len(source)
     left = plan.layout.left
