@@ -30,6 +30,7 @@ import torch
 
 from ..models.classical import PictureFill
 from .characters import CharacterMasks
+from .options import TemporalOptions
 from .records import _Entry, _memory_grid
 
 
@@ -41,7 +42,16 @@ class Provenance:
         self._tracer: CharacterMasks | None = None
         self._traced_chars: tuple[int, torch.Tensor | None] | None = None
         if self.options.provenance:
-            self._tracer = self._characters or CharacterMasks(self.options, self.filler.device)
+            # Always the default masks, whatever this run's ``character_level`` and
+            # ``character_grow``: the figures of runs with other settings then compare.
+            standard = TemporalOptions()
+            same = (self.options.character_level, self.options.character_grow) == (
+                standard.character_level,
+                standard.character_grow,
+            )
+            self._tracer = self._characters if same and self._characters else None
+            if self._tracer is None:
+                self._tracer = CharacterMasks(standard, self.filler.device)
 
     def _frame_chars(self, t: _Entry) -> torch.Tensor | None:
         """(h, pic_w) bool characters of t's picture (None: none), found once per frame."""
