@@ -4,7 +4,7 @@
     python benchmarks/bench_convert.py --clip my4x3.mkv   # any 4:3 clip
     python benchmarks/bench_convert.py --models default,default:off,edge
     python benchmarks/bench_convert.py --clip short4x3.mp4 --loop 8   # a real clip, played 8 times
-    python benchmarks/bench_convert.py --models default,default:chars  # the cost of --characters
+    python benchmarks/bench_convert.py --models default,default:nochars  # the cost of the character masks
 
 The synthetic clip is a worst case for the temporal engine (the camera pans in every
 frame, so every frame propagates) and an easy one for the encoder (flat paint); real
@@ -13,8 +13,8 @@ longer clip out of a short real one (stream copy, N times back to back), so that
 start-up cost of either tool does not decide the ratio.
 
 A model is NAME (the temporal engine, as ``convert`` runs by default), NAME:off
-(``--no-temporal``, every frame filled on its own) or NAME:chars (the engine with
-``--characters``); ``default`` is the default model.
+(``--no-temporal``, every frame filled on its own) or NAME:nochars (the engine with
+``--no-characters``: no segmenter); ``default`` is the default model.
 
 Every run is a fresh process, timed wall-clock, with its peak resident memory read
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
@@ -151,8 +151,8 @@ def main() -> None:
             "--crf", args.crf, "--preset", args.preset, "--device", "cpu", "--overwrite", "--no-progress",
             "--no-temporal" if mode == "off" else "--temporal",
         ]  # fmt: skip
-        if mode == "chars":
-            cmd.append("--characters")
+        if mode == "nochars":
+            cmd.append("--no-characters")
         if model != "default":
             cmd += ["--model", model]
         commands[f"ganime {spec}"] = cmd
