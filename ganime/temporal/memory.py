@@ -114,6 +114,7 @@ class ShotMemory:
             return None
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         self._key_chars = self._characters(t.picture, scale)
+        self._key_masked = True
         self.stats.character_masks += 1
         return self._key_chars
 
