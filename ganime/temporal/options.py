@@ -46,8 +46,8 @@ class TemporalOptions:
             widened by ``character_grow`` pixels) are never copied into its sides, the
             live mirror leaves them out, and a frame's own fill gets them closed over.
             Off here (the engine alone); ``ConvertOptions`` turns it on: side pixels
-            copied from characters 9.0 % -> 0.16 % on the tuning clips, at a strip LPIPS
-            cost there of 0.014 (docs/temporal.md, "Characters").
+            copied from characters 9.0 % -> 0.56 % on the tuning clips, at a strip LPIPS
+            cost there of 0.011 (docs/temporal.md, "Characters").
         character_level: the segmenter's output above which a pixel is character.
         character_grow: pixels a character is widened by (its outline, the mask's softness).
         character_behind: characters are not continued either: ``patch`` completes them
