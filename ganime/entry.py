@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from types import FrameType
@@ -33,10 +34,15 @@ def exit_code(e: KeyboardInterrupt) -> int:
     return e.exit_code if isinstance(e, Terminated) else 130
 
 
+_signalled: int | None = None  # the termination signal received, if any
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    global _signalled
     # Once: a second signal while the first one's clean-up runs must not cut it short.
     for s in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, signal.SIG_IGN)
+    _signalled = signum
     raise Terminated(signum)
 
 
@@ -50,4 +56,14 @@ def main() -> None:
         what = e.what if isinstance(e, Terminated) else "interrupted"
         sys.stderr.write(f"{what} while starting: nothing was written\n")
         raise SystemExit(exit_code(e)) from None
-    run()
+    try:
+        run()
+    except SystemExit as e:
+        if _signalled is None:
+            raise
+        # Stopped by SIGTERM or SIGHUP, its clean-up done (the partial output removed, the
+        # line said): leave now, without tearing down torch and PyAV. Under load, one such
+        # exit in CI ended in a segmentation fault instead of exit code 129.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(e.code if isinstance(e.code, int) else 128 + _signalled)
