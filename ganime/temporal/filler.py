@@ -154,8 +154,18 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         if t.single:
             self.stats.single += 1
             if self._tracer is None:
-                (out,) = self._plain([t.frame])
-                return out
+                if self._characters is None:
+                    (out,) = self._plain([t.frame])
+                    return out
+                # A flash or a blank frame is filled on its own: characters closed over, as
+                # for any frame's own fill.
+                started = time.perf_counter()
+                (image,) = self.filler.fill([self._loose_image(t)[0]])
+                self.stats.model_seconds += time.perf_counter() - started
+                if t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes:
+                    c = self.layout.content
+                    image[:, self.left : self.left + self.pic_w] = t.frame.image[c.y : c.bottom, c.x : c.right]
+                return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
             started = time.perf_counter()
             image, made = self.filler.fill_traced(t.frame.image, self._frame_chars(t))
             self.stats.model_seconds += time.perf_counter() - started
