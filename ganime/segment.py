@@ -15,6 +15,7 @@ which nothing else does. U²-Net-p (1.13 M parameters) ships in ``weights/``.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +141,12 @@ class Segmenter:
     def __init__(self, net: U2Net, device: torch.device | str = "cpu", size: int = SIZE) -> None:
         self.device = torch.device(device)
         self.size = size  # the square the network sees (it is fully convolutional; trained at 320)
-        self.net = net.to(self.device).eval()
+        self.net = net.to(self.device).eval()  # float32, as released
+        # What runs: the same weights channels-last, the layout oneDNN convolves in
+        # (0.55 s instead of 0.74 s for two 224x224 halves on one core; outputs equal to
+        # 1e-7). bfloat16 would take 0.24 s, but moved U²-Net-p's probabilities by up to
+        # 0.7 on a dark 3D frame: the masks would change, so it is not used.
+        self._run = copy.deepcopy(self.net).to(memory_format=torch.channels_last)
         self._mean = torch.tensor(_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(_STD, device=self.device).view(1, 3, 1, 1)
 
@@ -158,7 +164,8 @@ class Segmenter:
         # thumbnail-sized picture has no more to show at 320, and costs 10x less.
         side = min(self.size, -(-max(images.shape[-2:]) // 32) * 32)
         x = F.interpolate(x / peak, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-        p = torch.sigmoid(self.net((x - self._mean) / self._std))
+        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
+        p = torch.sigmoid(self._run(x))
         if stretch:
             lo = p.amin(dim=(1, 2, 3), keepdim=True)
             hi = p.amax(dim=(1, 2, 3), keepdim=True)

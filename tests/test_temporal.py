@@ -576,6 +576,80 @@ def test_a_character_by_the_seam_is_not_continued_into_the_side() -> None:
     assert kept_out == 0 and masks >= 1  # one mask for the shot's key frame, not one per frame
 
 
+def test_masks_found_ahead_on_a_worker_change_nothing_but_where_they_run() -> None:
+    """Shot starts have their characters found on a worker thread while the engine renders
+    the frames before them; the output is the same as with every mask found when needed."""
+    world = synthetic.paint_background(171, 96, seed=1)
+    first = world.copy()
+    synthetic._draw_character(first, 31, 96 * 0.86, 48, 0)
+    second = np.ascontiguousarray(synthetic.paint_background(171, 96, seed=5)[:, ::-1])
+    synthetic._draw_character(second, 140, 96 * 0.86, 40, 1)
+    frames = [
+        video.Frame(np.ascontiguousarray(p[:, 21:149]), i, Fraction(1, 24))
+        for i, p in enumerate([first] * 6 + [second] * 6)
+    ]
+    lay = compute_layout(128, 96)
+
+    def run(ahead: bool) -> tuple[np.ndarray, TemporalFiller]:
+        options = TemporalOptions(characters=True, masks_ahead=ahead, window=8)
+        eng = TemporalFiller(Filler(build_model("patch"), lay, CPU, 4), options)
+        return np.stack([f.image for f in eng.stream(iter(frames))]), eng
+
+    there, eng = run(True)
+    here, alone = run(False)
+    assert eng.stats.shots == 2 and eng.stats.character_masks == 2
+    assert eng.stats.masks_ahead == 2 and alone.stats.masks_ahead == 0
+    assert np.array_equal(there, here)
+    assert not any(t.name.startswith("ganime-masks") for t in threading.enumerate())  # the worker has ended
+
+
+def test_character_masks_found_ahead_are_bounded_and_equal_to_those_found_when_asked() -> None:
+    from ganime.temporal.characters import CharacterMasks
+
+    picture = synthetic.paint_background(171, 96, seed=1)
+    synthetic._draw_character(picture, 31, 96 * 0.86, 48, 0)
+    pic = torch.from_numpy(np.ascontiguousarray(picture[:, 21:149]))
+    masks = CharacterMasks(TemporalOptions(), CPU)
+    try:
+        assert all(masks.ahead(i, pic, 255.0) for i in range(masks.AHEAD))
+        assert not masks.ahead(masks.AHEAD, pic, 255.0)  # enough kept: not started
+        direct = masks(pic, 255.0)
+        assert direct is not None and direct[:, :20].any()  # the character at the left edge
+        assert torch.equal(masks(pic, 255.0, key=3), direct) and masks.taken_ahead == 1
+        for i in range(6):  # frames 0-5 were rendered
+            masks.drop(i)
+        assert masks.ahead(masks.AHEAD, pic, 255.0)  # room again
+        assert torch.equal(masks(pic, 255.0, key=6), direct) and masks.taken_ahead == 2
+    finally:
+        masks.close()
+
+
+def test_a_mask_moves_with_the_camera_and_is_kept_while_only_the_inside_changes() -> None:
+    from ganime.motion import Similarity, thumbnail
+    from ganime.temporal.characters import moved_mask, same_drawing
+
+    world = synthetic.paint_background(400, 96, seed=3)
+    lay = compute_layout(128, 96)
+    chars = np.zeros((96, 128), bool)
+    chars[30:80, 10:40] = True
+    then, now = Similarity(1.0, 0.0, 0.0), Similarity(1.0, 3.0, 0.0)  # the camera moved 3 px right
+    moved = moved_mask(torch.from_numpy(chars), then, now, lay.left)
+    assert moved[:, 7:37].equal(torch.from_numpy(chars[:, 10:40])) and not moved[:, 37:].any()
+    f = max(1, round(96 / 80))
+    first = world[:, 100:228].copy()
+    second = world[:, 103:231].copy()  # the same background, 3 px on
+    assert same_drawing(thumbnail(first, f), then, thumbnail(second, f), now, f, lay.left, 24.0)
+    inside = second.copy()
+    inside[40:60, 10:25] = 255 - inside[40:60, 10:25]  # redrawn inside the character
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(inside, f), now, f, lay.left, 24.0)
+    assert same_drawing(thumbnail(first, f), then, thumbnail(inside, f), now, f, lay.left, 24.0, moved)
+    outside = second.copy()
+    outside[40:60, 60:90] = 255 - outside[40:60, 60:90]  # something new beside it
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved)
+    far = Similarity(1.0, 30.0, 0.0)  # a quarter of the picture not seen before
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(second, f), far, f, lay.left, 24.0)
+
+
 def test_the_engine_traces_how_much_of_its_sides_came_from_a_character() -> None:
     """``provenance``: the share of side pixels copied from characters follows the fill through
     the key frame, the shot memory and held drawings; it changes nothing of the output."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -11,6 +14,7 @@ import torch.nn.functional as F
 from .. import segment
 from ..geometry import Rect
 from ..models.classical import close_holes
+from ..motion import Similarity, sample_grid, to_thumb
 from .options import TemporalOptions
 
 
@@ -41,6 +45,62 @@ def closed_over(image: np.ndarray, content: Rect, chars: torch.Tensor) -> np.nda
     return out
 
 
+def moved_mask(chars: torch.Tensor, then: Similarity, now: Similarity, left: int) -> torch.Tensor:
+    """A frame's characters (``chars``, (h, w) bool over its picture, which starts ``left``
+    columns into the canvas) where they are in a later frame of the shot, the camera
+    having moved from ``then`` to ``now`` (each frame's canvas -> the shot's reference).
+
+    Nearest samples, rows and columns apart (zoom and shift only); what the earlier
+    frame did not show counts as no character.
+    """
+    h, w = chars.shape
+    rel = then.inverse().then(now)  # the later canvas -> the earlier one
+    xs = np.rint(rel.a * (left + np.arange(w)) + rel.bx - left).astype(np.int64)
+    ys = np.rint(rel.a * np.arange(h) + rel.by).astype(np.int64)
+    cols, rows = (xs >= 0) & (xs < w), (ys >= 0) & (ys < h)
+    out = chars.index_select(0, torch.from_numpy(ys.clip(0, h - 1)))
+    out = out.index_select(1, torch.from_numpy(xs.clip(0, w - 1)))
+    return out & torch.from_numpy(rows)[:, None] & torch.from_numpy(cols)[None, :]
+
+
+def same_drawing(
+    thumb_then: np.ndarray,
+    then: Similarity,
+    thumb_now: np.ndarray,
+    now: Similarity,
+    factor: int,
+    left: int,
+    level: float,
+    chars: torch.Tensor | None = None,
+    share: float = 0.005,
+    seen: float = 0.97,
+) -> bool:
+    """Whether the earlier frame's characters, moved with the camera, are still the later
+    frame's: its thumbnail (``thumb_now``) is at least ``seen`` covered by the earlier
+    one's warped to it, and less than ``share`` of it differs by more than ``level``
+    levels (what the temporal engine counts as moving against the camera) outside the
+    characters (``chars``: the earlier frame's, already moved to the later one, (h, w)
+    bool over its picture). A mouth or an eye redrawn inside a character leaves its
+    silhouette, and so its mask, as it was; a hand moved out of it does not.
+    """
+    th, tw = thumb_now.shape
+    rel = to_thumb(then.inverse().then(now), factor, left)
+    xs = rel.a * np.arange(tw, dtype=np.float64) + rel.bx
+    ys = rel.a * np.arange(th, dtype=np.float64) + rel.by
+    cols = (xs >= 0) & (xs <= thumb_then.shape[1] - 1)
+    rows = (ys >= 0) & (ys <= thumb_then.shape[0] - 1)
+    if cols.mean() * rows.mean() < seen:
+        return False
+    warped = sample_grid(thumb_then[..., None], xs[cols], ys[rows])[..., 0]
+    differs = np.abs(warped - thumb_now[np.ix_(rows, cols)]) > level
+    if chars is not None and differs.any():
+        # The characters on the thumbnail's grid, a thumbnail pixel wider (its blur).
+        inside = F.max_pool2d(chars[None, None, : th * factor, : tw * factor].float(), factor)
+        inside = F.max_pool2d(inside, 3, 1, 1)[0, 0].numpy() > 0
+        differs &= ~inside[np.ix_(rows, cols)]
+    return float(differs.sum()) < share * th * tw
+
+
 class CharacterMasks:
     """Finds the characters of pictures with the shipped segmenter (loaded on first use).
 
@@ -53,9 +113,9 @@ class CharacterMasks:
     low (under 0.1 on the backgrounds of the eval clips) instead of being stretched
     until a table edge reads as a character.
 
-    A mask is worked out once a shot (at its key frame, or the first frame that leans on
-    its own fill), never per frame in a conversion: U²-Net-p costs about 0.37 s a half
-    at 224 on the one core the engine has beside the encoder.
+    A mask is found once a shot (ahead, on a worker thread, for the shot's first frame)
+    and again only at a key frame whose picture changed outside it (docs/temporal.md,
+    "Characters"): U²-Net-p costs about 0.3 s a half at 224 on one core.
     """
 
     OVERLAP = 0.6  # each "half" is this share of the picture's width
@@ -65,25 +125,89 @@ class CharacterMasks:
     # they fall apart (IoU down to 0.72 and 0.31).
     SIZE = 224
 
+    AHEAD = 8  # masks found ahead and kept, at most (each holds its picture until found)
+
     def __init__(self, options: TemporalOptions, device: torch.device) -> None:
         self.level = options.character_level
         self.grow = options.character_grow
         self.device = device
         self._segmenter: segment.Segmenter | None = None
+        self._lock = threading.Lock()
+        self._worker: ThreadPoolExecutor | None = None
+        self._ahead: OrderedDict[int, Future] = OrderedDict()
+        self.taken_ahead = 0  # masks asked for that had been found ahead
 
-    def __call__(self, picture: torch.Tensor, scale: float) -> torch.Tensor | None:
+    def ahead(self, key: int, picture: torch.Tensor, scale: float) -> bool:
+        """Start finding the characters of a picture that will likely be asked for as
+        ``key`` (a frame index), on a worker thread.
+
+        The engine runs torch on one core and the encoder leaves the other partly idle
+        (a conversion of the 640x480 benchmark clip uses 1.1-1.35 cores of 2): a mask
+        found there while the engine renders the frames before it costs no wall time.
+        The result is the same as finding it when asked (the same function, one thread).
+        False (nothing started) while ``AHEAD`` masks are kept: ask again later.
+        """
+        if key in self._ahead:
+            return True
+        if len(self._ahead) >= self.AHEAD:
+            return False
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
+        self._ahead[key] = self._worker.submit(self._find, picture, scale)
+        return True
+
+    def drop(self, key: int) -> None:
+        """Forget the mask found ahead for ``key`` (no longer needed)."""
+        pending = self._ahead.pop(key, None)
+        if pending is not None:
+            pending.cancel()
+
+    def close(self) -> None:
+        """Stop the worker thread (masks still pending are dropped)."""
+        for f in self._ahead.values():
+            f.cancel()
+        self._ahead.clear()
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+
+    def __call__(self, picture: torch.Tensor, scale: float, key: int | None = None) -> torch.Tensor | None:
         """(h, w) bool, True on characters, for a (h, w, 3) picture of samples up to ``scale``;
-        None where there are none."""
-        if self._segmenter is None:
-            self._segmenter = segment.load(device=self.device)
-            self._segmenter.size = self.SIZE
+        None where there are none. ``key``: the frame's index, for a mask found ``ahead``
+        (kept until dropped: frames after it that show the same drawing share it)."""
+        pending = self._ahead.get(key) if key is not None else None
+        if pending is not None:
+            self.taken_ahead += 1
+            return pending.result()
+        return self._find(picture, scale, here=True)
+
+    def _find(self, picture: torch.Tensor, scale: float, here: bool = False) -> torch.Tensor | None:
+        """The mask; ``here``: asked for on the engine's thread, which waits for it."""
+        with self._lock:  # the worker and the engine may both ask first
+            if self._segmenter is None:
+                self._segmenter = segment.load(device=self.device)
+                self._segmenter.size = self.SIZE
         image = picture.permute(2, 0, 1)[None].float().div_(scale)
         w = image.shape[-1]
         half = max(1, round(w * self.OVERLAP))  # overlapping: a character in the middle is whole in one
-        p = self._segmenter(torch.cat([image[..., :half], image[..., w - half :]]), stretch=False)
-        prob = torch.zeros(image.shape[-2:], device=p.device)
-        prob[:, :half] = p[0, 0]
-        prob[:, w - half :] = torch.maximum(prob[:, w - half :], p[1, 0])
+        halves = [image[..., :half], image[..., w - half :]]
+        seg = self._segmenter
+        if self.device.type != "cpu":
+            p = seg(torch.cat(halves), stretch=False)
+            first, second = p[0:1], p[1:2]
+        elif here and not any(not f.done() for f in self._ahead.values()):
+            # The engine waits: the worker, idle, takes one half (0.35 s instead of 0.59 s).
+            # On the CPU each half always goes through alone, so the bits do not depend
+            # on where it ran (a batch of two differs from two singles by 1e-7).
+            if self._worker is None:
+                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
+            pending = self._worker.submit(seg, halves[1], False)
+            first, second = seg(halves[0], stretch=False), pending.result()
+        else:
+            first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
+        prob = torch.zeros(image.shape[-2:], device=first.device)
+        prob[:, :half] = first[0, 0]
+        prob[:, w - half :] = torch.maximum(prob[:, w - half :], second[0, 0])
         found = prob > self.level
         if not bool(found.any()):
             return None

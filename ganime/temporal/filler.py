@@ -85,6 +85,15 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         self._characters = CharacterMasks(self.options, filler.device) if self.options.characters else None
         self._key_chars: torch.Tensor | None = None
         self._key_masked = False  # the shot's characters were found (``_key_chars``, None: none)
+        self._chars_at: tuple[int, Similarity, np.ndarray] | None = None  # (index, camera, thumbnail) of their frame
+        # Shot starts are usually key frames: their masks are found ahead, on a worker
+        # thread, for models that take sources (for the others only frames that lean on
+        # their own fill need one, and few do).
+        takes_source = getattr(filler.model, "takes_source", False)
+        self._mask_ahead = self.options.masks_ahead and self._characters is not None and takes_source
+        self._scanned = 0  # frames up to here were looked at for masks to find ahead
+        self._ahead_shot = -1  # the last shot whose first frame's mask was started ahead
+        self._ahead_frames: deque[int] = deque()  # frames whose masks were started ahead
         self._start_trace()
         self._handover_trace: torch.Tensor | None = None
 
@@ -105,15 +114,49 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             return
         buf: deque[_Entry] = deque()
         self._next = 0
-        for index, frame in enumerate(frames):
-            started = time.perf_counter()
-            buf.append(self._analyse(frame, index, buf))
-            self.stats.seconds += time.perf_counter() - started
-            yield from self._drain(buf, final=False, on_frames=on_frames)
-        for e in buf:  # the stream has ended: every verdict is final
+        try:
+            for index, frame in enumerate(frames):
+                started = time.perf_counter()
+                buf.append(self._analyse(frame, index, buf))
+                self._find_ahead(buf)
+                self.stats.seconds += time.perf_counter() - started
+                yield from self._drain(buf, final=False, on_frames=on_frames)
+            for e in buf:  # the stream has ended: every verdict is final
+                if not e.decided:
+                    self._decide(e, None, buf)
+            yield from self._drain(buf, final=True, on_frames=on_frames)
+        finally:
+            if self._characters is not None:
+                self._characters.close()
+                self.stats.masks_ahead = self._characters.taken_ahead
+
+    def _find_ahead(self, buf: deque[_Entry]) -> None:
+        """Start finding the characters of the decided shot starts not yet looked at.
+
+        A shot's first frame is nearly always a key frame. Later drawings are not tried:
+        animated on threes, the 640x480 benchmark clip has 45 new drawings for 8 key
+        frames in 362 frames, more than the spare core can find."""
+        if not self._mask_ahead:
+            return
+        assert self._characters is not None
+        for e in buf:
+            if e.index < max(self._scanned, self._next):
+                continue
             if not e.decided:
-                self._decide(e, None, buf)
-        yield from self._drain(buf, final=True, on_frames=on_frames)
+                return
+            if not e.single and e.shot != self._ahead_shot:
+                scale = 65535.0 if e.picture.dtype == torch.int32 else 255.0
+                if not self._characters.ahead(e.index, e.picture, scale):
+                    return  # enough kept: this one again after the next frame
+                self._ahead_shot = e.shot
+                self._ahead_frames.append(e.index)
+            self._scanned = e.index + 1
+
+    def _forget_ahead(self) -> None:
+        """Drop the masks found ahead for frames already rendered."""
+        assert self._characters is not None
+        while self._ahead_frames and self._ahead_frames[0] < self._next:
+            self._characters.drop(self._ahead_frames.popleft())
 
     def _plain(self, frames: list[video.Frame]) -> Iterator[video.Frame]:
         started = time.perf_counter()
@@ -136,6 +179,8 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             started = time.perf_counter()
             out = self._render(target, buf)
             self._next += 1
+            if self._characters is not None:
+                self._forget_ahead()
             self.stats.frames += 1
             # Forget frames no later frame can reach: too far back, or of an earlier shot.
             while (
@@ -153,23 +198,22 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
     def _render(self, t: _Entry, buf: deque[_Entry]) -> video.Frame:
         if t.single:
             self.stats.single += 1
-            if self._tracer is None:
-                if self._characters is None:
-                    (out,) = self._plain([t.frame])
-                    return out
-                # A flash or a blank frame is filled on its own: characters closed over, as
-                # for any frame's own fill.
-                started = time.perf_counter()
-                (image,) = self.filler.fill([self._loose_image(t)[0]])
-                self.stats.model_seconds += time.perf_counter() - started
-                if t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes:
-                    c = self.layout.content
-                    image[:, self.left : self.left + self.pic_w] = t.frame.image[c.y : c.bottom, c.x : c.right]
-                return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
+            if self._tracer is None and self._characters is None:
+                (out,) = self._plain([t.frame])
+                return out
+            # A flash or a blank frame is filled on its own: characters closed over, as
+            # for any frame's own fill.
             started = time.perf_counter()
-            image, made = self.filler.fill_traced(t.frame.image, self._frame_chars(t))
+            given, left_in = self._loose_image(t)
+            if self._tracer is not None:
+                image, made = self.filler.fill_traced(given, left_in)
+                self._count_trace(made[:, self.side_cols.long()])
+            else:
+                (image,) = self.filler.fill([given])
             self.stats.model_seconds += time.perf_counter() - started
-            self._count_trace(made[:, self.side_cols.long()])
+            if given is not t.frame.image and (t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes):
+                c = self.layout.content  # the picture as it was, not closed over
+                image[:, self.left : self.left + self.pic_w] = t.frame.image[c.y : c.bottom, c.x : c.right]
             return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
         if t.shot != self._memory_shot:
             self._memory = None
@@ -180,6 +224,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             self._handover = None
             self._key_chars = None
             self._key_masked = False
+            self._chars_at = None
             if t.continues:
                 self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
@@ -257,25 +302,25 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
     def _loose_image(self, t: _Entry) -> tuple[np.ndarray, torch.Tensor | None]:
         """What a frame's own fill is given, and its characters left in it (for the trace).
 
-        With ``characters`` the shot's characters (found at its key frame, or here if it
-        had none yet) are closed over first: the own fill is a mirror (or ``patch`` with no
-        sources given), and would otherwise mirror a character by the seam into the side.
-        One mask a shot, not one a frame: on the 640x480 benchmark clip a mask per such
-        frame doubled the masks' cost, already 3x that of the key frames' fills.
+        With ``characters`` the shot's characters (``_shot_characters``: its mask moved
+        with the camera, or found here if the shot had none yet) are closed over first:
+        the own fill is a mirror (or ``patch`` with no sources given), and would otherwise
+        mirror a character by the seam into the side. Never a new mask a frame: on the
+        640x480 benchmark clip a mask per such frame doubled the masks' cost, already 3x
+        that of the key frames' fills. With provenance (``ganime eval``) the fill is the
+        same, and what of the frame's own characters that mask missed is traced.
         """
         if self._characters is None:
             return t.frame.image, self._frame_chars(t) if self._tracer is not None else None
+        chars = self._shot_characters(t, exact=False)
+        left_in = None  # what of the frame's own characters the shot's mask missed (the trace)
         if self._tracer is not None:
-            chars = self._frame_chars(t)
-        elif self._key_masked:
-            chars = self._key_chars
-        else:
-            chars = self._characters(t.picture, 65535.0 if t.picture.dtype == torch.int32 else 255.0)
-            self._key_chars, self._key_masked = chars, True
-            self.stats.character_masks += 1
+            left_in = self._frame_chars(t)
+            if left_in is not None and chars is not None:
+                left_in = left_in & ~chars
         if chars is None:
-            return t.frame.image, None
-        return closed_over(t.frame.image, self.layout.content, chars), None
+            return t.frame.image, left_in
+        return closed_over(t.frame.image, self.layout.content, chars), left_in
 
     def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.

@@ -12,6 +12,7 @@ import torch
 
 from ..models.classical import push_pull
 from ..motion import sample_grid
+from .characters import moved_mask, same_drawing
 from .records import (
     _bbox,
     _Entry,
@@ -109,14 +110,44 @@ class ShotMemory:
 
         Kept for the frames after it in the shot: the live mirror leaves them out.
         """
-        self._key_chars = None
-        if self._characters is None:
-            return None
+        return self._shot_characters(t, exact=True) if self._characters is not None else None
+
+    def _shot_characters(self, t: _Entry, exact: bool) -> torch.Tensor | None:
+        """The characters of t's picture, found as seldom as may be: the shot's mask moved
+        with the camera where it still covers what changed (``same_drawing``), the mask
+        found ahead for t (``_find_ahead``: shot starts), else found now for a key frame
+        (``exact``) or the shot's first mask. A frame that leans on its own fill (not
+        ``exact``) takes the shot's mask, moved with the camera: one mask a shot."""
+        assert self._characters is not None
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-        self._key_chars = self._characters(t.picture, scale)
+        if t.single:  # a flash or a blank frame: no camera to move a mask with, nor a shot to keep it
+            if self._key_masked:
+                return self._key_chars
+            self.stats.character_masks += 1
+            return self._characters(t.picture, scale, key=t.index)
+        at = self._chars_at
+        if self._key_masked and at is not None:
+            moved = self._chars_for(t)
+            level = self.options.moving if self.options.moving > 0 else 24.0
+            if (
+                not exact
+                or at[0] == t.index
+                or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved)
+            ):
+                self.stats.masks_moved += exact and at[0] != t.index
+                return moved
+        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
+        self._key_chars = self._characters(t.picture, scale, key=t.index)
+        self._chars_at = (t.index, t.to_ref, t.thumb)
         self._key_masked = True
         self.stats.character_masks += 1
         return self._key_chars
+
+    def _chars_for(self, t: _Entry) -> torch.Tensor | None:
+        """The shot's characters (``_key_chars``) where they are in frame t: moved with the camera."""
+        if self._key_chars is None or self._chars_at is None or self._chars_at[1] == t.to_ref:
+            return self._key_chars
+        return moved_mask(self._key_chars, self._chars_at[1], t.to_ref, self.left)
 
     def _remember(
         self,

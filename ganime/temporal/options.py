@@ -54,6 +54,9 @@ class TemporalOptions:
             with the sides, so the side continues the background around them (off: they
             steer the layout as what moves does). Off: 0.3784 against 0.3767 on the tuning
             clips (docs/temporal.md, "Characters").
+        masks_ahead: find the characters of shot starts (usually key frames) ahead, on a
+            worker thread, while the engine renders the frames before them (the same masks
+            as found when needed; off: all on the engine's thread).
         provenance: trace how much of each side pixel was copied from a character
             (``temporal/provenance.py``; ``TemporalStats.copied_share``): for ``ganime
             eval``, it finds the characters of every rendered frame.
@@ -87,6 +90,7 @@ class TemporalOptions:
     character_level: float = 0.5
     character_grow: int = 4
     character_behind: bool = False
+    masks_ahead: bool = True
     provenance: bool = False
 
 
@@ -109,6 +113,8 @@ class TemporalStats:
     refreshed: int = 0  # times generated sides were made again beside a picture that moved on
     measured_ahead: int = 0  # frames whose camera motion prepare() had measured (on the decoding thread)
     character_masks: int = 0  # key frames whose characters were found (ganime.segment)
+    masks_ahead: int = 0  # of those, found ahead on the worker thread (TemporalOptions.masks_ahead)
+    masks_moved: int = 0  # key frames that took the shot's mask moved with the camera (the same drawing)
     copied: float = 0.0  # sum over frames of the share of side pixels copied from characters (provenance)
     traced: int = 0  # frames whose provenance was traced
 
