@@ -129,14 +129,9 @@ class ShotMemory:
         if self._key_masked and at is not None:
             moved = self._chars_for(t)
             level = self.options.moving if self.options.moving > 0 else 24.0
-            if (
-                not exact
-                or at[0] == t.index
-                or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved)
-            ):
+            if at[0] == t.index or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved):
                 self.stats.masks_moved += exact and at[0] != t.index
                 return moved
-        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         self._key_chars = self._characters(t.picture, scale, key=t.index)
         self._chars_at = (t.index, t.to_ref, t.thumb)
         self._key_masked = True

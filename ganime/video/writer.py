@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import errno
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -84,6 +86,7 @@ class Writer:
         encoder: EncoderSettings,
         carried: Carried = Carried(),
     ) -> None:
+        steady_heap()  # before the encoder allocates anything
         self.final = Path(final)
         self.picture = picture
         self.color = picture.color
@@ -100,7 +103,12 @@ class Writer:
         self._routes: dict[int, Route] = {}  # by source index; sidecars by -1, -2, ...
         fmt = output_format(self.final)
         self._nonstrict = fmt in ("matroska", "webm")  # equal decode times allowed
-        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        # bitexact: no random segment and track IDs, no muxing date, no library version:
+        # the same input and options give the same file, byte for byte (archivists
+        # compare checksums). Only the container's bookkeeping changes, not what it holds.
+        options = {"fflags": "+bitexact"}
+        if fmt in ("mp4", "mov"):
+            options["movflags"] = "+faststart"
         try:
             self.partial.parent.mkdir(parents=True, exist_ok=True)
             self.partial.touch()  # the muxer opens the file only at the first packet: fail here
@@ -251,6 +259,7 @@ class Writer:
             frame = self._compose(frame_in.image, frame_in.planes)
         else:
             frame = self._to_yuv(frame_in.image)
+        _fill_padding(frame)
         frame.pts = frame_in.pts
         frame.time_base = frame_in.time_base
         if self._fields is not None:  # flag the frame interlaced, with the source's field order
@@ -260,6 +269,7 @@ class Writer:
         self.frames_written += 1
 
     def _to_yuv(self, image: np.ndarray) -> av.VideoFrame:
+        """The RGB image in the output's YUV format (swscale, one thread)."""
         fmt = "rgb48le" if image.dtype == np.uint16 else "rgb24"
         return av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=fmt).reformat(
             format=self.pix_fmt,
@@ -395,3 +405,49 @@ class Writer:
             self.partial.unlink(missing_ok=True)
         except OSError:
             pass  # never created (a read-only folder): nothing to remove, and the first error stands
+
+
+_STEADY = False
+
+
+def steady_heap() -> bool:
+    """Have the C library fill every heap block it hands out with one fixed byte.
+
+    libx264 (as PyAV bundles it) reads some memory it allocated and never wrote: given
+    the same frames, its output changed with what the process had in that memory
+    before (a file converted after others in a batch, and now and then a file
+    converted alone, came out different; filling the heap with varying bytes first
+    changed the encode of the same frames each time, and with this set, never). Only
+    glibc's ``mallopt(M_PERTURB)`` is used: elsewhere nothing happens (False). Freed
+    blocks are filled too; blocks above the mmap threshold come zeroed anyway. The
+    cost is a memset of each small allocation.
+    """
+    global _STEADY
+    if _STEADY:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    _STEADY = mallopt(-6, 0x5A) == 1  # M_PERTURB (glibc's malloc.h); musl has a no-op stub
+    return _STEADY
+
+
+def _fill_padding(frame: av.VideoFrame) -> None:
+    """Give each plane's row padding (line size beyond the width) the row's last sample.
+
+    The buffers come uninitialised, and libx264's plane copy reads whole vector widths
+    past a picture whose width is not a multiple of 16 (856 for a 640x480 source): left
+    as it was, what a process had in that memory before could change the encode, and a
+    file converted later in a batch differed from the same file converted alone.
+    """
+    dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
+    for p in frame.planes:
+        stride = p.line_size // np.dtype(dtype).itemsize
+        if stride <= p.width:
+            continue
+        rows = np.frombuffer(p, dtype)[: p.height * stride].reshape(p.height, stride)
+        rows[:, p.width :] = rows[:, p.width - 1 : p.width]
