@@ -646,6 +646,9 @@ def test_a_mask_moves_with_the_camera_and_is_kept_while_only_the_inside_changes(
     outside = second.copy()
     outside[40:60, 60:90] = 255 - outside[40:60, 60:90]  # something new beside it
     assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved)
+    # A mirror by the seams shows the picture's edges only: within ``band`` columns of them.
+    assert same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, band=24)
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, band=80)
     far = Similarity(1.0, 30.0, 0.0)  # a quarter of the picture not seen before
     assert not same_drawing(thumbnail(first, f), then, thumbnail(second, f), far, f, lay.left, 24.0)
 

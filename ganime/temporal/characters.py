@@ -72,6 +72,7 @@ def same_drawing(
     left: int,
     level: float,
     chars: torch.Tensor | None = None,
+    band: int | None = None,
     share: float = 0.005,
     seen: float = 0.97,
 ) -> bool:
@@ -81,7 +82,9 @@ def same_drawing(
     levels (what the temporal engine counts as moving against the camera) outside the
     characters (``chars``: the earlier frame's, already moved to the later one, (h, w)
     bool over its picture). A mouth or an eye redrawn inside a character leaves its
-    silhouette, and so its mask, as it was; a hand moved out of it does not.
+    silhouette, and so its mask, as it was; a hand moved out of it does not. ``band``:
+    only changes within that many picture columns of either edge count (what a mirror
+    of the picture by its seams can show).
     """
     th, tw = thumb_now.shape
     rel = to_thumb(then.inverse().then(now), factor, left)
@@ -98,6 +101,11 @@ def same_drawing(
         inside = F.max_pool2d(chars[None, None, : th * factor, : tw * factor].float(), factor)
         inside = F.max_pool2d(inside, 3, 1, 1)[0, 0].numpy() > 0
         differs &= ~inside[np.ix_(rows, cols)]
+    if band is not None:
+        near = np.zeros(tw, bool)
+        k = max(1, -(-band // factor))
+        near[:k] = near[tw - k :] = True
+        differs &= near[cols][None, :]
     return float(differs.sum()) < share * th * tw
 
 

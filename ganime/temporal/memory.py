@@ -112,7 +112,7 @@ class ShotMemory:
         """
         return self._shot_characters(t, exact=True) if self._characters is not None else None
 
-    def _shot_characters(self, t: _Entry, exact: bool) -> torch.Tensor | None:
+    def _shot_characters(self, t: _Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
         """The characters of t's picture, found as seldom as may be: the shot's mask moved
         with the camera where it still covers what changed (``same_drawing``), the mask
         found ahead for t (``_find_ahead``: shot starts), else found now for a key frame
@@ -129,7 +129,9 @@ class ShotMemory:
         if self._key_masked and at is not None:
             moved = self._chars_for(t)
             level = self.options.moving if self.options.moving > 0 else 24.0
-            if at[0] == t.index or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved):
+            if at[0] == t.index or same_drawing(
+                at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band
+            ):
                 self.stats.masks_moved += exact and at[0] != t.index
                 return moved
         self._key_chars = self._characters(t.picture, scale, key=t.index)
