@@ -600,7 +600,8 @@ def test_masks_found_ahead_on_a_worker_change_nothing_but_where_they_run() -> No
     assert eng.stats.shots == 2 and eng.stats.character_masks == 2
     assert eng.stats.masks_ahead == 2 and alone.stats.masks_ahead == 0
     assert np.array_equal(there, here)
-    assert not any(t.name.startswith("ganime-masks") for t in threading.enumerate())  # the worker has ended
+    # One mask thread for the process, however many engines ran.
+    assert sum(t.name.startswith("ganime-masks") for t in threading.enumerate()) <= 1
 
 
 def test_character_masks_found_ahead_are_bounded_and_equal_to_those_found_when_asked() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -109,6 +110,29 @@ def same_drawing(
     return float(differs.sum()) < share * th * tw
 
 
+_WORKER: ThreadPoolExecutor | None = None
+_WORKER_LOCK = threading.Lock()
+
+
+def _worker() -> ThreadPoolExecutor:
+    """The process's one mask thread (``ganime-masks``), shared by every ``CharacterMasks``:
+    a batch of episodes, or frame-by-frame fills that never say when they end, leave
+    no idle threads behind."""
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
+        return _WORKER
+
+
+def _forget_worker() -> None:
+    global _WORKER
+    _WORKER = None  # a forked child has none of its parent's threads: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_worker)
+
+
 class CharacterMasks:
     """Finds the characters of pictures with the shipped segmenter (loaded on first use).
 
@@ -141,7 +165,6 @@ class CharacterMasks:
         self.device = device
         self._segmenter: segment.Segmenter | None = None
         self._lock = threading.Lock()
-        self._worker: ThreadPoolExecutor | None = None
         self._ahead: OrderedDict[int, Future] = OrderedDict()
         self.taken_ahead = 0  # masks asked for that had been found ahead
 
@@ -159,9 +182,7 @@ class CharacterMasks:
             return True
         if len(self._ahead) >= self.AHEAD:
             return False
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
-        self._ahead[key] = self._worker.submit(self._find, picture, scale)
+        self._ahead[key] = _worker().submit(self._find, picture, scale)
         return True
 
     def drop(self, key: int) -> None:
@@ -171,13 +192,11 @@ class CharacterMasks:
             pending.cancel()
 
     def close(self) -> None:
-        """Stop the worker thread (masks still pending are dropped)."""
+        """Drop the masks still pending, and wait for the one being found (if any)."""
         for f in self._ahead.values():
             f.cancel()
         self._ahead.clear()
-        if self._worker is not None:
-            self._worker.shutdown(wait=True)
-            self._worker = None
+        _worker().submit(int).result()  # what was running has ended
 
     def __call__(self, picture: torch.Tensor, scale: float, key: int | None = None) -> torch.Tensor | None:
         """(h, w) bool, True on characters, for a (h, w, 3) picture of samples up to ``scale``;
@@ -207,9 +226,7 @@ class CharacterMasks:
             # The engine waits: the worker, idle, takes one half (0.35 s instead of 0.59 s).
             # On the CPU each half always goes through alone, so the bits do not depend
             # on where it ran (a batch of two differs from two singles by 1e-7).
-            if self._worker is None:
-                self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
-            pending = self._worker.submit(seg, halves[1], False)
+            pending = _worker().submit(seg, halves[1], False)
             first, second = seg(halves[0], stretch=False), pending.result()
         else:
             first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
