@@ -278,7 +278,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 self.stats.loose_model += fill is self.filler
                 # A mirror shows only the picture beside its seams: changes elsewhere do
                 # not call for a new mask (on the 640x480 benchmark clip 10 masks -> 9).
-                band = 2 * self.layout.side_width if isinstance(fill.model, EdgeFill) else None
+                band = self.layout.side_width * 5 // 4 if isinstance(fill.model, EdgeFill) else None
                 image, chars = self._loose_image(t, band)
                 if self.trace is not None:
                     own, made = fill.fill_traced(image, chars)

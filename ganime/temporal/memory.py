@@ -129,8 +129,13 @@ class ShotMemory:
         if self._key_masked and at is not None:
             moved = self._chars_for(t)
             level = self.options.moving if self.options.moving > 0 else 24.0
-            if at[0] == t.index or same_drawing(
-                at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band
+            # A frame that leans on its own fill may look again only every few frames
+            # (``character_every``; film weave moves everything a little each frame).
+            recent = not exact and t.index - at[0] < self.options.character_every
+            if (
+                at[0] == t.index
+                or recent
+                or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band)
             ):
                 self.stats.masks_moved += exact and at[0] != t.index
                 return moved
