@@ -57,7 +57,7 @@ class TemporalOptions:
         character_every: a frame that leans on its own fill finds its characters again
             (where its drawing changed outside the shot's mask) only once the mask is
             this many frames old. 1: 75 masks on 15 s of the DVD cartoon, 4: 57, but then
-            1.74 % of 3d_sintel's sides copied from characters instead of 0.01 %.
+            1.74 % of 3d_sintel's sides copied from characters instead of 0.03 %.
         masks_ahead: find the characters of shot starts (usually key frames) ahead, on a
             worker thread, while the engine renders the frames before them (the same masks
             as found when needed; off: all on the engine's thread).
