@@ -196,7 +196,8 @@ class CharacterMasks:
         for f in self._ahead.values():
             f.cancel()
         self._ahead.clear()
-        _worker().submit(int).result()  # what was running has ended
+        if _WORKER is not None:  # (never started for an engine that found nothing ahead)
+            _WORKER.submit(int).result()  # what was running has ended
 
     def __call__(self, picture: torch.Tensor, scale: float, key: int | None = None) -> torch.Tensor | None:
         """(h, w) bool, True on characters, for a (h, w, 3) picture of samples up to ``scale``;
