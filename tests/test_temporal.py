@@ -636,6 +636,8 @@ def test_a_mask_moves_with_the_camera_and_is_kept_while_only_the_inside_changes(
     then, now = Similarity(1.0, 0.0, 0.0), Similarity(1.0, 3.0, 0.0)  # the camera moved 3 px right
     moved = moved_mask(torch.from_numpy(chars), then, now, lay.left)
     assert moved[:, 7:37].equal(torch.from_numpy(chars[:, 10:40])) and not moved[:, 37:].any()
+    some = torch.tensor([0, 8, 36, 37, 127])  # only the columns asked for: the same values
+    assert moved_mask(torch.from_numpy(chars), then, now, lay.left, some).equal(moved.index_select(1, some))
     f = max(1, round(96 / 80))
     first = world[:, 100:228].copy()
     second = world[:, 103:231].copy()  # the same background, 3 px on

@@ -46,17 +46,21 @@ def closed_over(image: np.ndarray, content: Rect, chars: torch.Tensor) -> np.nda
     return out
 
 
-def moved_mask(chars: torch.Tensor, then: Similarity, now: Similarity, left: int) -> torch.Tensor:
+def moved_mask(
+    chars: torch.Tensor, then: Similarity, now: Similarity, left: int, columns: torch.Tensor | None = None
+) -> torch.Tensor:
     """A frame's characters (``chars``, (h, w) bool over its picture, which starts ``left``
     columns into the canvas) where they are in a later frame of the shot, the camera
     having moved from ``then`` to ``now`` (each frame's canvas -> the shot's reference).
 
     Nearest samples, rows and columns apart (zoom and shift only); what the earlier
-    frame did not show counts as no character.
+    frame did not show counts as no character. ``columns``: only these picture columns
+    of the result, (h, len(columns)) (the live mirror needs a few, every frame).
     """
     h, w = chars.shape
     rel = then.inverse().then(now)  # the later canvas -> the earlier one
-    xs = np.rint(rel.a * (left + np.arange(w)) + rel.bx - left).astype(np.int64)
+    at = np.arange(w) if columns is None else columns.numpy()
+    xs = np.rint(rel.a * (left + at) + rel.bx - left).astype(np.int64)
     ys = np.rint(rel.a * np.arange(h) + rel.by).astype(np.int64)
     cols, rows = (xs >= 0) & (xs < w), (ys >= 0) & (ys < h)
     out = chars.index_select(0, torch.from_numpy(ys.clip(0, h - 1)))
@@ -146,8 +150,8 @@ class CharacterMasks:
     until a table edge reads as a character.
 
     A mask is found once a shot (ahead, on a worker thread, for the shot's first frame)
-    and again only at a key frame whose picture changed outside it (docs/temporal.md,
-    "Characters"): U²-Net-p costs about 0.3 s a half at 224 on one core.
+    and again only where a key frame's or a loose frame's picture changed outside it
+    (docs/temporal.md, "Characters"): U²-Net-p costs about 0.3 s a half at 224 on one core.
     """
 
     OVERLAP = 0.6  # each "half" is this share of the picture's width

@@ -307,12 +307,13 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         """What a frame's own fill is given, and its characters left in it (for the trace).
 
         With ``characters`` the shot's characters (``_shot_characters``: its mask moved
-        with the camera, or found here if the shot had none yet) are closed over first:
+        with the camera, or found here) are closed over first:
         the own fill is a mirror (or ``patch`` with no sources given), and would otherwise
-        mirror a character by the seam into the side. Never a new mask a frame: on the
-        640x480 benchmark clip a mask per such frame doubled the masks' cost, already 3x
-        that of the key frames' fills. With provenance (``ganime eval``) the fill is the
-        same, and what of the frame's own characters that mask missed is traced.
+        mirror a character by the seam into the side. A new mask only where the drawing
+        changed outside the shot's (near the edges, ``band``, for a mirror): a mask per
+        such frame doubled the masks' cost on the 640x480 benchmark clip. With provenance
+        (``ganime eval``) the fill is the same, and what of the frame's own characters
+        that mask missed is traced.
         """
         if self._characters is None:
             return t.frame.image, self._frame_chars(t) if self._tracer is not None else None

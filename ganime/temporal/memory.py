@@ -115,9 +115,10 @@ class ShotMemory:
     def _shot_characters(self, t: _Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
         """The characters of t's picture, found as seldom as may be: the shot's mask moved
         with the camera where it still covers what changed (``same_drawing``), the mask
-        found ahead for t (``_find_ahead``: shot starts), else found now for a key frame
-        (``exact``) or the shot's first mask. A frame that leans on its own fill (not
-        ``exact``) takes the shot's mask, moved with the camera: one mask a shot."""
+        found ahead for t (``_find_ahead``: shot starts), else found now, and kept as the
+        shot's. ``exact``: for a key frame; a frame that leans on its own fill may look
+        again only every ``character_every`` frames, and with ``band`` only at changes
+        near the picture's edges (its own fill is a mirror)."""
         assert self._characters is not None
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
         if t.single:  # a flash or a blank frame: no camera to move a mask with, nor a shot to keep it
@@ -145,11 +146,15 @@ class ShotMemory:
         self.stats.character_masks += 1
         return self._key_chars
 
-    def _chars_for(self, t: _Entry) -> torch.Tensor | None:
-        """The shot's characters (``_key_chars``) where they are in frame t: moved with the camera."""
-        if self._key_chars is None or self._chars_at is None or self._chars_at[1] == t.to_ref:
-            return self._key_chars
-        return moved_mask(self._key_chars, self._chars_at[1], t.to_ref, self.left)
+    def _chars_for(self, t: _Entry, columns: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The shot's characters (``_key_chars``) where they are in frame t: moved with the
+        camera; ``columns``: only these picture columns."""
+        chars = self._key_chars
+        if chars is None or self._chars_at is None:
+            return chars
+        if self._chars_at[1] == t.to_ref:
+            return chars if columns is None else chars.index_select(1, columns)
+        return moved_mask(chars, self._chars_at[1], t.to_ref, self.left, columns)
 
     def _remember(
         self,

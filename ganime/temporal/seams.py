@@ -46,9 +46,9 @@ class SeamBlend:
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         live = t.picture.index_select(1, src).float().div_(scale)  # (H, k, 3)
         w = (1 - real[:, c0:c1]) * weight  # (H, k)
-        shot_chars = self._chars_for(t)
+        shot_chars = self._chars_for(t, src)
         if shot_chars is not None:  # never a mirror of a character (the shot's, moved with the camera)
-            w = w.masked_fill(shot_chars.index_select(1, src), 0.0)
+            w = w.masked_fill(shot_chars, 0.0)
         values[:, c0:c1].lerp_(live, w[..., None])  # values are this frame's own
         if self.trace is not None:  # provenance: a mirrored character is a copied one
             chars = self._frame_chars(t)

@@ -453,10 +453,11 @@ def steady_heap() -> Iterator[bool]:
 def _fill_padding(frame: av.VideoFrame) -> None:
     """Give each plane's row padding (line size beyond the width) the row's last sample.
 
-    The buffers come uninitialised, and libx264's plane copy reads whole vector widths
-    past a picture whose width is not a multiple of 16 (856 for a 640x480 source): left
-    as it was, what a process had in that memory before could change the encode, and a
-    file converted later in a batch differed from the same file converted alone.
+    The buffers come uninitialised (their padding differed from run to run), and
+    libx264's plane copy reads whole vector widths past a picture whose width is not a
+    multiple of 16 (856 for a 640x480 source). Whether the encode ever depends on it was
+    not shown (the differing encodes came from libx264's own heap: ``steady_heap``);
+    set, the frames handed to the encoder are the same bytes every run.
     """
     dtype = np.uint16 if frame.format.components[0].bits > 8 else np.uint8
     for p in frame.planes:
