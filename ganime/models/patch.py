@@ -89,6 +89,14 @@ def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[i
     return widened_runs(cols, lambda width: max(min_context, math.ceil(context * width)))
 
 
+def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
+    """(H, W): the maximum over each (2r+1)-square, as a row pass then a column pass
+    (the same values; a square pool reads (2r+1)^2 values per pixel on CPU)."""
+    k = 2 * r + 1
+    y = F.max_pool2d(x[None, None], (1, k), 1, (0, r))
+    return F.max_pool2d(y, (k, 1), 1, (r, 0))[0, 0]
+
+
 class _Level:
     """One scale: the image padded by the patch radius, its masks and index helpers (flat indices)."""
 
@@ -102,13 +110,13 @@ class _Level:
         ok = F.pad(allowed[None, None].float(), (r, r, r, r), mode="replicate")[0, 0]
         ok = ok * (~self.hole).float()
         # A source centre: its whole patch known and allowed.
-        whole = -F.max_pool2d(-ok[None, None], 2 * r + 1, 1, r)[0, 0] > 0.5
+        whole = -_dilate(-ok, r) > 0.5
         inner = torch.zeros_like(whole)
         inner[r : r + self.h, r : r + self.w] = True
         self.valid = (whole & inner).flatten()
         self.sources = self.valid.nonzero().flatten()
         # Targets: every patch centre (inside the image) whose patch touches the hole.
-        near = F.max_pool2d(self.hole[None, None].float(), 2 * r + 1, 1, r)[0, 0] > 0.5
+        near = _dilate(self.hole.float(), r) > 0.5
         self.targets = (near & inner).flatten().nonzero().flatten()
         self.holes = (self.hole & inner).flatten().nonzero().flatten()
         # Where each target sits in ``targets`` (-1: not a target).
@@ -139,6 +147,25 @@ class _Level:
 
     def flat(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return y * self.wp + x
+
+    def table(self, window: torch.Tensor) -> torch.Tensor:
+        """(Hp*Wp, P*3): the patch (read at ``window``) of every pixel inside the image,
+        made once per search by shifting the image, so a comparison reads one row per
+        candidate (four times faster than gathering its values one by one). Rows of the
+        padding are zero (never a target or a source)."""
+        r, h, w = self.r, self.h, self.w
+        img = self.image[:3].view(3, self.hp, self.wp)
+        out = self.image.new_zeros(self.hp, self.wp, window.numel(), 3)
+        for p, off in enumerate(window.tolist()):
+            dy, dx = divmod(off + r * self.wp + r, self.wp)
+            dy, dx = dy - r, dx - r
+            out[r : r + h, r : r + w, p] = img[:, r + dy : r + dy + h, r + dx : r + dx + w].permute(1, 2, 0)
+        return out.view(self.hp * self.wp, window.numel() * 3)
+
+    def patch_weights(self, centres: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
+        """(N, P) weights of the pixels of the patches at ``centres`` in a comparison, summing to 1 per patch."""
+        w = self.weights[centres[:, None] + window]
+        return w / w.sum(dim=1, keepdim=True)
 
     def region(self) -> torch.Tensor:
         """The (3, H, W) image without its padding."""
@@ -249,7 +276,7 @@ class PatchFill(nn.Module):
                 if search:
                     nnf, cost = self._search(lvl, nnf, gen)
                 else:
-                    cost = self._cost(lvl, self._patches(lvl, lvl.targets, lvl.sparse), lvl.targets, nnf, lvl.sparse)
+                    cost = self._plain_cost(lvl, nnf)
                 # Scales above the search vote with every other pixel of each patch: a third
                 # of the reads at the sizes that cost most, and no softer.
                 self._vote(lvl, nnf, cost, lvl.window if search else lvl.sparse)
@@ -271,6 +298,10 @@ class PatchFill(nn.Module):
         inner = inner.flatten()
         src = lvl.sources
         src_patches = self._patches(lvl, src, lvl.window)  # (3, S, P)
+        # As matrices, so each ring's comparisons are two matrix products.
+        n = lvl.window.numel()
+        src_matrix = src_patches.permute(0, 2, 1).reshape(3 * n, -1)  # (3P, S)
+        src_squares = src_patches.pow(2).sum(dim=0).t().contiguous()  # (P, S)
         sx = (src % lvl.wp).float()
         scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))
         while True:
@@ -284,8 +315,8 @@ class PatchFill(nn.Module):
                 t = self._patches(lvl, at, lvl.window)  # (3, R, P)
                 # sum_p w (t - s)^2 = sum w t^2 - 2 sum w t s + sum w s^2, per channel summed
                 wt = (w * t.pow(2)).sum(dim=(0, 2))[:, None]
-                cross = torch.einsum("crp,csp->rs", t * w, src_patches)
-                ws = torch.einsum("rp,csp->rs", w, src_patches.pow(2))
+                cross = (t * w).permute(1, 0, 2).reshape(at.numel(), 3 * n) @ src_matrix
+                ws = w @ src_squares
                 d = (wt - 2 * cross + ws) / w.sum(dim=1, keepdim=True).clamp_min(1) * (255.0**2 / 3)
                 d = d + self.config.distance_weight * ((at % lvl.wp).float()[:, None] - sx[None]).abs() / scale
                 best = src[d.argmin(dim=1)]
@@ -346,27 +377,50 @@ class PatchFill(nn.Module):
     def _patches(lvl: _Level, centres: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
         """(3, N, P) colours of the patches at ``centres``, read at ``window`` offsets (what
         comparisons see; copies and votes move every channel)."""
-        return lvl.image[:3, centres[:, None] + window]
+        # index_select reads a third as long as indexing with a 2-D index (CPU torch).
+        return lvl.image[:3].index_select(1, (centres[:, None] + window).flatten()).view(3, -1, window.numel())
 
     def _cost(
-        self, lvl: _Level, target: torch.Tensor, centres: torch.Tensor, src: torch.Tensor, window: torch.Tensor
+        self,
+        lvl: _Level,
+        target: torch.Tensor,
+        source: torch.Tensor,
+        weights: torch.Tensor,
+        centres: torch.Tensor,
+        src: torch.Tensor,
     ) -> torch.Tensor:
         """Confidence-weighted mean squared difference (8-bit levels) of the target patches
-        (``target``, read already) and the source patches, plus the distance cost."""
-        w = lvl.weights[centres[:, None] + window]  # (N, P)
-        d = (target - self._patches(lvl, src, window)).pow_(2).sum(dim=0)
-        d = (d * w).sum(dim=1) / w.sum(dim=1) * (255.0**2 / 3)
+        and the source patches at ``src`` (both (N, K) values, ``weights`` (N, K) of each
+        value, summing to 1 per channel of a patch), plus the distance cost."""
+        d = (target - source).pow_(2).mul_(weights).sum(dim=1) * (255.0**2 / 3)
         if self.config.distance_weight > 0:
             scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))  # about a strip's width
             d = d + self.config.distance_weight * ((centres % lvl.wp) - (src % lvl.wp)).abs().float() / scale
         return d
 
+    def _plain_cost(self, lvl: _Level, nnf: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+        """``_cost`` of every target and its source in ``nnf`` with every pixel weighing the
+        same (scales above the search: no confidence there), at ``sparse`` offsets, in
+        chunks that stay in the cache."""
+        targets, window = lvl.targets, lvl.sparse
+        out = torch.empty(targets.numel(), device=targets.device)
+        for i in range(0, targets.numel(), chunk):
+            t, src = targets[i : i + chunk], nnf[i : i + chunk]
+            d = (self._patches(lvl, t, window) - self._patches(lvl, src, window)).pow_(2).sum(dim=0)
+            out[i : i + chunk] = d.mean(dim=1) * (255.0**2 / 3)
+        if self.config.distance_weight > 0:
+            scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))
+            out += self.config.distance_weight * ((targets % lvl.wp) - (nnf % lvl.wp)).abs().float() / scale
+        return out
+
     def _search(self, lvl: _Level, nnf: torch.Tensor, gen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """PatchMatch sweeps: propagation from the four neighbours, then random search."""
         window = lvl.sparse
         targets = lvl.targets
-        target = self._patches(lvl, targets, window)
-        cost = self._cost(lvl, target, targets, nnf, window)
+        table = lvl.table(window)
+        target = table.index_select(0, targets)
+        w = lvl.patch_weights(targets, window).repeat_interleave(3, dim=1)  # (N, P*3) like the table
+        cost = self._cost(lvl, target, table.index_select(0, nnf), w, targets, nnf)
         size = lvl.hp * lvl.wp
         dev = nnf.device
 
@@ -397,7 +451,8 @@ class PatchFill(nn.Module):
             idx = ok.nonzero().flatten()
             if idx.numel() == 0:
                 return
-            c = self._cost(lvl, target[:, idx], targets[idx], cand[idx], window)
+            src = cand[idx]
+            c = self._cost(lvl, target[idx], table.index_select(0, src), w[idx], targets[idx], src)
             if coherence > 0:
                 c = c + coherence * incoherent(idx, cand[idx])
             better = c < cost[idx]
@@ -424,17 +479,23 @@ class PatchFill(nn.Module):
                 radius //= 2
         return nnf, cost
 
-    def _vote(self, lvl: _Level, nnf: torch.Tensor, cost: torch.Tensor, window: torch.Tensor) -> None:
+    def _vote(
+        self, lvl: _Level, nnf: torch.Tensor, cost: torch.Tensor, window: torch.Tensor, chunk: int = 16384
+    ) -> None:
         """Set each hole pixel to the weighted mean of what the patches covering it say (in place)."""
         # Similarity weights (Wexler et al.): the best-matching patches decide, so copies stay
         # sharp. Normalised per pixel in log space: a pixel covered by poor matches only
         # still takes the least poor (plain weights underflow to nothing there).
         sigma2 = cost.quantile(0.25).clamp_min(1.0) if cost.numel() > 1 else cost.new_tensor(1.0)
         logw = -cost / (2 * sigma2)
-        holes = lvl.holes
-        j = lvl.position[holes[:, None] - window]  # (Nh, P): the patch centred d before this pixel
-        jj = j.clamp_min(0)
-        lw = torch.where(j >= 0, logw[jj], torch.full_like(logw[jj], -torch.inf))
-        w = torch.exp(lw - lw.max(dim=1, keepdim=True).values)
-        vals = lvl.image[:, nnf[jj] + window]  # (3, Nh, P): what that patch puts here
-        lvl.image[:, holes] = (vals * w).sum(dim=2) / w.sum(dim=1).clamp_min(1e-12)
+        # In chunks small enough to stay in the cache (a 1080p side is half a million
+        # pixels); the sources are known pixels, which no chunk changes.
+        for i in range(0, lvl.holes.numel(), chunk):
+            holes = lvl.holes[i : i + chunk]
+            j = lvl.position[holes[:, None] - window]  # (Nh, P): the patch centred d before this pixel
+            jj = j.clamp_min(0)
+            lw = logw[jj].masked_fill_(j < 0, -torch.inf)
+            w = torch.exp_(lw - lw.max(dim=1, keepdim=True).values)
+            # (C, Nh, P): what that patch puts here.
+            vals = lvl.image.index_select(1, (nnf[jj] + window).flatten()).view(lvl.image.shape[0], *jj.shape)
+            lvl.image[:, holes] = vals.mul_(w).sum(dim=2) / w.sum(dim=1).clamp_min(1e-12)
