@@ -81,9 +81,14 @@ class Propagation:
         # best of the aligned pixel and its 8 neighbours: a sharp outline a fraction of a
         # thumbnail pixel off (the camera estimate, resampling) is not motion.
         pad = np.pad(other, ((1, 1), (1, 1), (0, 0)), mode="edge")
-        near = np.lib.stride_tricks.sliding_window_view(pad, (3, 3), axis=(0, 1))  # (th, tw, 3, 3, 3)
-        diff = np.abs(near - self._colour(u)[..., None, None]).max(axis=2)  # over colour: (th, tw, 3, 3)
-        return np.where(seen, diff.min(axis=(2, 3)), np.nan)
+        mine = self._colour(u)
+        best = None
+        for dy in range(3):  # shift by shift, channels by hand: 20x faster than numpy
+            for dx in range(3):  # reducing a strided (th, tw, 3, 3, 3) window view
+                e = np.abs(pad[dy : dy + th, dx : dx + tw] - mine)
+                d = np.maximum(np.maximum(e[..., 0], e[..., 1]), e[..., 2])
+                best = d if best is None else np.minimum(best, d, out=best)
+        return np.where(seen, best, np.nan)
 
     def _colour(self, u: _Entry) -> np.ndarray:
         """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels."""
