@@ -654,55 +654,61 @@ def test_a_mask_moves_with_the_camera_and_is_kept_while_only_the_inside_changes(
     assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, band=80)
     far = Similarity(1.0, 30.0, 0.0)  # a quarter of the picture not seen before
     assert not same_drawing(thumbnail(first, f), then, thumbnail(second, f), far, f, lay.left, 24.0)
+    # Each half the segmenter looks at on its own: the change (columns 60-90) is in the right one only.
+    left, right = (0, 77), (51, 128)
+    assert same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, span=(0, 50))
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, span=right)
+    assert not same_drawing(thumbnail(first, f), then, thumbnail(outside, f), now, f, lay.left, 24.0, moved, span=left)
 
 
-def test_the_engine_traces_how_much_of_its_sides_came_from_a_character() -> None:
-    """``provenance``: the share of side pixels copied from characters follows the fill through
-    the key frame, the shot memory and held drawings; it changes nothing of the output."""
+def test_one_half_of_a_mask_is_the_same_as_that_half_of_the_whole() -> None:
+    """``sides``: the segmenter looks at one half of the picture only; what it finds there
+    is what a whole mask finds there (each half always goes through on its own)."""
+    from ganime.temporal.characters import CharacterMasks
+
+    picture = synthetic.paint_background(171, 96, seed=1)
+    synthetic._draw_character(picture, 40, 96 * 0.86, 48, 0)
+    synthetic._draw_character(picture, 135, 96 * 0.86, 48, 1)
+    pic = torch.from_numpy(np.ascontiguousarray(picture[:, 21:149]))
+    masks = CharacterMasks(TemporalOptions(), CPU)
+    (_, half), (start, _) = masks.halves(128)
+    whole = masks(pic, 255.0)
+    left = masks(pic, 255.0, sides=(True, False))
+    right = masks(pic, 255.0, sides=(False, True))
+    assert whole is not None and left is not None and right is not None
+    g = masks.grow
+    assert left[:, : start - g].equal(whole[:, : start - g]) and not left[:, half + g :].any()
+    assert right[:, half + g :].equal(whole[:, half + g :]) and not right[:, : start - g].any()
+    assert (left | right).equal(whole)
+
+
+def test_a_change_by_one_edge_finds_that_half_of_the_mask_only() -> None:
+    """A character that comes in by the right edge calls for the right half's characters
+    only: the left half keeps the shot's mask (half the segmenter's cost)."""
+    from ganime.temporal.characters import CharacterMasks
+
     world = synthetic.paint_background(171, 96, seed=1)
-    picture = world.copy()
-    synthetic._draw_character(picture, 31, 96 * 0.86, 48, 0)
+    first = world.copy()
+    synthetic._draw_character(first, 40, 96 * 0.86, 48, 0)
+    later = first.copy()
+    synthetic._draw_character(later, 135, 96 * 0.86, 48, 1)
+    frames = [
+        video.Frame(np.ascontiguousarray(p[:, 21:149]), i, Fraction(1, 24))
+        for i, p in enumerate([first] * 4 + [later] * 4)
+    ]
     lay = compute_layout(128, 96)
-
-    def traced(image: np.ndarray, **options: object) -> tuple[float, np.ndarray, TemporalFiller]:
-        frames = [video.Frame(np.ascontiguousarray(image[:, 21:149]), i, Fraction(1, 24)) for i in range(6)]
-        eng = TemporalFiller(Filler(build_model("patch"), lay, CPU, 4), TemporalOptions(**options))  # type: ignore[arg-type]
-        out = np.stack([f.image for f in eng.stream(iter(frames))])
-        return eng.stats.copied_share, out, eng
-
-    share, out, eng = traced(picture, provenance=True)
-    _, plain, _ = traced(picture)
-    assert np.array_equal(out, plain) and eng.stats.traced == 6
-    # Checked against the character's footprint: the side pixels that differ from the fill of
-    # the same landscape without the character (27 % of the sides; the trace says 24 %).
-    _, alone, _ = traced(world)
-    m = lay.mask() > 0
-    changed = float((np.abs(out.astype(int) - alone.astype(int)).max(-1)[:, m] > 40).mean())
-    assert share > 0.1 and abs(share - changed) < 0.3 * changed
-    assert traced(picture, provenance=True, characters=True)[0] < 0.02  # kept out: next to nothing
-    # Nothing in front (sky over grass): nothing copied from a character.
-    plain = np.zeros_like(world)
-    plain[:] = np.linspace([110, 170, 230], [90, 170, 80], world.shape[0])[:, None].astype(np.uint8)
-    assert traced(plain, provenance=True)[0] < 0.02
-
-
-def test_closed_over_replaces_characters_by_the_background_around_them() -> None:
-    """What a loose frame's own fill is given with ``characters``: no character left to mirror."""
-    from ganime.geometry import Rect
-    from ganime.temporal.characters import closed_over
-
-    world = synthetic.paint_background(128, 96, seed=2)
-    frame = np.zeros((100, 128, 3), np.uint8)  # a bar of 4 lines above the picture
-    frame[4:] = world
-    drawn = frame.copy()
-    synthetic._draw_character(drawn[4:], 20, 96 * 0.86, 48, 0)
-    chars = torch.from_numpy(np.abs(drawn[4:].astype(int) - world.astype(int)).max(-1) > 0)
-    chars = torch.nn.functional.max_pool2d(chars[None, None].float(), 5, 1, 2)[0, 0] > 0.5
-    out = closed_over(drawn, Rect(0, 4, 128, 96), chars)
-    assert np.array_equal(
-        out[~np.pad(chars.numpy(), ((4, 0), (0, 0)))], drawn[~np.pad(chars.numpy(), ((4, 0), (0, 0)))]
-    )
-    inside = np.pad(chars.numpy(), ((4, 0), (0, 0)))
-    err_closed = np.abs(out[inside].astype(int) - frame[inside].astype(int)).mean()
-    err_drawn = np.abs(drawn[inside].astype(int) - frame[inside].astype(int)).mean()
-    assert err_closed < 0.6 * err_drawn  # the landscape, smoothed over, where the character stood
+    # A low edge_change: the new drawing at the edge makes the sides lean on its own fill.
+    options = TemporalOptions(characters=True, window=8, edge_change=1.0)
+    eng = TemporalFiller(Filler(build_model("patch"), lay, CPU, 4), options)
+    out = [f.image for f in eng.stream(iter(frames))]
+    assert len(out) == 8 and eng.stats.shots == 1 and eng.stats.loose >= 1
+    assert eng.stats.character_masks == 2 and eng.stats.half_masks == 1
+    masks = CharacterMasks(options, CPU)
+    before = masks(torch.from_numpy(frames[0].image), 255.0)
+    assert before is not None and before[:, :20].any() and not before[:, -12:].any()
+    shot = eng._key_chars
+    assert shot is not None
+    # The left half's characters are the shot's, kept (the camera is still); the right edge's are new.
+    _, (start, _) = masks.halves(128)
+    assert shot[:, :start].equal(before[:, :start])
+    assert shot[:, -12:].any()

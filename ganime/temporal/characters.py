@@ -78,6 +78,7 @@ def same_drawing(
     level: float,
     chars: torch.Tensor | None = None,
     band: int | None = None,
+    span: tuple[int, int] | None = None,
     share: float = 0.005,
     seen: float = 0.97,
 ) -> bool:
@@ -89,7 +90,8 @@ def same_drawing(
     bool over its picture). A mouth or an eye redrawn inside a character leaves its
     silhouette, and so its mask, as it was; a hand moved out of it does not. ``band``:
     only changes within that many picture columns of either edge count (what a mirror
-    of the picture by its seams can show).
+    of the picture by its seams can show). ``span``: only the picture columns [a, b) count,
+    and ``share`` is of that part of the thumbnail (one half's mask: ``CharacterMasks.halves``).
     """
     th, tw = thumb_now.shape
     rel = to_thumb(then.inverse().then(now), factor, left)
@@ -111,7 +113,13 @@ def same_drawing(
         k = max(1, -(-band // factor))
         near[:k] = near[tw - k :] = True
         differs &= near[cols][None, :]
-    return float(differs.sum()) < share * th * tw
+    area = th * tw
+    if span is not None:
+        x = np.arange(tw)
+        part = (x >= span[0] // factor) & (x < -(-span[1] // factor))
+        differs &= part[cols][None, :]
+        area = th * int(part.sum())
+    return float(differs.sum()) < share * area
 
 
 _WORKER: ThreadPoolExecutor | None = None
@@ -203,17 +211,33 @@ class CharacterMasks:
         if _WORKER is not None:  # (never started for an engine that found nothing ahead)
             _WORKER.submit(int).result()  # what was running has ended
 
-    def __call__(self, picture: torch.Tensor, scale: float, key: int | None = None) -> torch.Tensor | None:
+    @classmethod
+    def halves(cls, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The picture columns [a, b) of the two halves the segmenter looks at, for a picture ``w`` wide."""
+        half = max(1, round(w * cls.OVERLAP))  # overlapping: a character in the middle is whole in one
+        return (0, half), (w - half, w)
+
+    def found_ahead(self, key: int) -> bool:
+        """Whether the mask of ``key`` was started ahead (asking for it costs no half of it)."""
+        return key in self._ahead
+
+    def __call__(
+        self, picture: torch.Tensor, scale: float, key: int | None = None, sides: tuple[bool, bool] = (True, True)
+    ) -> torch.Tensor | None:
         """(h, w) bool, True on characters, for a (h, w, 3) picture of samples up to ``scale``;
         None where there are none. ``key``: the frame's index, for a mask found ``ahead``
-        (kept until dropped: frames after it that show the same drawing share it)."""
+        (kept until dropped: frames after it that show the same drawing share it).
+        ``sides``: which halves to look at (``halves``; a mask found ahead has both): the
+        characters of the other are left for the caller to know."""
         pending = self._ahead.get(key) if key is not None else None
         if pending is not None:
             self.taken_ahead += 1
             return pending.result()
-        return self._find(picture, scale, here=True)
+        return self._find(picture, scale, here=True, sides=sides)
 
-    def _find(self, picture: torch.Tensor, scale: float, here: bool = False) -> torch.Tensor | None:
+    def _find(
+        self, picture: torch.Tensor, scale: float, here: bool = False, sides: tuple[bool, bool] = (True, True)
+    ) -> torch.Tensor | None:
         """The mask; ``here``: asked for on the engine's thread, which waits for it."""
         with self._lock:  # the worker and the engine may both ask first
             if self._segmenter is None:
@@ -221,10 +245,16 @@ class CharacterMasks:
                 self._segmenter.size = self.SIZE
         image = picture.permute(2, 0, 1)[None].float().div_(scale)
         w = image.shape[-1]
-        half = max(1, round(w * self.OVERLAP))  # overlapping: a character in the middle is whole in one
-        halves = [image[..., :half], image[..., w - half :]]
+        (_, half), (start, _) = self.halves(w)
+        halves = [image[..., :half], image[..., start:]]
         seg = self._segmenter
-        if self.device.type != "cpu":
+        first = second = None
+        if not all(sides):  # one half
+            if sides[0]:
+                first = seg(halves[0], stretch=False)
+            elif sides[1]:
+                second = seg(halves[1], stretch=False)
+        elif self.device.type != "cpu":
             p = seg(torch.cat(halves), stretch=False)
             first, second = p[0:1], p[1:2]
         elif here and not any(not f.done() for f in self._ahead.values()):
@@ -235,9 +265,11 @@ class CharacterMasks:
             first, second = seg(halves[0], stretch=False), pending.result()
         else:
             first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
-        prob = torch.zeros(image.shape[-2:], device=first.device)
-        prob[:, :half] = first[0, 0]
-        prob[:, w - half :] = torch.maximum(prob[:, w - half :], second[0, 0])
+        prob = torch.zeros(image.shape[-2:], device=seg.device)
+        if first is not None:
+            prob[:, :half] = first[0, 0]
+        if second is not None:
+            prob[:, start:] = torch.maximum(prob[:, start:], second[0, 0])
         found = prob > self.level
         if not bool(found.any()):
             return None

@@ -87,6 +87,8 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         self._key_chars: torch.Tensor | None = None
         self._key_masked = False  # the shot's characters were found (``_key_chars``, None: none)
         self._chars_at: tuple[int, Similarity, np.ndarray] | None = None  # (index, camera, thumbnail) of their frame
+        # The same for each half of the picture the segmenter looks at: the frame each half's mask was found in.
+        self._half_at: list[tuple[int, Similarity, np.ndarray] | None] = [None, None]
         # Shot starts are usually key frames: their masks are found ahead, on a worker
         # thread, for models that take sources (for the others only frames that lean on
         # their own fill need one, and few do).
@@ -226,6 +228,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             self._key_chars = None
             self._key_masked = False
             self._chars_at = None
+            self._half_at = [None, None]
             if t.continues:
                 self._hand_over(last, t)
         scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0

@@ -127,21 +127,43 @@ class ShotMemory:
             self.stats.character_masks += 1
             return self._characters(t.picture, scale, key=t.index)
         at = self._chars_at
+        sides = (True, True)
         if self._key_masked and at is not None:
             moved = self._chars_for(t)
             level = self.options.moving if self.options.moving > 0 else 24.0
             # A frame that leans on its own fill may look again only every few frames
             # (``character_every``; film weave moves everything a little each frame).
             recent = not exact and t.index - at[0] < self.options.character_every
-            if (
-                at[0] == t.index
-                or recent
-                or same_drawing(at[2], at[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band)
-            ):
-                self.stats.masks_moved += exact and at[0] != t.index
+            if at[0] == t.index or recent:
                 return moved
-        self._key_chars = self._characters(t.picture, scale, key=t.index)
+            # Each half of the picture (what the segmenter looks at) against the frame its
+            # own mask was found in: a half whose drawing holds keeps its mask, moved.
+            spans = self._characters.halves(self.pic_w)
+            sides = tuple(
+                not same_drawing(ref[2], ref[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band, span)
+                for ref, span in zip(self._half_at, spans, strict=True)
+            )
+            if not any(sides):
+                self.stats.masks_moved += exact
+                return moved
+            if all(sides) or self._characters.found_ahead(t.index):
+                sides = (True, True)
+            else:  # one half anew; the other's characters kept where they do not overlap it
+                new = self._characters(t.picture, scale, sides=sides)
+                kept = spans[0] if sides[1] else spans[1]
+                old = torch.zeros(t.picture.shape[:2], dtype=torch.bool) if moved is None else moved.clone()
+                old[:, : kept[0]] = False
+                old[:, kept[1] :] = False
+                chars = old if new is None else new | old
+                self._key_chars = chars if bool(chars.any()) else None
+                self.stats.half_masks += 1
+        if all(sides):
+            self._key_chars = self._characters(t.picture, scale, key=t.index)
         self._chars_at = (t.index, t.to_ref, t.thumb)
+        self._half_at = [
+            (t.index, t.to_ref, t.thumb) if s else ref
+            for s, ref in zip(sides, self._half_at or [None, None], strict=True)
+        ]
         self._key_masked = True
         self.stats.character_masks += 1
         return self._key_chars

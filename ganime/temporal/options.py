@@ -120,6 +120,7 @@ class TemporalStats:
     character_masks: int = 0  # key frames whose characters were found (ganime.segment)
     masks_ahead: int = 0  # of those, found ahead on the worker thread (TemporalOptions.masks_ahead)
     masks_moved: int = 0  # key frames that took the shot's mask moved with the camera (the same drawing)
+    half_masks: int = 0  # of character_masks, those found for one half of the picture (the other's drawing held)
     copied: float = 0.0  # sum over frames of the share of side pixels copied from characters (provenance)
     traced: int = 0  # frames whose provenance was traced
 
