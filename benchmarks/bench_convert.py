@@ -19,7 +19,11 @@ first audio track copied; the loop, if any, repeats that.
 
 A model is NAME (the temporal engine, as ``convert`` runs by default), NAME:off
 (``--no-temporal``, every frame filled on its own) or NAME:nochars (the engine with
-``--no-characters``: no segmenter); ``default`` is the default model.
+``--no-characters``: no segmenter); ``default`` is the default model. Any of them may
+end in @DIR: that ganime is imported from the checkout DIR (``git worktree add DIR
+COMMIT``), so code before and after a change is timed in the same command:
+
+    python benchmarks/bench_convert.py --models default@/tmp/before,default --repeat 3
 
 Every run is a fresh process, timed wall-clock, with its peak resident memory read
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
@@ -146,10 +150,13 @@ def describe(clip: Path, seconds: float) -> dict:
     return json.loads(out.stdout)
 
 
-def timed(cmd: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one process."""
+def timed(cmd: list[str], checkout: str | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of one process; ``checkout``: import ganime from there."""
+    env = None
+    if checkout:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -188,11 +195,14 @@ def main() -> None:
               "-crf", args.crf, "-preset", args.preset, "-tune", "animation", "-c:a", "copy",
               str(work / "ffmpeg.mkv")]  # fmt: skip
     runs: dict[str, list[tuple[float, float]]] = {"ffmpeg pad": []}
-    commands = {"ffmpeg pad": ffmpeg}
-    for spec in args.models.split(","):
-        model, _, mode = spec.partition(":")
+    commands: dict[str, tuple[list[str], str | None]] = {"ffmpeg pad": (ffmpeg, None)}
+    for n, spec in enumerate(args.models.split(",")):
+        named, _, checkout = spec.partition("@")
+        if checkout and not (Path(checkout) / "ganime" / "__init__.py").is_file():
+            raise SystemExit(f"{checkout}: not a ganime checkout (no ganime/__init__.py)")
+        model, _, mode = named.partition(":")
         cmd = [
-            sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{model}-{mode or 'on'}.mkv"),
+            sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{n}-{model}-{mode or 'on'}.mkv"),
             "--crf", args.crf, "--preset", args.preset, "--device", "cpu", "--overwrite", "--no-progress",
             "--no-temporal" if mode == "off" else "--temporal",
         ]  # fmt: skip
@@ -200,22 +210,23 @@ def main() -> None:
             cmd.append("--no-characters")
         if model != "default":
             cmd += ["--model", model]
-        commands[f"ganime {spec}"] = cmd
+        commands[f"ganime {spec}"] = (cmd, checkout or None)
         runs[f"ganime {spec}"] = []
     for _ in range(args.repeat):
-        for name, cmd in commands.items():
-            runs[name].append(timed(cmd))
+        for name, (cmd, checkout) in commands.items():
+            runs[name].append(timed(cmd, checkout))
 
     base = statistics.median(s for s, _ in runs["ffmpeg pad"])
     print(f"clip: {clip} ({width}x{height}, {frames} frames) -> {canvas_w}x{canvas_h}")
     print(f"encoder: libx264 crf {args.crf} preset {args.preset} tune animation; {args.repeat} run(s) each, median")
-    print(f"{'tool':<24}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
+    column = max(24, *(len(name) + 2 for name in runs))
+    print(f"{'tool':<{column}}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
     table = []
     for name, rs in runs.items():
         sec = statistics.median(s for s, _ in rs)
         rss = max(m for _, m in rs)
         table.append({"tool": name, "seconds": sec, "fps": frames / sec, "ratio": base / sec, "peak_rss_mb": rss})
-        print(f"{name:<24}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
+        print(f"{name:<{column}}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
     if args.json:
         args.json.write_text(json.dumps({"clip": str(clip), "frames": frames, "results": table}, indent=2))
     shutil.rmtree(work, ignore_errors=True)
