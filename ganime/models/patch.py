@@ -32,6 +32,7 @@ start mirrors the picture with its characters closed over.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -208,8 +209,16 @@ class PatchFill(nn.Module):
     def _fill(self, image: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None) -> torch.Tensor:
         """``forward`` on (N, C, H, W): channels past the third are carried, never compared."""
         hidden = source < -0.5 if source is not None else None  # characters (see the module)
-        start = self.prefill(self._closed(image, mask, hidden), mask)  # the coarsest scale starts from it
-        out = start.clone() if hidden is None else torch.where(mask > 0.5, start, image)
+        # The ``edge`` start, made only if a band's coarsest scale has no patch to copy
+        # (the search fills every other hole): a fifth of the fill's time at 1080p.
+        made: list[torch.Tensor] = []
+
+        def start(i: int, x0: int, x1: int) -> torch.Tensor:
+            if not made:
+                made.append(self.prefill(self._closed(image, mask, hidden), mask))
+            return made[0][i, :, :, x0:x1].float()
+
+        out = image.clone()
         cfg = self.config
         for i in range(image.shape[0]):
             hole = mask[i, 0] > 0.5
@@ -219,7 +228,10 @@ class PatchFill(nn.Module):
             allowed = ~work if source is None else (source[i, 0] > 0.5) & ~work
             for x0, x1 in _bands(hole, cfg.context, cfg.min_context):
                 part = self._complete(
-                    image[i, :, :, x0:x1].float(), start[i, :, :, x0:x1].float(), work[:, x0:x1], allowed[:, x0:x1]
+                    image[i, :, :, x0:x1].float(),
+                    lambda i=i, x0=x0, x1=x1: start(i, x0, x1),
+                    work[:, x0:x1],
+                    allowed[:, x0:x1],
                 )
                 out[i, :, :, x0:x1] = torch.where(hole[:, x0:x1], part.to(out.dtype), out[i, :, :, x0:x1])
         return out
@@ -244,9 +256,11 @@ class PatchFill(nn.Module):
     # --------------------------------------------------------------- one band
 
     def _complete(
-        self, image: torch.Tensor, start: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor
+        self, image: torch.Tensor, start: Callable[[], torch.Tensor], hole: torch.Tensor, allowed: torch.Tensor
     ) -> torch.Tensor:
-        """(3, H, W): ``image`` with ``hole`` completed from patches where ``allowed``."""
+        """(3, H, W): ``image`` with ``hole`` completed from patches where ``allowed``;
+        ``start()`` gives the start fill, asked for only where the coarsest scale has no
+        patch to copy (elsewhere the search replaces every hole pixel it would set)."""
         cfg = self.config
         h = image.shape[-2]
         levels = max(0, math.floor(math.log2(max(1.0, h / cfg.coarse_height))))
@@ -259,10 +273,16 @@ class PatchFill(nn.Module):
             size = (max(1, round(image.shape[-2] / 2**k)), max(1, round(image.shape[-1] / 2**k)))
             img, hole_k, allowed_k = self._scaled(image, known, allowed, size)
             if estimate is None:
-                estimate = F.interpolate(start[None], size=size, mode="area")[0] if k else start
+                # The coarsest scale: its hole is peeled (every pixel set from the known
+                # ones, whatever it held) unless no patch may be copied there.
+                lvl = _Level(img, hole_k, allowed_k, cfg.patch // 2)
+                if lvl.sources.numel() == 0 and lvl.holes.numel() > 0:
+                    first = start()
+                    estimate = F.interpolate(first[None], size=size, mode="area")[0] if k else first
+                    lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
             else:
                 estimate = F.interpolate(estimate[None], size=size, mode="bilinear", align_corners=False)[0]
-            lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
+                lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
             if lvl.sources.numel() == 0 or lvl.holes.numel() == 0:
                 estimate, prev = lvl.region(), None
                 continue

@@ -15,6 +15,7 @@ from .records import (
     _dilate,
     _Entry,
     _relight,
+    colour_thumbnail,
 )
 
 
@@ -91,14 +92,10 @@ class Propagation:
         return np.where(seen, best, np.nan)
 
     def _colour(self, u: _Entry) -> np.ndarray:
-        """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels."""
+        """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels; a
+        conversion has made it on the decoding thread (``prepare``)."""
         if u.colour is None:
-            th, tw = u.thumb.shape
-            f = self.factor
-            pic = u.picture[: th * f, : tw * f].float()
-            if u.picture.dtype == torch.int32:  # 16-bit samples
-                pic = pic / 257.0
-            u.colour = pic.view(th, f, tw, f, 3).mean(dim=(1, 3)).numpy()
+            u.colour = colour_thumbnail(u.picture, u.thumb.shape, self.factor)
         return u.colour
 
     def _moving_at(self, mov: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ class Prepared:
     # The engine uses it only when it would have measured the very same pair, same hint.
     match: Match | None = None
     hint: Similarity | None = None
+    colour: np.ndarray | None = None  # the colour thumbnail (``_Entry.colour``), made there too
 
 
 @dataclass
@@ -152,3 +153,12 @@ def _relight(values: np.ndarray, u: _Entry, t: _Entry) -> np.ndarray:
     if u.gain == t.gain and u.offset == t.offset:
         return values
     return np.clip(t.gain * (values - u.offset) / u.gain + t.offset, 0, 1)
+
+
+def colour_thumbnail(picture: torch.Tensor, shape: tuple[int, ...], factor: int) -> np.ndarray:
+    """(th, tw, 3) block means of a (h, w, 3) picture (uint8 or int32 16-bit samples), 8-bit levels."""
+    th, tw = shape
+    pic = picture[: th * factor, : tw * factor].float()
+    if picture.dtype == torch.int32:  # 16-bit samples
+        pic = pic / 257.0
+    return pic.view(th, factor, tw, factor, 3).mean(dim=(1, 3)).numpy()

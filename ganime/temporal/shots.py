@@ -14,6 +14,7 @@ from ..motion import to_thumb as _to_thumb
 from .records import (
     Prepared,
     _Entry,
+    colour_thumbnail,
 )
 
 
@@ -41,13 +42,15 @@ class ShotAnalysis:
             # What _decide_if_plain measures when the previous frame anchors this one.
             hint = prev.match.motion if prev.match is not None else None
             m = match(prev.thumb, thumb, hint)
-        p = Prepared(frame, picture, thumb, contrast, m, hint)
+        colour = colour_thumbnail(picture, thumb.shape, self.factor) if self.options.moving > 0 else None
+        p = Prepared(frame, picture, thumb, contrast, m, hint, colour)
         self._prepared = p
         return p
 
     def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[_Entry]) -> _Entry:
         p = frame if isinstance(frame, Prepared) else self.prepare(frame)
         entry = _Entry(index, p.frame, p.picture, p.thumb, p.contrast)
+        entry.colour = p.colour
         for e in buf:  # a frame waits for the next one only to tell a flash from a cut
             if not e.decided:
                 self._decide(e, entry, buf)
