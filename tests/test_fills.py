@@ -304,6 +304,28 @@ def test_patch_continues_a_texture_where_the_mirror_reverses_it() -> None:
         assert torch.equal(build_model("patch")(image, mask), patch)  # seeded: same frame, same sides
 
 
+def test_patch_fills_each_side_on_its_own_whichever_thread_runs_it() -> None:
+    """Strips whose context ranges do not meet are completed apart, the second on a thread
+    of its own: the same bits as each side filled alone."""
+    from ganime.models.patch import _bands
+
+    truth = torch.cat([_stripes(), _stripes().flip(-1)], dim=-1)
+    mask = torch.zeros(1, 1, 64, 320)
+    mask[..., :30] = mask[..., -30:] = 1
+    assert _bands(mask[0, 0] > 0.5, 3.0, 32) == [(0, 120), (200, 320)]
+    assert _bands(mask[0, 0, :, 80:240] > 0.5, 3.0, 32) == []
+    image = truth * (1 - mask)
+    left, right = mask.clone(), mask.clone()
+    left[..., -30:] = 0
+    right[..., :30] = 0
+    fill = build_model("patch")
+    with torch.inference_mode():
+        both = fill(image, mask)
+        alone = torch.cat([fill(image, left)[..., :160], fill(image, right)[..., 160:]], dim=-1)
+    assert torch.equal(both, alone)
+    assert not torch.equal(both[..., :30], image[..., :30])  # filled
+
+
 def test_patch_never_copies_what_it_is_told_moves() -> None:
     image = _stripes()
     mask = torch.zeros(1, 1, 64, 160)

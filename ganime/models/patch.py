@@ -32,8 +32,12 @@ start mirrors the picture with its characters closed over.
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -82,6 +86,42 @@ class PatchConfig:
     coherence: float = 0.0
     confidence: float = 1.3
     seed: int = 0
+
+
+_BAND_THREAD: ThreadPoolExecutor | None = None
+_BAND_LOCK = threading.Lock()
+
+
+def _forget_band_thread() -> None:
+    global _BAND_THREAD
+    _BAND_THREAD = None  # a forked child has none of its parent's threads: it starts its own
+
+
+os.register_at_fork(after_in_child=_forget_band_thread)
+
+
+def _run_bands(jobs: list[Callable[[], torch.Tensor]], device: torch.device) -> list[torch.Tensor]:
+    """Each band's completion: on the CPU the second of every pair on a thread of its
+    own (``ganime-bands``, one per process), the two sides of a frame at once.
+
+    The bands share nothing (each seeds its own search), so the result is the same
+    bits wherever a band ran; the conversion leaves torch one core, and the encoder
+    and the mask thread leave part of the other idle.
+    """
+    global _BAND_THREAD
+    if device.type != "cpu" or len(jobs) < 2:
+        return [job() for job in jobs]
+    with _BAND_LOCK:
+        if _BAND_THREAD is None:
+            _BAND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-bands")
+        pool = _BAND_THREAD
+    out: list[torch.Tensor] = []
+    for k in range(0, len(jobs), 2):
+        pending = pool.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+        out.append(jobs[k]())
+        if pending is not None:
+            out.append(pending.result())
+    return out
 
 
 def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[int, int]]:
@@ -220,6 +260,7 @@ class PatchFill(nn.Module):
 
         out = image.clone()
         cfg = self.config
+        jobs = []  # (frame, columns, hole, the band's completion)
         for i in range(image.shape[0]):
             hole = mask[i, 0] > 0.5
             if not hole.any():
@@ -227,13 +268,22 @@ class PatchFill(nn.Module):
             work = hole if hidden is None else hole | hidden[i, 0]  # characters are completed too
             allowed = ~work if source is None else (source[i, 0] > 0.5) & ~work
             for x0, x1 in _bands(hole, cfg.context, cfg.min_context):
-                part = self._complete(
-                    image[i, :, :, x0:x1].float(),
-                    lambda i=i, x0=x0, x1=x1: start(i, x0, x1),
-                    work[:, x0:x1],
-                    allowed[:, x0:x1],
+                jobs.append(
+                    (
+                        i,
+                        (x0, x1),
+                        hole[:, x0:x1],
+                        partial(
+                            self._complete,
+                            image[i, :, :, x0:x1].float(),
+                            partial(start, i, x0, x1),
+                            work[:, x0:x1],
+                            allowed[:, x0:x1],
+                        ),
+                    )
                 )
-                out[i, :, :, x0:x1] = torch.where(hole[:, x0:x1], part.to(out.dtype), out[i, :, :, x0:x1])
+        for (i, (x0, x1), hole, _), part in zip(jobs, _run_bands([job for *_, job in jobs], image.device), strict=True):
+            out[i, :, :, x0:x1] = torch.where(hole, part.to(out.dtype), out[i, :, :, x0:x1])
         return out
 
     @staticmethod
