@@ -304,6 +304,18 @@ def test_patch_continues_a_texture_where_the_mirror_reverses_it() -> None:
         assert torch.equal(build_model("patch")(image, mask), patch)  # seeded: same frame, same sides
 
 
+@pytest.mark.parametrize("radius", [0, 1, 3, 4])
+def test_dilate_is_a_max_pool_of_the_mask(radius: int) -> None:
+    from ganime.models.classical import dilate
+
+    mask = torch.rand(2, 37, 53, generator=torch.Generator().manual_seed(radius)) > 0.93
+    pooled = F.max_pool2d(mask[:, None].float(), 2 * radius + 1, 1, radius)[:, 0] > 0.5
+    assert torch.equal(dilate(mask, radius), pooled)
+    assert torch.equal(
+        ~dilate(~mask, radius), -F.max_pool2d(-mask[:, None].float(), 2 * radius + 1, 1, radius)[:, 0] > 0.5
+    )
+
+
 def test_patch_fills_each_side_on_its_own_whichever_thread_runs_it() -> None:
     """Strips whose context ranges do not meet are completed apart, the second on a thread
     of its own: the same bits as each side filled alone."""

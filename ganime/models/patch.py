@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..geometry import widened_runs
-from .classical import EdgeFill, close_holes, known_box
+from .classical import EdgeFill, close_holes, dilate, known_box
 
 
 @dataclass
@@ -130,14 +130,6 @@ def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[i
     return widened_runs(cols, lambda width: max(min_context, math.ceil(context * width)))
 
 
-def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
-    """(H, W): the maximum over each (2r+1)-square, as a row pass then a column pass
-    (the same values; a square pool reads (2r+1)^2 values per pixel on CPU)."""
-    k = 2 * r + 1
-    y = F.max_pool2d(x[None, None], (1, k), 1, (0, r))
-    return F.max_pool2d(y, (k, 1), 1, (r, 0))[0, 0]
-
-
 class _Level:
     """One scale: the image padded by the patch radius, its masks and index helpers (flat indices)."""
 
@@ -151,13 +143,13 @@ class _Level:
         ok = F.pad(allowed[None, None].float(), (r, r, r, r), mode="replicate")[0, 0]
         ok = ok * (~self.hole).float()
         # A source centre: its whole patch known and allowed.
-        whole = -_dilate(-ok, r) > 0.5
+        whole = ~dilate(ok < 0.5, r)  # every pixel of the patch (inside the padded image) ok
         inner = torch.zeros_like(whole)
         inner[r : r + self.h, r : r + self.w] = True
         self.valid = (whole & inner).flatten()
         self.sources = self.valid.nonzero().flatten()
         # Targets: every patch centre (inside the image) whose patch touches the hole.
-        near = _dilate(self.hole.float(), r) > 0.5
+        near = dilate(self.hole, r)
         self.targets = (near & inner).flatten().nonzero().flatten()
         self.holes = (self.hole & inner).flatten().nonzero().flatten()
         # Where each target sits in ``targets`` (-1: not a target).
@@ -178,7 +170,7 @@ class _Level:
         d = 0
         while bool(hole.any()) and d < self.hp + self.wp:
             d += 1
-            reached = hole & (F.max_pool2d((~hole)[None, None].float(), 3, 1, 1)[0, 0] > 0.5)
+            reached = hole & dilate(~hole, 1)
             steps[reached] = d
             hole &= ~reached
         self.weights = torch.pow(torch.tensor(falloff, device=steps.device), -steps).flatten()
@@ -375,7 +367,7 @@ class PatchFill(nn.Module):
         sx = (src % lvl.wp).float()
         scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))
         while True:
-            grown = F.max_pool2d(known.view(1, 1, lvl.hp, lvl.wp).float(), 3, 1, 1).flatten() > 0.5
+            grown = dilate(known.view(lvl.hp, lvl.wp), 1).flatten()
             ring = (grown & ~known & inner).nonzero().flatten()
             if ring.numel() == 0:
                 break

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .. import segment
 from ..geometry import Rect
-from ..models.classical import close_holes
+from ..models.classical import close_holes, dilate
 from ..motion import Similarity, sample_grid, to_thumb
 from .options import TemporalOptions
 
@@ -106,7 +106,7 @@ def same_drawing(
     if chars is not None and differs.any():
         # The characters on the thumbnail's grid, a thumbnail pixel wider (its blur).
         inside = F.max_pool2d(chars[None, None, : th * factor, : tw * factor].float(), factor)
-        inside = F.max_pool2d(inside, 3, 1, 1)[0, 0].numpy() > 0
+        inside = dilate(inside[0, 0] > 0, 1).numpy()
         differs &= ~inside[np.ix_(rows, cols)]
     if band is not None:
         near = np.zeros(tw, bool)
@@ -274,6 +274,5 @@ class CharacterMasks:
         if not bool(found.any()):
             return None
         if self.grow > 0:  # the outline and the mask's soft edge go with the character
-            k = 2 * self.grow + 1
-            found = F.max_pool2d(found[None, None].float(), k, 1, self.grow)[0, 0] > 0.5
+            found = dilate(found, self.grow)
         return found.cpu()

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .. import video
+from ..models.classical import dilate
 from ..motion import IDENTITY, Match, Similarity, sample_grid, span, taps
 
 # Levels of mean brightness a held drawing's picture may drift from the frame its sides
@@ -121,10 +122,7 @@ def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` widened by ``radius`` pixels every way (a square)."""
     if radius <= 0 or not mask.any():
         return mask
-    grown = torch.nn.functional.max_pool2d(
-        torch.from_numpy(mask.astype(np.float32))[None, None], 2 * radius + 1, 1, radius
-    )
-    return grown[0, 0].numpy() > 0.5
+    return dilate(torch.from_numpy(mask), radius).numpy()
 
 
 def _whole(c: np.ndarray) -> bool:
