@@ -151,12 +151,15 @@ def describe(clip: Path, seconds: float) -> dict:
 
 
 def timed(cmd: list[str], checkout: str | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one process; ``checkout``: import ganime from there."""
+    """(seconds, peak RSS in MB) of one process; ``checkout``: import ganime from there.
+
+    ``python -m`` puts the working directory before PYTHONPATH on the module path, so a
+    checkout's ganime runs from inside it (the paths in ``cmd`` are absolute)."""
     env = None
     if checkout:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=checkout)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -182,7 +185,7 @@ def main() -> None:
         raise SystemExit("ffmpeg is needed as the reference (apt-get install ffmpeg)")
 
     work = Path(tempfile.mkdtemp(prefix="ganime-bench-"))
-    clip = args.clip or work / "clip_640x480.mkv"
+    clip = args.clip.resolve() if args.clip else work / "clip_640x480.mkv"
     if args.clip and args.centre_43:
         clip = centre_43(clip, work)
     if args.clip and args.loop > 1:
@@ -200,6 +203,7 @@ def main() -> None:
         named, _, checkout = spec.partition("@")
         if checkout and not (Path(checkout) / "ganime" / "__init__.py").is_file():
             raise SystemExit(f"{checkout}: not a ganime checkout (no ganime/__init__.py)")
+        checkout = str(Path(checkout).resolve()) if checkout else ""
         model, _, mode = named.partition(":")
         cmd = [
             sys.executable, "-m", "ganime", "convert", str(clip), "-o", str(work / f"{n}-{model}-{mode or 'on'}.mkv"),

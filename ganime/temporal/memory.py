@@ -148,7 +148,7 @@ class ShotMemory:
                 return moved
             if all(sides) or self._characters.found_ahead(t.index):
                 sides = (True, True)
-            else:  # one half anew; the other's characters kept where they do not overlap it
+            else:  # one half anew; the other keeps its characters over its columns (both in the overlap)
                 new = self._characters(t.picture, scale, sides=sides)
                 kept = spans[0] if sides[1] else spans[1]
                 old = torch.zeros(t.picture.shape[:2], dtype=torch.bool) if moved is None else moved.clone()
@@ -162,7 +162,7 @@ class ShotMemory:
         self._chars_at = (t.index, t.to_ref, t.thumb)
         self._half_at = [
             (t.index, t.to_ref, t.thumb) if s else ref
-            for s, ref in zip(sides, self._half_at or [None, None], strict=True)
+            for s, ref in zip(sides, self._half_at, strict=True)
         ]
         self._key_masked = True
         self.stats.character_masks += 1
