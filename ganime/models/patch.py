@@ -38,6 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +89,8 @@ class PatchConfig:
     seed: int = 0
 
 
+T = TypeVar("T")
+
 _BAND_THREAD: ThreadPoolExecutor | None = None
 _BAND_LOCK = threading.Lock()
 
@@ -108,20 +111,50 @@ def _run_bands(jobs: list[Callable[[], torch.Tensor]], device: torch.device) -> 
     bits wherever a band ran; the conversion leaves torch one core, and the encoder
     and the mask thread leave part of the other idle.
     """
-    global _BAND_THREAD
     if device.type != "cpu" or len(jobs) < 2:
         return [job() for job in jobs]
-    with _BAND_LOCK:
-        if _BAND_THREAD is None:
-            _BAND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-bands")
-        pool = _BAND_THREAD
+    pool = _band_thread()
     out: list[torch.Tensor] = []
     for k in range(0, len(jobs), 2):
-        pending = pool.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+        pending = pool.submit(_as_here(jobs[k + 1])) if k + 1 < len(jobs) else None
         out.append(jobs[k]())
         if pending is not None:
             out.append(pending.result())
     return out
+
+
+def _band_thread() -> ThreadPoolExecutor:
+    global _BAND_THREAD
+    with _BAND_LOCK:
+        if _BAND_THREAD is None:
+            _BAND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-bands")
+        return _BAND_THREAD
+
+
+def _as_here(job: Callable[[], T]) -> Callable[[], T]:
+    """``job`` to run on another thread in this thread's autograd mode (thread-local): under
+    ``inference_mode`` the tensors made here may only be changed in place in that mode."""
+    inference = torch.is_inference_mode_enabled()
+
+    def run() -> T:
+        with torch.inference_mode(inference), torch.no_grad():
+            return job()
+
+    return run
+
+
+def _in_two(work: Callable[[int], None], n: int, split: bool) -> None:
+    """``work(k)`` for k < n; with ``split``, the second half on the band thread meanwhile
+    (chunks that write apart and read what no chunk writes: the same bits either way)."""
+    if not split or n < 2:
+        for k in range(n):
+            work(k)
+        return
+    mid = (n + 1) // 2
+    pending = _band_thread().submit(_as_here(lambda: [work(k) for k in range(mid, n)]))
+    for k in range(mid):
+        work(k)
+    pending.result()
 
 
 def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[int, int]]:
@@ -274,7 +307,11 @@ class PatchFill(nn.Module):
                         ),
                     )
                 )
-        for (i, (x0, x1), hole, _), part in zip(jobs, _run_bands([job for *_, job in jobs], image.device), strict=True):
+        # A band alone (the two strips' context ranges meet: 640x480, 1080p) splits its
+        # largest steps, the votes and plain costs of its fine scales, over both threads.
+        split = len(jobs) == 1 and image.device.type == "cpu"
+        runs = [partial(job, split=split) for *_, job in jobs]
+        for (i, (x0, x1), hole, _), part in zip(jobs, _run_bands(runs, image.device), strict=True):
             out[i, :, :, x0:x1] = torch.where(hole, part.to(out.dtype), out[i, :, :, x0:x1])
         return out
 
@@ -298,7 +335,12 @@ class PatchFill(nn.Module):
     # --------------------------------------------------------------- one band
 
     def _complete(
-        self, image: torch.Tensor, start: Callable[[], torch.Tensor], hole: torch.Tensor, allowed: torch.Tensor
+        self,
+        image: torch.Tensor,
+        start: Callable[[], torch.Tensor],
+        hole: torch.Tensor,
+        allowed: torch.Tensor,
+        split: bool = False,
     ) -> torch.Tensor:
         """(3, H, W): ``image`` with ``hole`` completed from patches where ``allowed``;
         ``start()`` gives the start fill, asked for only where the coarsest scale has no
@@ -338,10 +380,10 @@ class PatchFill(nn.Module):
                 if search:
                     nnf, cost = self._search(lvl, nnf, gen)
                 else:
-                    cost = self._plain_cost(lvl, nnf)
+                    cost = self._plain_cost(lvl, nnf, split=split)
                 # Scales above the search vote with every other pixel of each patch: a third
                 # of the reads at the sizes that cost most, and no softer.
-                self._vote(lvl, nnf, cost, lvl.window if search else lvl.sparse)
+                self._vote(lvl, nnf, cost, lvl.window if search else lvl.sparse, split=split and not search)
             estimate, prev = lvl.region(), lvl
         assert estimate is not None
         return estimate
@@ -460,16 +502,20 @@ class PatchFill(nn.Module):
             d = d + self.config.distance_weight * ((centres % lvl.wp) - (src % lvl.wp)).abs().float() / scale
         return d
 
-    def _plain_cost(self, lvl: _Level, nnf: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
+    def _plain_cost(self, lvl: _Level, nnf: torch.Tensor, chunk: int = 16384, split: bool = False) -> torch.Tensor:
         """``_cost`` of every target and its source in ``nnf`` with every pixel weighing the
         same (scales above the search: no confidence there), at ``sparse`` offsets, in
-        chunks that stay in the cache."""
+        chunks that stay in the cache (``split``: over two threads)."""
         targets, window = lvl.targets, lvl.sparse
         out = torch.empty(targets.numel(), device=targets.device)
-        for i in range(0, targets.numel(), chunk):
+
+        def part(k: int) -> None:
+            i = k * chunk
             t, src = targets[i : i + chunk], nnf[i : i + chunk]
             d = (self._patches(lvl, t, window) - self._patches(lvl, src, window)).pow_(2).sum(dim=0)
             out[i : i + chunk] = d.mean(dim=1) * (255.0**2 / 3)
+
+        _in_two(part, -(-targets.numel() // chunk), split)
         if self.config.distance_weight > 0:
             scale = max(1.0, float(lvl.w) / (1 + 2 * self.config.context))
             out += self.config.distance_weight * ((targets % lvl.wp) - (nnf % lvl.wp)).abs().float() / scale
@@ -542,18 +588,26 @@ class PatchFill(nn.Module):
         return nnf, cost
 
     def _vote(
-        self, lvl: _Level, nnf: torch.Tensor, cost: torch.Tensor, window: torch.Tensor, chunk: int = 16384
+        self,
+        lvl: _Level,
+        nnf: torch.Tensor,
+        cost: torch.Tensor,
+        window: torch.Tensor,
+        chunk: int = 16384,
+        split: bool = False,
     ) -> None:
-        """Set each hole pixel to the weighted mean of what the patches covering it say (in place)."""
+        """Set each hole pixel to the weighted mean of what the patches covering it say (in
+        place; ``split``: over two threads)."""
         # Similarity weights (Wexler et al.): the best-matching patches decide, so copies stay
         # sharp. Normalised per pixel in log space: a pixel covered by poor matches only
         # still takes the least poor (plain weights underflow to nothing there).
         sigma2 = cost.quantile(0.25).clamp_min(1.0) if cost.numel() > 1 else cost.new_tensor(1.0)
         logw = -cost / (2 * sigma2)
+
         # In chunks small enough to stay in the cache (a 1080p side is half a million
         # pixels); the sources are known pixels, which no chunk changes.
-        for i in range(0, lvl.holes.numel(), chunk):
-            holes = lvl.holes[i : i + chunk]
+        def part(k: int) -> None:
+            holes = lvl.holes[k * chunk : (k + 1) * chunk]
             j = lvl.position[holes[:, None] - window]  # (Nh, P): the patch centred d before this pixel
             jj = j.clamp_min(0)
             lw = logw[jj].masked_fill_(j < 0, -torch.inf)
@@ -561,3 +615,5 @@ class PatchFill(nn.Module):
             # (C, Nh, P): what that patch puts here.
             vals = lvl.image.index_select(1, (nnf[jj] + window).flatten()).view(lvl.image.shape[0], *jj.shape)
             lvl.image[:, holes] = vals.mul_(w).sum(dim=2) / w.sum(dim=1).clamp_min(1e-12)
+
+        _in_two(part, -(-lvl.holes.numel() // chunk), split)

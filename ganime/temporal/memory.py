@@ -161,8 +161,7 @@ class ShotMemory:
             self._key_chars = self._characters(t.picture, scale, key=t.index)
         self._chars_at = (t.index, t.to_ref, t.thumb)
         self._half_at = [
-            (t.index, t.to_ref, t.thumb) if s else ref
-            for s, ref in zip(sides, self._half_at, strict=True)
+            (t.index, t.to_ref, t.thumb) if s else ref for s, ref in zip(sides, self._half_at, strict=True)
         ]
         self._key_masked = True
         self.stats.character_masks += 1
