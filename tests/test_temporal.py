@@ -712,3 +712,21 @@ def test_a_change_by_one_edge_finds_that_half_of_the_mask_only() -> None:
     _, (start, _) = masks.halves(128)
     assert shot[:, :start].equal(before[:, :start])
     assert shot[:, -12:].any()
+
+
+def test_named_helper_threads_are_one_per_process_and_not_inherited_by_a_fork() -> None:
+    import os
+
+    from ganime import threads
+
+    name = "ganime-test-helper"
+    assert threads.started(name) is None  # asking does not start it
+    pool = threads.thread(name)
+    assert threads.thread(name) is pool and threads.started(name) is pool
+    assert pool.submit(threading.current_thread).result().name.startswith(name)
+    pid = os.fork()
+    if pid == 0:  # the child: its parent's threads are not there, a new one starts
+        ok = threads.started(name) is None and threads.thread(name).submit(int).result() == 0
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

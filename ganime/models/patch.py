@@ -32,10 +32,7 @@ start mirrors the picture with its characters closed over.
 from __future__ import annotations
 
 import math
-import os
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
@@ -44,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import threads
 from ..geometry import widened_runs
 from .classical import EdgeFill, close_holes, dilate, known_box
 
@@ -91,16 +89,7 @@ class PatchConfig:
 
 T = TypeVar("T")
 
-_BAND_THREAD: ThreadPoolExecutor | None = None
-_BAND_LOCK = threading.Lock()
-
-
-def _forget_band_thread() -> None:
-    global _BAND_THREAD
-    _BAND_THREAD = None  # a forked child has none of its parent's threads: it starts its own
-
-
-os.register_at_fork(after_in_child=_forget_band_thread)
+BAND_THREAD = "ganime-bands"  # the one thread (``ganime.threads``) a second band or chunk runs on
 
 
 def _run_bands(jobs: list[Callable[[], torch.Tensor]], device: torch.device) -> list[torch.Tensor]:
@@ -113,7 +102,7 @@ def _run_bands(jobs: list[Callable[[], torch.Tensor]], device: torch.device) -> 
     """
     if device.type != "cpu" or len(jobs) < 2:
         return [job() for job in jobs]
-    pool = _band_thread()
+    pool = threads.thread(BAND_THREAD)
     out: list[torch.Tensor] = []
     for k in range(0, len(jobs), 2):
         pending = pool.submit(_as_here(jobs[k + 1])) if k + 1 < len(jobs) else None
@@ -121,14 +110,6 @@ def _run_bands(jobs: list[Callable[[], torch.Tensor]], device: torch.device) -> 
         if pending is not None:
             out.append(pending.result())
     return out
-
-
-def _band_thread() -> ThreadPoolExecutor:
-    global _BAND_THREAD
-    with _BAND_LOCK:
-        if _BAND_THREAD is None:
-            _BAND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-bands")
-        return _BAND_THREAD
 
 
 def _as_here(job: Callable[[], T]) -> Callable[[], T]:
@@ -151,7 +132,7 @@ def _in_two(work: Callable[[int], None], n: int, split: bool) -> None:
             work(k)
         return
     mid = (n + 1) // 2
-    pending = _band_thread().submit(_as_here(lambda: [work(k) for k in range(mid, n)]))
+    pending = threads.thread(BAND_THREAD).submit(_as_here(lambda: [work(k) for k in range(mid, n)]))
     for k in range(mid):
         work(k)
     pending.result()

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import segment
+from .. import segment, threads
 from ..geometry import Rect
 from ..models.classical import close_holes, dilate
 from ..motion import Similarity, sample_grid, to_thumb
@@ -122,27 +121,7 @@ def same_drawing(
     return float(differs.sum()) < share * area
 
 
-_WORKER: ThreadPoolExecutor | None = None
-_WORKER_LOCK = threading.Lock()
-
-
-def _worker() -> ThreadPoolExecutor:
-    """The process's one mask thread (``ganime-masks``), shared by every ``CharacterMasks``:
-    a batch of episodes, or frame-by-frame fills that never say when they end, leave
-    no idle threads behind."""
-    global _WORKER
-    with _WORKER_LOCK:
-        if _WORKER is None:
-            _WORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ganime-masks")
-        return _WORKER
-
-
-def _forget_worker() -> None:
-    global _WORKER
-    _WORKER = None  # a forked child has none of its parent's threads: it starts its own
-
-
-os.register_at_fork(after_in_child=_forget_worker)
+MASK_THREAD = "ganime-masks"  # the one thread (``ganime.threads``) masks are found on ahead
 
 
 class CharacterMasks:
@@ -194,7 +173,7 @@ class CharacterMasks:
             return True
         if len(self._ahead) >= self.AHEAD:
             return False
-        self._ahead[key] = _worker().submit(self._find, picture, scale)
+        self._ahead[key] = threads.thread(MASK_THREAD).submit(self._find, picture, scale)
         return True
 
     def drop(self, key: int) -> None:
@@ -208,8 +187,9 @@ class CharacterMasks:
         for f in self._ahead.values():
             f.cancel()
         self._ahead.clear()
-        if _WORKER is not None:  # (never started for an engine that found nothing ahead)
-            _WORKER.submit(int).result()  # what was running has ended
+        worker = threads.started(MASK_THREAD)  # (never started for an engine that found nothing ahead)
+        if worker is not None:
+            worker.submit(int).result()  # what was running has ended
 
     @classmethod
     def halves(cls, w: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -261,7 +241,7 @@ class CharacterMasks:
             # The engine waits: the worker, idle, takes one half (0.35 s instead of 0.59 s).
             # On the CPU each half always goes through alone, so the bits do not depend
             # on where it ran (a batch of two differs from two singles by 1e-7).
-            pending = _worker().submit(seg, halves[1], False)
+            pending = threads.thread(MASK_THREAD).submit(seg, halves[1], False)
             first, second = seg(halves[0], stretch=False), pending.result()
         else:
             first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
