@@ -29,6 +29,14 @@ Every run is a fresh process, timed wall-clock, with its peak resident memory re
 from the kernel (wait4). ffmpeg and ganime runs alternate, so a machine that slows
 down midway affects both alike; speeds are reported as ratios to ffmpeg in the same
 run. ffmpeg (the CLI) is only the reference here: ganime itself never calls it.
+"CPU s" is the process's user + system time over all its threads (the encoder's too).
+
+``--floor`` adds a row: ffmpeg re-encoding the first ganime run's output with the same
+settings. Real sides cost x264 more than black bars, and on a machine whose cores the
+encoder fills that row's speed bounds any tool that makes those pictures (ganime's
+analysis and fills share the same cores):
+
+    python benchmarks/bench_convert.py --clip short4x3.mp4 --loop 8 --models default,edge:nochars --floor
 """
 
 from __future__ import annotations
@@ -150,8 +158,9 @@ def describe(clip: Path, seconds: float) -> dict:
     return json.loads(out.stdout)
 
 
-def timed(cmd: list[str], checkout: str | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one process; ``checkout``: import ganime from there.
+def timed(cmd: list[str], checkout: str | None = None) -> tuple[float, float, float]:
+    """(seconds, peak RSS in MB, CPU seconds: user + system, all threads) of one process;
+    ``checkout``: import ganime from there.
 
     ``python -m`` puts the working directory before PYTHONPATH on the module path, so a
     checkout's ganime runs from inside it (the paths in ``cmd`` are absolute)."""
@@ -166,7 +175,7 @@ def timed(cmd: list[str], checkout: str | None = None) -> tuple[float, float]:
     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if proc.returncode != 0:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{err[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -180,6 +189,12 @@ def main() -> None:
     parser.add_argument("--preset", default="medium")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time ffmpeg encoding the first ganime run's own output (decode + x264, same settings):"
+        " what any tool making those pictures spends in the encoder alone",
+    )
     args = parser.parse_args()
     if shutil.which("ffmpeg") is None:
         raise SystemExit("ffmpeg is needed as the reference (apt-get install ffmpeg)")
@@ -197,7 +212,7 @@ def main() -> None:
     ffmpeg = ["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(clip), "-vf", pad, "-c:v", "libx264",
               "-crf", args.crf, "-preset", args.preset, "-tune", "animation", "-c:a", "copy",
               str(work / "ffmpeg.mkv")]  # fmt: skip
-    runs: dict[str, list[tuple[float, float]]] = {"ffmpeg pad": []}
+    runs: dict[str, list[tuple[float, float, float]]] = {"ffmpeg pad": []}
     commands: dict[str, tuple[list[str], str | None]] = {"ffmpeg pad": (ffmpeg, None)}
     for n, spec in enumerate(args.models.split(",")):
         named, _, checkout = spec.partition("@")
@@ -216,21 +231,35 @@ def main() -> None:
             cmd += ["--model", model]
         commands[f"ganime {spec}"] = (cmd, checkout or None)
         runs[f"ganime {spec}"] = []
+    first = next((cmd[cmd.index("-o") + 1] for name, (cmd, _) in commands.items() if name != "ffmpeg pad"), None)
+    if args.floor and first is not None:
+        # The encoder's own cost on ganime's pictures (real sides cost x264 more than black
+        # bars): on a machine whose cores the encoder fills, no tool making these pictures
+        # beats this row's speed.
+        commands["ffmpeg encode of ganime's output"] = (
+            ["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", first, "-map", "0:v", "-c:v", "libx264",
+             "-crf", args.crf, "-preset", args.preset, "-tune", "animation", str(work / "floor.mkv")],
+            None,
+        )  # fmt: skip
+        runs["ffmpeg encode of ganime's output"] = []
     for _ in range(args.repeat):
         for name, (cmd, checkout) in commands.items():
             runs[name].append(timed(cmd, checkout))
 
-    base = statistics.median(s for s, _ in runs["ffmpeg pad"])
+    base = statistics.median(r[0] for r in runs["ffmpeg pad"])
     print(f"clip: {clip} ({width}x{height}, {frames} frames) -> {canvas_w}x{canvas_h}")
     print(f"encoder: libx264 crf {args.crf} preset {args.preset} tune animation; {args.repeat} run(s) each, median")
     column = max(24, *(len(name) + 2 for name in runs))
-    print(f"{'tool':<{column}}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}")
+    print(f"{'tool':<{column}}{'seconds':>9}{'fps':>9}{'speed vs ffmpeg':>17}{'peak RSS MB':>13}{'CPU s':>9}")
     table = []
     for name, rs in runs.items():
-        sec = statistics.median(s for s, _ in rs)
-        rss = max(m for _, m in rs)
-        table.append({"tool": name, "seconds": sec, "fps": frames / sec, "ratio": base / sec, "peak_rss_mb": rss})
-        print(f"{name:<{column}}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}")
+        sec = statistics.median(r[0] for r in rs)
+        rss = max(r[1] for r in rs)
+        cpu = statistics.median(r[2] for r in rs)
+        table.append(
+            {"tool": name, "seconds": sec, "fps": frames / sec, "ratio": base / sec, "peak_rss_mb": rss, "cpu_s": cpu}
+        )
+        print(f"{name:<{column}}{sec:>9.2f}{frames / sec:>9.1f}{base / sec:>16.2f}x{rss:>13.0f}{cpu:>9.1f}")
     if args.json:
         args.json.write_text(json.dumps({"clip": str(clip), "frames": frames, "results": table}, indent=2))
     shutil.rmtree(work, ignore_errors=True)

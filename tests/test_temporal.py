@@ -730,3 +730,17 @@ def test_named_helper_threads_are_one_per_process_and_not_inherited_by_a_fork() 
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_colour_thumbnail_is_the_block_mean_in_eight_bit_levels() -> None:
+    from ganime.temporal.records import colour_thumbnail
+
+    rng = np.random.default_rng(3)
+    for factor in (2, 4, 8):
+        pic = rng.integers(0, 256, (8 * factor + 3, 5 * factor + 1, 3), dtype=np.uint8)
+        want = torch.from_numpy(pic[: 8 * factor, : 5 * factor]).float().view(8, factor, 5, factor, 3).mean((1, 3))
+        got = colour_thumbnail(torch.from_numpy(pic), (8, 5), factor)
+        assert got.dtype == np.float32 and got.shape == (8, 5, 3)
+        assert np.array_equal(got, want.numpy())  # integer sums, one division: the float mean's own bits
+        wide = torch.from_numpy(pic.astype(np.int32) * 257)  # 16-bit samples of the same picture
+        assert np.allclose(colour_thumbnail(wide, (8, 5), factor), want.numpy(), atol=1e-3)
