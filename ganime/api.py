@@ -7,7 +7,7 @@ from pathlib import Path
 
 from torch import nn
 
-from .models import load_model as _load_model
+from . import models
 from .pipeline import ConvertOptions, ProgressCallback, Result, convert_many
 
 
@@ -48,4 +48,4 @@ def load_model(name: str, weights: str | Path | None = None, device: str = "cpu"
     """
     from .engine import select_device
 
-    return _load_model(name, weights, select_device(device))
+    return models.load_model(name, weights, select_device(device))

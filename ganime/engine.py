@@ -151,9 +151,9 @@ class Filler:
     def _predict(self, canvas: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The model's prediction for the canvas (only the strips' columns when windowed)."""
         if self.window is None:
-            return self._run(canvas, mask)
+            return self.run(canvas, mask)
         n, w, ww = canvas.shape[0], canvas.shape[-1], self.window
-        out = self._run(
+        out = self.run(
             torch.cat([canvas[..., :ww], canvas[..., w - ww :]]), torch.cat([mask[..., :ww], mask[..., w - ww :]])
         )
         prediction = torch.zeros_like(canvas)
@@ -161,7 +161,7 @@ class Filler:
         prediction[..., w - ww :] = out[n:]
         return prediction
 
-    def _run(self, canvas: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, canvas: torch.Tensor, mask: torch.Tensor, source: torch.Tensor | None = None) -> torch.Tensor:
         """The model's prediction; ``source`` (where the model takes one, ``takes_source``)
         marks the known pixels it may copy from."""
         if source is not None and getattr(self.model, "takes_source", False):
@@ -287,7 +287,7 @@ class Filler:
                 prediction = self._predict(canvas, mask)
             self._made = made[0, 0].float().cpu().clamp(0, 1)
         elif source is not None:
-            prediction = self._run(canvas, mask, source)
+            prediction = self.run(canvas, mask, source)
         elif isinstance(self.model, PictureFill):
             # Filled in place: a picture fill never reads the strips, so the reused
             # buffer's strips may stay dirty, and a full-canvas copy is saved.

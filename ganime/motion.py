@@ -195,7 +195,7 @@ def _gradients(img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return gx, gy
 
 
-def _median(a: np.ndarray) -> float:
+def median(a: np.ndarray) -> float:
     """``np.median`` of an array, by one partition (np.median's own overhead is ten times this)."""
     flat = a.reshape(-1)
     n = flat.size
@@ -315,7 +315,7 @@ class _Fit:
             ix = (g * wgx + self.cgx[r0:r1, c0:c1]) / 2
             iy = (g * wgy + self.cgy[r0:r1, c0:c1]) / 2
             a = np.abs(r)
-            sigma = 1.4826 * _median(a) + 0.5
+            sigma = 1.4826 * median(a) + 0.5
             if it < 3:  # Huber to settle, then Tukey so outliers stop counting at all
                 k = 1.345 * sigma
                 wgt = np.minimum(1.0, k / np.maximum(a, 1e-12))

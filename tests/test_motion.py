@@ -8,7 +8,7 @@ import torch
 from conftest import view
 
 from ganime import synthetic
-from ganime.motion import _median, match, sample_grid, thumbnail, to_frame
+from ganime.motion import match, median, sample_grid, thumbnail, to_frame
 
 
 @pytest.mark.parametrize("shift", [0, 3, 11, -7])
@@ -62,7 +62,7 @@ def test_thumbnail_is_the_mean_grey_of_each_block(dtype: type, factor: int) -> N
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 1001])
 def test_median_by_partition_is_the_median(n: int) -> None:
     a = np.random.default_rng(n).normal(size=n).astype(np.float32)
-    assert _median(a) == pytest.approx(float(np.median(a.astype(np.float64))), abs=1e-6)
+    assert median(a) == pytest.approx(float(np.median(a.astype(np.float64))), abs=1e-6)
 
 
 def test_fit_preparations_follow_each_thumbnail() -> None:

@@ -92,14 +92,14 @@ def parse_time(text: str | None, flag: str) -> float | None:
     return seconds
 
 
-def _on_off(text: str, hint: str) -> bool:
+def on_off(text: str, hint: str) -> bool:
     value = text.strip().lower()
     if value not in ("on", "off"):
         raise typer.BadParameter(f"expected on or off, got {text!r}", param_hint=hint)
     return value == "on"
 
 
-def _model_list(text: str | None) -> tuple[str, ...]:
+def model_list(text: str | None) -> tuple[str, ...]:
     """Names from ``--model a,b``; by default every model that can run here."""
     runnable = [n for n, s in REGISTRY.items() if not s.needs_weights or find_weights(n) is not None]
     names = tuple(n.strip() for n in (text or ",".join(runnable)).split(",") if n.strip())

@@ -185,7 +185,7 @@ def _check_setup(options: pipeline.ConvertOptions, output: Path | None, ray: boo
         usage_error("--device", str(e))
 
 
-def _check_start(path: Path, start: float, flag: str) -> None:
+def check_start(path: Path, start: float, flag: str) -> None:
     """A usage error when ``start`` is past the end of ``path`` (a file ganime cannot read fails later, alone)."""
     try:
         length = video.probe(path).duration
@@ -359,7 +359,7 @@ def convert(
             err.print(f"[red]error:[/] no video files in {places}")
         raise typer.Exit(2)
     if options.start and len(found) == 1:
-        _check_start(found[0][0], options.start, "--start")
+        check_start(found[0][0], options.start, "--start")
     if output is not None and len(found) > 1 and output.suffix and not output.is_dir():
         err.print(f"[red]error:[/] {escape(str(output))}: several inputs need an output folder, not a file")
         raise typer.Exit(2)

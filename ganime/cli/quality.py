@@ -13,8 +13,8 @@ from rich.table import Table
 from .. import geometry, pipeline, video
 from ..models import resolve_weights
 from ..weights import WeightsError
-from .app import Command, _model_list, _on_off, app, check_device, err, out, parse_time, usage_error
-from .convert import _check_start
+from .app import Command, app, check_device, err, model_list, on_off, out, parse_time, usage_error
+from .convert import check_start
 
 
 @app.command("eval", cls=Command)
@@ -77,7 +77,7 @@ def eval_cmd(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--source-aspect") from None
     options = evaluate.EvalOptions(
-        models=_model_list(model),
+        models=model_list(model),
         source_aspect=aspect,
         frames=frames,
         stride=stride,
@@ -87,7 +87,7 @@ def eval_cmd(
         batch_size=batch_size,
         sheet_frames=sheet_frames,
         weights=weights,
-        temporal=(True, False) if temporal.strip().lower() == "both" else (_on_off(temporal, "--temporal"),),
+        temporal=(True, False) if temporal.strip().lower() == "both" else (on_off(temporal, "--temporal"),),
         perceptual=perceptual,
         report=tuple(n.strip() for n in report.split(",") if n.strip()),
         characters=characters,
@@ -171,12 +171,12 @@ def preview(
     """One frame converted by each model, side by side, to choose before a long encode."""
     from .. import evaluate
 
-    models = _model_list(model)
+    models = model_list(model)
     check_device(device)
     dst = output or file.with_name(f"{file.stem}.preview.png")
     when = parse_time(at, "--at") or 0.0
     if when and file.is_file():
-        _check_start(file, when, "--at")
+        check_start(file, when, "--at")
     try:
         path = evaluate.preview(file, when, models, dst, device, weights=weights)
     except (ValueError, video.VideoError, pipeline.ConvertError, WeightsError) as e:

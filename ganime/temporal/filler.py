@@ -20,12 +20,12 @@ from .options import TemporalOptions, TemporalStats
 from .propagate import Propagation
 from .provenance import Provenance
 from .records import (
+    Entry,
+    Panorama,
     Prepared,
-    _bbox,
-    _Entry,
-    _Memory,
-    _memory_grid,
-    _Shown,
+    Shown,
+    bbox,
+    memory_grid,
 )
 from .seams import SeamBlend
 from .shots import ShotAnalysis
@@ -74,12 +74,12 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         self.stats = TemporalStats()
         self._shot = -1
         self._next = 0
-        self._memory: _Memory | None = None
+        self._memory: Panorama | None = None
         self._memory_shot = -1
         self._loose = False  # the last frame leaned on its own fill
         self._trusted: torch.Tensor | None = None  # (1, S) trust of the last frame rendered anew
         self._key: tuple[int, Similarity, np.ndarray] | None = None  # (shot, camera, thumbnail) of the last key frame
-        self._last: _Shown | None = None  # the sides of the last frame rendered
+        self._last: Shown | None = None  # the sides of the last frame rendered
         self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
         self._prepared: Prepared | None = None  # the last frame prepare() saw
         # Characters of key frames (ganime.segment), and those of the shot's last key frame.
@@ -115,7 +115,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 if on_frames:
                     on_frames(1)
             return
-        buf: deque[_Entry] = deque()
+        buf: deque[Entry] = deque()
         self._next = 0
         try:
             for index, frame in enumerate(frames):
@@ -133,7 +133,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 self._characters.close()
                 self.stats.masks_ahead = self._characters.taken_ahead
 
-    def _find_ahead(self, buf: deque[_Entry]) -> None:
+    def _find_ahead(self, buf: deque[Entry]) -> None:
         """Start finding the characters of the decided shot starts not yet looked at.
 
         A shot's first frame is nearly always a key frame. Later drawings are not tried:
@@ -168,7 +168,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         for f, c in zip(frames, canvases, strict=True):
             yield video.Frame(c, f.pts, f.time_base, f.planes, f.pix_fmt)
 
-    def _drain(self, buf: deque[_Entry], final: bool, on_frames: Callable[[int], None] | None) -> Iterator[video.Frame]:
+    def _drain(self, buf: deque[Entry], final: bool, on_frames: Callable[[int], None] | None) -> Iterator[video.Frame]:
         """Emit, in order, every frame whose look-ahead is complete (or whose shot has ended)."""
         while buf:
             target = next((e for e in buf if e.index == self._next), None)
@@ -198,7 +198,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 on_frames(1)
             yield out
 
-    def _render(self, t: _Entry, buf: deque[_Entry]) -> video.Frame:
+    def _render(self, t: Entry, buf: deque[Entry]) -> video.Frame:
         if t.single:
             self.stats.single += 1
             if self._tracer is None and self._characters is None:
@@ -300,13 +300,13 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
                 if self.trace is not None and self._handover_trace is not None:
                     self.trace = self.trace + (self._handover_trace - self.trace) * (left / (self.options.handover + 1))
                 self._handover = (before, left - 1) if left > 1 else None
-        self._last = _Shown(
+        self._last = Shown(
             t.index, values, self._composite(t, values, scale), t.thumb, float(t.thumb.mean()), self.trace
         )
         self._count_trace(self.trace)
         return self._canvas_out(t, self._last.sides)
 
-    def _loose_image(self, t: _Entry, band: int | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
+    def _loose_image(self, t: Entry, band: int | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
         """What a frame's own fill is given, and its characters left in it (for the trace).
 
         With ``characters`` the shot's characters (``_shot_characters``: its mask moved
@@ -330,7 +330,7 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
             return t.frame.image, left_in
         return closed_over(t.frame.image, self.layout.content, chars), left_in
 
-    def _sides(self, t: _Entry, buf: deque[_Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sides(self, t: Entry, buf: deque[Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.
 
         Realness is 1 where the value was taken from a real frame, 0 where generated.
@@ -354,18 +354,18 @@ class TemporalFiller(ShotAnalysis, SideTrust, Propagation, ShotMemory, SeamBlend
         # 2. The shot memory: for what no frame in reach shows, and to fade real content in.
         w = np.clip((self.options.window - dist) / max(1, self.options.ramp), 0, 1)
         want = unfilled | (w < 1)
-        box = _bbox(want) if self._memory is not None else None
+        box = bbox(want) if self._memory is not None else None
         if box is not None:
             assert self._memory is not None
             r0, r1, c0, c1 = box
-            mv, ok = _memory_grid(self._memory, X[c0:c1], Y[r0:r1])
+            mv, ok = memory_grid(self._memory, X[c0:c1], Y[r0:r1])
             mv = self._at_brightness(mv, t)
             ok &= want[r0:r1, c0:c1]
             fresh = filled_np[r0:r1, c0:c1] & ok
             wk = w[r0:r1, c0:c1]
             old = values_np[r0:r1, c0:c1]
             if self.trace is not None and self._memory.trace is not None:
-                marked = _memory_grid(self._memory, X[c0:c1], Y[r0:r1], self._memory.trace)[0][..., 0]
+                marked = memory_grid(self._memory, X[c0:c1], Y[r0:r1], self._memory.trace)[0][..., 0]
                 marked = np.where(fresh, marked * (1 - wk), marked)  # real content counts 0
                 part = self.trace[r0:r1, c0:c1]
                 part.copy_(torch.from_numpy(np.where(ok, marked, part.numpy())))

@@ -14,12 +14,12 @@ from ..models.classical import push_pull
 from ..motion import sample_grid
 from .characters import moved_mask, same_drawing
 from .records import (
-    _bbox,
-    _Entry,
-    _Memory,
-    _memory_grid,
-    _Shown,
-    _whole_run,
+    Entry,
+    Panorama,
+    Shown,
+    bbox,
+    memory_grid,
+    whole_run,
 )
 
 
@@ -44,7 +44,7 @@ class ShotMemory:
     frames that fill it."""
 
     def _key_frame(
-        self, t: _Entry, buf: deque[_Entry], canvas: torch.Tensor, values: torch.Tensor, filled: torch.Tensor
+        self, t: Entry, buf: deque[Entry], canvas: torch.Tensor, values: torch.Tensor, filled: torch.Tensor
     ) -> None:
         """Run the model once on t's canvas widened to what the frames ahead will need.
 
@@ -67,7 +67,7 @@ class ShotMemory:
             a, bx, by = t.to_ref.a, t.to_ref.bx, t.to_ref.by
             xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
             ys = a * (np.arange(bh, dtype=np.float64) - mt) + by
-            mv, ok = _memory_grid(self._memory, xs, ys)
+            mv, ok = memory_grid(self._memory, xs, ys)
             mv = torch.from_numpy(self._at_brightness(mv, t)).permute(2, 0, 1)
             take = torch.from_numpy(ok) & (known[0] < 0.5)
             big = torch.where(take, mv, big)
@@ -95,7 +95,7 @@ class ShotMemory:
                 # what the model made carries a trace there.
                 trace = torch.where(known > 0.5, torch.zeros_like(made_from), made_from)
             else:
-                pred = self.filler._run((big * known)[None].to(device), mask[None].to(device), source)[0].float().cpu()
+                pred = self.filler.run((big * known)[None].to(device), mask[None].to(device), source)[0].float().cpu()
         full = torch.where(known > 0.5, big, pred.clamp(0, 1))
         crop = full[:, mt : mt + self.h, ml : ml + self.w][:, :, self.side_cols.long()].permute(1, 2, 0)
         values[~filled] = crop[~filled]
@@ -105,14 +105,14 @@ class ShotMemory:
         self._remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy(), trace=trace)
         self.stats.model_seconds += time.perf_counter() - started
 
-    def _key_characters(self, t: _Entry) -> torch.Tensor | None:
+    def _key_characters(self, t: Entry) -> torch.Tensor | None:
         """(h, pic_w) bool: the characters of key frame t's picture (None: none, or switched off).
 
         Kept for the frames after it in the shot: the live mirror leaves them out.
         """
         return self._shot_characters(t, exact=True) if self._characters is not None else None
 
-    def _shot_characters(self, t: _Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
+    def _shot_characters(self, t: Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
         """The characters of t's picture, found as seldom as may be: the shot's mask moved
         with the camera where it still covers what changed (``same_drawing``), the mask
         found ahead for t (``_find_ahead``: shot starts), else found now, and kept as the
@@ -167,7 +167,7 @@ class ShotMemory:
         self.stats.character_masks += 1
         return self._key_chars
 
-    def _chars_for(self, t: _Entry, columns: torch.Tensor | None = None) -> torch.Tensor | None:
+    def _chars_for(self, t: Entry, columns: torch.Tensor | None = None) -> torch.Tensor | None:
         """The shot's characters (``_key_chars``) where they are in frame t: moved with the
         camera; ``columns``: only these picture columns."""
         chars = self._key_chars
@@ -179,7 +179,7 @@ class ShotMemory:
 
     def _remember(
         self,
-        t: _Entry,
+        t: Entry,
         canvas: torch.Tensor | Callable[[int, int], torch.Tensor],
         offset: tuple[int, int] = (0, 0),
         made: np.ndarray | None = None,
@@ -215,7 +215,7 @@ class ShotMemory:
             return
         valid = mem.valid
         region = valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
-        box = _bbox(~region)
+        box = bbox(~region)
         if box is None:
             return
         r0, r1, c0, c1 = box
@@ -227,7 +227,7 @@ class ShotMemory:
         fy = np.clip(inv.a * np.arange(gy0 + r0, gy0 + r1) + inv.by + oy, 0, ch - 1)
         k0, k1 = int(fx.min()), min(cw, int(fx.max()) + 2)  # the canvas columns they mix
         part = canvas(k0, k1) if callable(canvas) else canvas[:, :, k0:k1]
-        if _whole_run(fx) and _whole_run(fy):
+        if whole_run(fx) and whole_run(fy):
             # A whole-pixel shift (a still camera, a key frame): the pixels themselves, no resampling.
             fx0, fy0 = int(fx[0]) - k0, int(fy[0])
             sample = part.numpy()[:, fy0 : fy0 + fy.size, fx0 : fx0 + fx.size].transpose(1, 2, 0)
@@ -265,7 +265,7 @@ class ShotMemory:
         if mem is None:
             shape = (ny1 - ny0, nx1 - nx0)
             empty = np.zeros(shape, bool)
-            self._memory = _Memory(nx0, ny0, np.zeros((*shape, 3), np.float32), empty, empty.copy())
+            self._memory = Panorama(nx0, ny0, np.zeros((*shape, 3), np.float32), empty, empty.copy())
             if self.trace is not None:
                 self._memory.trace = np.zeros((*shape, 1), np.float32)
             self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, (ny1 - ny0) * (nx1 - nx0))
@@ -302,10 +302,10 @@ class ShotMemory:
             trace = np.zeros((*valid.shape, 1), np.float32)
             if ox0 < ox1 and oy0 < oy1:
                 trace[new] = mem.trace[old]
-        self._memory = _Memory(ux0, uy0, values, valid, made, mem.gain, trace)
+        self._memory = Panorama(ux0, uy0, values, valid, made, mem.gain, trace)
         self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.size)
 
-    def _smooth_over(self, t: _Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
+    def _smooth_over(self, t: Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
         """Fill a few unfilled side pixels smoothly from what surrounds them, in place.
 
         Slivers are thin, so the pyramid fill runs on a crop around each strip's gap
@@ -313,7 +313,7 @@ class ShotMemory:
         """
         pad = 16
         for s0, s1 in self._strips:
-            box = _bbox(~filled[:, s0:s1])
+            box = bbox(~filled[:, s0:s1])
             if box is None:
                 continue
             r0, r1, c0, c1 = box
@@ -332,7 +332,7 @@ class ShotMemory:
             patch = smooth[r0 - y0 : r1 - y0, g0 + shift - x0 : g1 + shift - x0]
             values[r0:r1, g0:g1] = torch.where(gap[..., None], patch, values[r0:r1, g0:g1])
 
-    def _hand_over(self, last: _Shown | None, t: _Entry) -> None:
+    def _hand_over(self, last: Shown | None, t: Entry) -> None:
         """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
         if last is not None and last.index == t.index - 1 and self.options.handover > 0:
             self._handover = (last.values, self.options.handover)

@@ -8,14 +8,13 @@ from collections import deque
 import numpy as np
 import torch
 
-from ..motion import sample_grid, span
-from ..motion import to_thumb as _to_thumb
+from ..motion import sample_grid, span, to_thumb
 from .records import (
-    _bbox,
-    _dilate,
-    _Entry,
-    _relight,
+    Entry,
+    bbox,
     colour_thumbnail,
+    relight,
+    widen,
 )
 
 
@@ -23,7 +22,7 @@ class Propagation:
     """Methods of ``TemporalFiller``: copying what other frames of the shot show, and keeping what moves against the
     camera out of it."""
 
-    def _moving(self, u: _Entry, buf: deque[_Entry]) -> np.ndarray:
+    def _moving(self, u: Entry, buf: deque[Entry]) -> np.ndarray:
         """(th, tw) bool: thumbnail pixels of u's picture that move against the camera.
 
         u is compared, in colour, the camera motion and light change undone, with frames
@@ -62,17 +61,17 @@ class Propagation:
                 # from a character: beside something seen moving it counts as moving too,
                 # as far as 4 times the widening; elsewhere it is taken for background.
                 if self.options.moving_unseen and unseen.any():
-                    moving |= unseen & _dilate(moving, 4 * max(1, g))
-                moving = _dilate(moving, g)
+                    moving |= unseen & widen(moving, 4 * max(1, g))
+                moving = widen(moving, g)
         u.moving = moving
         return moving
 
-    def _residual(self, u: _Entry, v: _Entry) -> np.ndarray:
+    def _residual(self, u: Entry, v: Entry) -> np.ndarray:
         """(th, tw) colour difference (max over channels, 8-bit levels) of u's thumbnail from
         v's, the camera motion and light change undone; NaN where v does not show u's pixel."""
         th, tw = u.thumb.shape
         # Thumbnail coordinates of u -> v, through the shot's reference frame.
-        m = _to_thumb(v.to_ref.inverse().then(u.to_ref), self.factor, self.left)
+        m = to_thumb(v.to_ref.inverse().then(u.to_ref), self.factor, self.left)
         xs = m.a * np.arange(tw, dtype=np.float64) + m.bx
         ys = m.a * np.arange(th, dtype=np.float64) + m.by
         seen = np.logical_and.outer((ys >= 0) & (ys <= th - 1), (xs >= 0) & (xs <= tw - 1))
@@ -91,7 +90,7 @@ class Propagation:
                 best = d if best is None else np.minimum(best, d, out=best)
         return np.where(seen, best, np.nan)
 
-    def _colour(self, u: _Entry) -> np.ndarray:
+    def _colour(self, u: Entry) -> np.ndarray:
         """u's picture as a colour thumbnail (the grey one's blocks), 8-bit levels; a
         conversion has made it on the decoding thread (``prepare``)."""
         if u.colour is None:
@@ -109,7 +108,7 @@ class Propagation:
         iy = np.clip(np.rint((y - c) / self.factor), 0, th - 1).astype(np.intp)
         return mov[iy][:, ix]
 
-    def _rigid_reach(self, t: _Entry, buf: deque[_Entry]) -> list[_Entry]:
+    def _rigid_reach(self, t: Entry, buf: deque[Entry]) -> list[Entry]:
         """Frames of t's shot that the camera motion links to t reliably.
 
         Walking out from t, a frame whose motion fit is poor (a character filling the
@@ -131,7 +130,7 @@ class Propagation:
         return out
 
     def _propagate(
-        self, t: _Entry, candidates: list[_Entry], X: np.ndarray, Y: np.ndarray, scale: float, buf: deque[_Entry]
+        self, t: Entry, candidates: list[Entry], X: np.ndarray, Y: np.ndarray, scale: float, buf: deque[Entry]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values, unfilled, frame distance) of the side grid from the nearest frame showing each pixel.
 
@@ -160,7 +159,7 @@ class Propagation:
                     continue
                 r0, r1 = rows
                 c0, c1 = s0 + cols[0], s0 + cols[1]
-                box = _bbox(unfilled[r0:r1, c0:c1])
+                box = bbox(unfilled[r0:r1, c0:c1])
                 if box is None:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
@@ -172,7 +171,7 @@ class Propagation:
                         continue
                 sample = sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1])
                 sample *= np.float32(1 / scale)
-                sample = _relight(sample, u, t)
+                sample = relight(sample, u, t)
                 if need.all():  # the usual case: a band no nearer frame showed any of
                     values[r0:r1, c0:c1] = sample
                     dist[r0:r1, c0:c1] = abs(u.index - t.index)
@@ -187,7 +186,7 @@ class Propagation:
 
     def _canvas(
         self,
-        t: _Entry,
+        t: Entry,
         values: torch.Tensor,
         filled: torch.Tensor | None,
         scale: float,
@@ -212,7 +211,7 @@ class Propagation:
             out[:, :, a - c0 : b - c0] = part.permute(2, 0, 1)
         return out
 
-    def _reach(self, t: _Entry, buf: deque[_Entry]) -> tuple[int, int, int, int]:
+    def _reach(self, t: Entry, buf: deque[Entry]) -> tuple[int, int, int, int]:
         """Margins (left, top, right, bottom) around t's canvas that frames ahead will show."""
         base = max(2, round(self.options.margin * self.layout.side_width))
         x0, y0, x1, y1 = -base, 0, self.w - 1 + base, self.h - 1

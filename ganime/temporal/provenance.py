@@ -31,7 +31,7 @@ import torch
 from ..models.classical import PictureFill
 from .characters import CharacterMasks
 from .options import TemporalOptions
-from .records import _Entry, _memory_grid
+from .records import Entry, memory_grid
 
 
 class Provenance:
@@ -53,7 +53,7 @@ class Provenance:
             if self._tracer is None:
                 self._tracer = CharacterMasks(standard, self.filler.device)
 
-    def _frame_chars(self, t: _Entry) -> torch.Tensor | None:
+    def _frame_chars(self, t: Entry) -> torch.Tensor | None:
         """(h, pic_w) bool characters of t's picture (None: none), found once per frame."""
         if self._traced_chars is not None and self._traced_chars[0] == t.index:
             return self._traced_chars[1]
@@ -78,13 +78,13 @@ class Provenance:
         if hasattr(model, "traced"):
             pred, made = model.traced(c, m, tr, source)
             return pred[0].float().cpu(), made[0].float().cpu()
-        pred = self.filler._run(c, m, source)[0].float().cpu()
+        pred = self.filler.run(c, m, source)[0].float().cpu()
         if isinstance(model, PictureFill):  # linear in its input: the fill of the mask is the trace
             made = model(tr.expand(-1, 3, -1, -1).contiguous(), m).mean(dim=1)[0:1]
             return pred, made.float().cpu().clamp(0, 1)
         return pred, torch.full_like(pred[:1], float("nan"))
 
-    def _key_trace(self, t: _Entry, box: tuple[int, int, int, int], known: torch.Tensor) -> torch.Tensor:
+    def _key_trace(self, t: Entry, box: tuple[int, int, int, int], known: torch.Tensor) -> torch.Tensor:
         """(1, bh, bw) trace of a key frame's widened canvas: its picture's characters, the
         sides' trace so far, and the shot memory's in the margins."""
         ml, mt, bh, bw = box
@@ -94,7 +94,7 @@ class Provenance:
             a, bx, by = t.to_ref.a, t.to_ref.bx, t.to_ref.by
             xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
             ys = a * (np.arange(bh, dtype=np.float64) - mt) + by
-            marked, ok = _memory_grid(mem, xs, ys, mem.trace)
+            marked, ok = memory_grid(mem, xs, ys, mem.trace)
             out[0] = torch.from_numpy(np.where(ok, marked[..., 0], 0.0))
         inner = out[0, mt : mt + self.h, ml : ml + self.w]
         if self.trace is not None:

@@ -31,11 +31,11 @@ class Prepared:
     # The engine uses it only when it would have measured the very same pair, same hint.
     match: Match | None = None
     hint: Similarity | None = None
-    colour: np.ndarray | None = None  # the colour thumbnail (``_Entry.colour``), made there too
+    colour: np.ndarray | None = None  # the colour thumbnail (``Entry.colour``), made there too
 
 
 @dataclass
-class _Entry:
+class Entry:
     """One frame on its way through the engine."""
 
     index: int
@@ -58,7 +58,7 @@ class _Entry:
 
 
 @dataclass
-class _Shown:
+class Shown:
     """The sides of the last frame rendered, for held drawings and cross-fades."""
 
     index: int
@@ -70,7 +70,7 @@ class _Shown:
 
 
 @dataclass
-class _Memory:
+class Panorama:
     """The shot memory: a panorama in reference coordinates, first value written wins."""
 
     x0: int
@@ -86,8 +86,8 @@ class _Memory:
         return self.x0, self.y0, self.x0 + self.values.shape[1], self.y0 + self.values.shape[0]
 
 
-def _memory_grid(
-    mem: _Memory, x: np.ndarray, y: np.ndarray, plane: np.ndarray | None = None
+def memory_grid(
+    mem: Panorama, x: np.ndarray, y: np.ndarray, plane: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """(len(y), len(x), 3) values and validity of the memory at reference points y x x.
 
@@ -105,7 +105,7 @@ def _memory_grid(
     (c0, c1), (r0, r1) = cs, rs
     gx, gy = gx[c0:c1], gy[r0:r1]
     if _whole(gx) and _whole(gy):  # whole-pixel positions (a still camera): the memory's own pixels
-        rows = slice(int(gy[0]), int(gy[0]) + gy.size) if _whole_run(gy) else gy.astype(np.intp)
+        rows = slice(int(gy[0]), int(gy[0]) + gy.size) if whole_run(gy) else gy.astype(np.intp)
         cols = gx.astype(np.intp)
         out[r0:r1, c0:c1] = np.take(values[rows], cols, axis=1)
         ok[r0:r1, c0:c1] = np.take(mem.valid[rows], cols, axis=1)
@@ -118,7 +118,7 @@ def _memory_grid(
     return out, ok
 
 
-def _dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+def widen(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` widened by ``radius`` pixels every way (a square)."""
     if radius <= 0 or not mask.any():
         return mask
@@ -130,13 +130,13 @@ def _whole(c: np.ndarray) -> bool:
     return bool((c == np.floor(c)).all())
 
 
-def _whole_run(c: np.ndarray) -> bool:
+def whole_run(c: np.ndarray) -> bool:
     """Whether increasing, evenly spaced coordinates are consecutive whole pixels (k, k + 1, ...)."""
     mid = c.size // 2
     return float(c[0]).is_integer() and float(c[-1] - c[0]) == c.size - 1 and float(c[mid] - c[0]) == mid
 
 
-def _bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
+def bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
     """(r0, r1, c0, c1): the bounding box of the set entries of a 2-D bool array, or None."""
     rows = span(flags.any(axis=1))
     if rows is None:
@@ -146,7 +146,7 @@ def _bbox(flags: np.ndarray) -> tuple[int, int, int, int] | None:
     return rows[0], rows[1], cols[0], cols[1]
 
 
-def _relight(values: np.ndarray, u: _Entry, t: _Entry) -> np.ndarray:
+def relight(values: np.ndarray, u: Entry, t: Entry) -> np.ndarray:
     """Values seen in frame u, at frame t's brightness (fades)."""
     if u.gain == t.gain and u.offset == t.offset:
         return values

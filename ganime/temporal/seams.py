@@ -7,7 +7,7 @@ import torch
 
 from .. import video
 from .records import (
-    _Entry,
+    Entry,
 )
 
 
@@ -31,7 +31,7 @@ class SeamBlend:
         assert cols.numel() == 0 or int(cols[-1]) - int(cols[0]) + 1 == cols.numel()  # one run
         return cols, src[keep], weight[keep]
 
-    def _live_mirror(self, t: _Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
+    def _live_mirror(self, t: Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
         """Generated side pixels next to the seam take this frame's mirror image.
 
         What the memory generated next to the seam is the mirror of the frame it was
@@ -58,7 +58,7 @@ class SeamBlend:
                 self.trace[:, c0:c1].mul_(1 - w)
         return values
 
-    def _composite(self, t: _Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
+    def _composite(self, t: Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
         """(H, S, 3) output samples of the sides: values feathered into the seam by the
         engine's compositor (``compositor.SideSeam``). Real content is feathered too: a
         fraction of a pixel of motion error, or a character that moved since the frame
@@ -66,7 +66,7 @@ class SeamBlend:
         last sides), only the seam is redone."""
         return self._seam.blend(t.picture, values, scale, t.frame.image.dtype, base)
 
-    def _canvas_out(self, t: _Entry, sides: np.ndarray) -> video.Frame:
+    def _canvas_out(self, t: Entry, sides: np.ndarray) -> video.Frame:
         """The output canvas: the source picture untouched, ``sides`` beside it."""
         image = t.frame.image
         c = self.layout.content

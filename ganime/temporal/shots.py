@@ -9,11 +9,10 @@ import numpy as np
 import torch
 
 from .. import video
-from ..motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame
-from ..motion import to_thumb as _to_thumb
+from ..motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame, to_thumb
 from .records import (
+    Entry,
     Prepared,
-    _Entry,
     colour_thumbnail,
 )
 
@@ -47,9 +46,9 @@ class ShotAnalysis:
         self._prepared = p
         return p
 
-    def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[_Entry]) -> _Entry:
+    def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[Entry]) -> Entry:
         p = frame if isinstance(frame, Prepared) else self.prepare(frame)
-        entry = _Entry(index, p.frame, p.picture, p.thumb, p.contrast)
+        entry = Entry(index, p.frame, p.picture, p.thumb, p.contrast)
         entry.colour = p.colour
         for e in buf:  # a frame waits for the next one only to tell a flash from a cut
             if not e.decided:
@@ -57,17 +56,17 @@ class ShotAnalysis:
         self._decide_if_plain(entry, buf, p)
         return entry
 
-    def _anchor(self, buf: deque[_Entry], before: int) -> _Entry | None:
+    def _anchor(self, buf: deque[Entry], before: int) -> Entry | None:
         """The latest decided frame before ``before`` that carries the shot (not single)."""
         for e in reversed(buf):
             if e.index < before and e.decided and not e.single:
                 return e
         return None
 
-    def _is_blank(self, entry: _Entry) -> bool:
+    def _is_blank(self, entry: Entry) -> bool:
         return entry.contrast < self.options.blank
 
-    def _decide_if_plain(self, entry: _Entry, buf: deque[_Entry], ahead: Prepared) -> None:
+    def _decide_if_plain(self, entry: Entry, buf: deque[Entry], ahead: Prepared) -> None:
         """Decide ``entry`` now when no look-ahead is needed (same shot, held, blank, first).
 
         ``ahead`` is the frame as prepared, with the motion measured there if any.
@@ -89,7 +88,7 @@ class ShotAnalysis:
         if m.difference <= self.options.cut and abs(m.motion.a - 1) < 0.12:
             self._continue(entry, anchor, m, buf)
 
-    def _decide(self, entry: _Entry, nxt: _Entry | None, buf: deque[_Entry]) -> None:
+    def _decide(self, entry: Entry, nxt: Entry | None, buf: deque[Entry]) -> None:
         """Decide a frame that looked like a cut, now that the next frame is known."""
         anchor = self._anchor(buf, entry.index)
         if anchor is None or entry.match is None:
@@ -102,12 +101,12 @@ class ShotAnalysis:
                 return
         self._new_shot(entry)
 
-    def _set_single(self, entry: _Entry, anchor: _Entry | None) -> None:
+    def _set_single(self, entry: Entry, anchor: Entry | None) -> None:
         entry.single = True
         entry.decided = True
         entry.shot = anchor.shot if anchor is not None else self._shot
 
-    def _new_shot(self, entry: _Entry) -> None:
+    def _new_shot(self, entry: Entry) -> None:
         self._shot += 1
         self.stats.shots += 1
         entry.shot = self._shot
@@ -115,7 +114,7 @@ class ShotAnalysis:
         entry.gain, entry.offset = 1.0, 0.0
         entry.decided = True
 
-    def _continue(self, entry: _Entry, anchor: _Entry, m: Match, buf: deque[_Entry]) -> None:
+    def _continue(self, entry: Entry, anchor: Entry, m: Match, buf: deque[Entry]) -> None:
         motion = self._snap(to_frame(m.motion, self.factor, self.left))
         to_ref = anchor.to_ref.then(motion)
         if not 0.5 < to_ref.a < 2.0:  # zoomed far from the reference: start afresh (bounded memory)
@@ -135,7 +134,7 @@ class ShotAnalysis:
         entry.decided = True
 
     @staticmethod
-    def _at_brightness(values: np.ndarray, t: _Entry) -> np.ndarray:
+    def _at_brightness(values: np.ndarray, t: Entry) -> np.ndarray:
         """Memory values (reference brightness) at frame t's brightness."""
         if t.gain == 1.0 and t.offset == 0.0:
             return values
@@ -152,7 +151,7 @@ class ShotAnalysis:
         dx, dy = (motion.a - 1) * cx + motion.bx, (motion.a - 1) * cy + motion.by
         return Similarity(1.0, dx if abs(dx) >= 0.05 else 0.0, dy if abs(dy) >= 0.05 else 0.0)
 
-    def _correct_drift(self, entry: _Entry, buf: deque[_Entry]) -> None:
+    def _correct_drift(self, entry: Entry, buf: deque[Entry]) -> None:
         """Re-measure the chained motion against a frame further back.
 
         Chaining frame-to-frame motions adds their small errors up; matching directly
@@ -176,12 +175,12 @@ class ShotAnalysis:
         if ref is None or (ref.to_ref == entry.to_ref and self._still_since(ref, entry, buf)):
             return
         guess = ref.to_ref.inverse().then(entry.to_ref)  # entry canvas -> ref canvas
-        thumb = _to_thumb(guess, self.factor, self.left)
+        thumb = to_thumb(guess, self.factor, self.left)
         m = match(ref.thumb, entry.thumb, exact=thumb)
         if m.difference <= self.options.cut and m.overlap > 0.5:
             entry.to_ref = ref.to_ref.then(self._snap(to_frame(m.motion, self.factor, self.left)))
 
-    def _still_since(self, ref: _Entry, entry: _Entry, buf: deque[_Entry]) -> bool:
+    def _still_since(self, ref: Entry, entry: Entry, buf: deque[Entry]) -> bool:
         """Whether the measured (unsnapped) motions from ``ref`` to ``entry`` add up to
         under 0.1 px: the camera stood still, so there is no drift to re-measure (a
         slow pan snapped to zero link by link still adds up past that)."""

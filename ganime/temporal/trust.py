@@ -8,11 +8,11 @@ from collections import deque
 import numpy as np
 import torch
 
-from ..motion import _median
+from ..motion import median
 from .records import (
     RELIGHT,
-    _Entry,
-    _Shown,
+    Entry,
+    Shown,
 )
 
 
@@ -20,7 +20,7 @@ class SideTrust:
     """Methods of ``TemporalFiller``: how far the shot's sides still hold for a frame: camera fit, light, a picture
     edge gone stale."""
 
-    def _memory_trust(self, t: _Entry) -> float:
+    def _memory_trust(self, t: Entry) -> float:
         """How far what the shot memory holds can be trusted at frame t's brightness.
 
         Content made in a dark frame (early in a fade-in) keeps little of the picture:
@@ -36,13 +36,13 @@ class SideTrust:
         return min(1.0, max(0.0, (hi - change) / (hi - lo)))
 
     @staticmethod
-    def _same_light(t: _Entry, last: _Shown) -> bool:
+    def _same_light(t: Entry, last: Shown) -> bool:
         """Whether t's picture is as bright as the one ``last``'s sides were made for
         (within ``RELIGHT`` levels of mean brightness)."""
         return abs(float(t.thumb.mean()) - last.brightness) < RELIGHT
 
     @staticmethod
-    def _seam_still(t: _Entry, last: _Shown) -> bool:
+    def _seam_still(t: Entry, last: Shown) -> bool:
         """Whether the picture's outer columns are as they were when ``last``'s seam was
         blended (within codec noise), so the seam needs no redoing."""
         ref = last.seam_thumb
@@ -51,7 +51,7 @@ class SideTrust:
         edges = (slice(None), [0, -1])
         return float(np.abs(t.thumb[edges] - ref[edges]).max()) < 1.0
 
-    def _edge_trust(self, t: _Entry) -> torch.Tensor:
+    def _edge_trust(self, t: Entry) -> torch.Tensor:
         """(S,) trust per side column: low where the light of the picture next to that side
         has changed since the key frame that generated it (a fade slow enough that the
         brightness fit under-reads it, so the relit memory would lag the picture).
@@ -80,9 +80,7 @@ class SideTrust:
         ones[self.left :] = level(right)
         return ones
 
-    def _stale_trust(
-        self, t: _Entry, scale: float, camera_holds: bool
-    ) -> tuple[torch.Tensor | None, list[bool] | None]:
+    def _stale_trust(self, t: Entry, scale: float, camera_holds: bool) -> tuple[torch.Tensor | None, list[bool] | None]:
         """((1, S) trust per side column from how stale the memory's sides are, or None;
         the (left, right) sides to make again this frame, or None).
 
@@ -109,7 +107,7 @@ class SideTrust:
                 )
         return out, sides_to_redo
 
-    def _refresh(self, t: _Entry, scale: float, changed: list[bool]) -> None:
+    def _refresh(self, t: Entry, scale: float, changed: list[bool]) -> None:
         """Regenerate the memory's generated content beside a picture that has moved on.
 
         The memory keeps the picture as the frame that first showed each place saw it.
@@ -142,7 +140,7 @@ class SideTrust:
         self._key = None
         self._hand_over(self._last, t)
 
-    def _stale(self, t: _Entry, scale: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    def _stale(self, t: Entry, scale: float) -> tuple[tuple[float, float], tuple[float, float]]:
         """(left, right) median change (8-bit levels) of the picture's outer tenth against
         what the shot memory holds there, through the camera motion (nearest memory
         pixel, on a sparse grid: the median of a few thousand pixels is plenty, and a
@@ -172,10 +170,10 @@ class SideTrust:
             for part in (np.s_[:, :half], np.s_[:, half:]):
                 good = where[part]
                 # Too little of the memory there yet to say.
-                out.append(_median(change[part][good]) if good.sum() >= 0.25 * good.size else 0.0)
+                out.append(median(change[part][good]) if good.sum() >= 0.25 * good.size else 0.0)
         return (out[0], out[1]), (out[2], out[3])
 
-    def _trust(self, t: _Entry, buf: deque[_Entry]) -> float:
+    def _trust(self, t: Entry, buf: deque[Entry]) -> float:
         """How far the shot's camera model can be trusted around t (1 = fully, 0 = not at all).
 
         From the motion fits of the frames around t, averaged so that it changes

@@ -17,10 +17,10 @@ VIDEO_EXTENSIONS = frozenset(
 )
 # Tags that describe the old video bitstream (written by mkvmerge/ffmpeg); they
 # would be wrong after re-encoding, and the muxer writes fresh ones.
-_STALE_TAG = re.compile(r"^(DURATION|BPS|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|ENCODER|_STATISTICS_.*)(-\w+)?$", re.I)
+STALE_TAG = re.compile(r"^(DURATION|BPS|NUMBER_OF_FRAMES|NUMBER_OF_BYTES|ENCODER|_STATISTICS_.*)(-\w+)?$", re.I)
 COPY_TYPES = ("audio", "subtitle", "attachment", "data")
-_KEY_PATIENCE = 600  # frames: a codec that marks no key frame is decoded from where the seek landed
-_FINE = Fraction(1, 1_000_000)  # the clock copied packets are moved on in an excerpt
+KEY_PATIENCE = 600  # frames: a codec that marks no key frame is decoded from where the seek landed
+FINE = Fraction(1, 1_000_000)  # the clock copied packets are moved on in an excerpt
 
 
 class VideoError(Exception):
@@ -114,7 +114,7 @@ class VideoInfo:
         return tuple(s for s in self.streams if s.type in COPY_TYPES or s.cover)
 
 
-def _fraction(value: object) -> Fraction | None:
+def as_fraction(value: object) -> Fraction | None:
     """PyAV gives Fraction, None, or (v19) a falsy AVRational for unset rationals."""
     if not value:
         return None
@@ -122,7 +122,7 @@ def _fraction(value: object) -> Fraction | None:
     return f if f > 0 else None
 
 
-def _open_input(path: Path) -> av.container.InputContainer:
+def open_input(path: Path) -> av.container.InputContainer:
     if not path.exists():
         raise VideoError(f"{path}: no such file")
     if path.is_dir():
@@ -131,15 +131,15 @@ def _open_input(path: Path) -> av.container.InputContainer:
         # A damaged file's tags can be bytes that are not UTF-8: read them, not fail on them.
         return av.open(str(path), mode="r", metadata_errors="replace")
     except av.FFmpegError as e:
-        raise VideoError(f"{path}: not a readable video ({_reason(e)})") from e
+        raise VideoError(f"{path}: not a readable video ({error_reason(e)})") from e
 
 
-def _reason(e: Exception) -> str:
+def error_reason(e: Exception) -> str:
     msg = getattr(e, "strerror", None) or str(e)
     return str(msg).rstrip(".")
 
 
-def _video_stream(path: Path, c: av.container.InputContainer) -> av.video.stream.VideoStream:
+def programme_stream(path: Path, c: av.container.InputContainer) -> av.video.stream.VideoStream:
     # An attached picture (cover art) is a video stream too; the programme is the first real one.
     for s in c.streams.video:
         if not s.disposition & av.stream.Disposition.attached_pic:
@@ -147,7 +147,7 @@ def _video_stream(path: Path, c: av.container.InputContainer) -> av.video.stream
     raise VideoError(f"{path}: has no video stream")
 
 
-def _stream_info(s: av.stream.Stream) -> StreamInfo:
+def stream_info(s: av.stream.Stream) -> StreamInfo:
     cc = getattr(s, "codec_context", None)
     if s.type == "attachment":
         codec = f"{s.metadata.get('filename', '?')} ({s.metadata.get('mimetype', 'unknown type')})"
@@ -186,26 +186,26 @@ def _mostly_interlaced(c: av.container.InputContainer, vs: av.video.stream.Video
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
     """Read a file's geometry, timing, colour and streams (decodes one frame)."""
     path = Path(path)
-    with _open_input(path) as c:
-        vs = _video_stream(path, c)
+    with open_input(path) as c:
+        vs = programme_stream(path, c)
         cc = vs.codec_context
         try:
             first = next(iter(c.decode(vs)), None)
         except av.FFmpegError as e:
-            raise VideoError(f"{path}: the video does not decode ({_reason(e)})") from e
+            raise VideoError(f"{path}: the video does not decode ({error_reason(e)})") from e
         if first is None:
             raise VideoError(f"{path}: the video stream has no decodable frame")
         interlaced = _mostly_interlaced(c, vs, first)
         fmt = first.format
         depth = max(comp.bits for comp in fmt.components) if fmt.components else 8
-        tb = _fraction(vs.time_base) or Fraction(1, 1000)
+        tb = as_fraction(vs.time_base) or Fraction(1, 1000)
         duration = None
         if vs.duration:
             duration = float(vs.duration * tb)
         elif c.duration:
             duration = c.duration / av.time_base
         start = float(vs.start_time * tb) if vs.start_time is not None else 0.0
-        sar = _fraction(vs.sample_aspect_ratio) or _fraction(cc.sample_aspect_ratio) or Fraction(1)
+        sar = as_fraction(vs.sample_aspect_ratio) or as_fraction(cc.sample_aspect_ratio) or Fraction(1)
         rotation = rotation_of(first)
         width, height = first.width, first.height
         if rotation in (90, 270):  # ganime works on the picture as it is shown, turned upright
@@ -216,7 +216,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             width=width,
             height=height,
             sar=sar,
-            frame_rate=_fraction(vs.average_rate) or _fraction(vs.guessed_rate),
+            frame_rate=as_fraction(vs.average_rate) or as_fraction(vs.guessed_rate),
             time_base=tb,
             pix_fmt=fmt.name,
             bit_depth=depth,
@@ -233,7 +233,7 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
             color_primaries=int(first.color_primaries),
             color_trc=int(first.color_trc),
             video_index=vs.index,
-            streams=tuple(_stream_info(s) for s in c.streams),
+            streams=tuple(stream_info(s) for s in c.streams),
             chapters=len(c.chapters()),
         )
 

@@ -13,14 +13,14 @@ import numpy as np
 
 from .fields import FieldFilter, FieldPlan
 from .probe import (
-    _FINE,
-    _KEY_PATIENCE,
+    FINE,
+    KEY_PATIENCE,
     ColorSpec,
     DamagedSource,
-    _fraction,
-    _open_input,
-    _reason,
-    _video_stream,
+    as_fraction,
+    error_reason,
+    open_input,
+    programme_stream,
     rotation_of,
     to_rgb,
     yuv_planes,
@@ -75,8 +75,8 @@ class Reader:
         self.path = Path(path)
         self.keep_planes = keep_planes
         self.fields = fields  # inverse telecine or deinterlacing on the way out of the decoder
-        self.container = _open_input(self.path)
-        self.stream = _video_stream(self.path, self.container)
+        self.container = open_input(self.path)
+        self.stream = programme_stream(self.path, self.container)
         self.stream.thread_type = "AUTO"  # slice + frame threads: several times faster
         self.stream.thread_count = threads
         self.copy = tuple(copy)
@@ -123,7 +123,7 @@ class Reader:
     def _start(self) -> Fraction:
         """The excerpt start (seconds from the file's start) on a tick of the video time base."""
         origin = Fraction(self.container.start_time or 0, av.time_base)
-        vtb = _fraction(self.stream.time_base) or Fraction(1, 1000)
+        vtb = as_fraction(self.stream.time_base) or Fraction(1, 1000)
         return round((Fraction(self.start) + origin) / vtb) * vtb - origin
 
     def _seek(self, voff: int) -> None:
@@ -161,7 +161,7 @@ class Reader:
     def __iter__(self) -> Iterator[Frame | av.Packet]:
         c = self.container
         vs = self.stream
-        vtb = _fraction(vs.time_base) or Fraction(1, 1000)
+        vtb = as_fraction(vs.time_base) or Fraction(1, 1000)
         voff = self._offset(vtb)
         streams = [vs] + [c.streams[i] for i in self.copy]
         unkeyed: int | None = None  # frames skipped while waiting for a key frame after a seek
@@ -204,7 +204,7 @@ class Reader:
                         # After a seek, pictures before the first key frame lack their
                         # references (grey or smeared); a transport stream can land on
                         # one. Skipped, unless the codec never marks key frames.
-                        if not f.key_frame and unkeyed < _KEY_PATIENCE:
+                        if not f.key_frame and unkeyed < KEY_PATIENCE:
                             unkeyed += 1
                             continue
                         unkeyed = None
@@ -278,7 +278,7 @@ class Reader:
     def _count_error(self, e: Exception) -> None:
         self.decode_errors += 1
         if self.first_error is None:
-            self.first_error = _reason(e)
+            self.first_error = error_reason(e)
 
     def sidecar_packets(self, c: av.container.InputContainer) -> tuple[list[av.Packet], int]:
         """A sidecar subtitle file's cues on this file's clock (or the excerpt's), and how many it has.
@@ -294,13 +294,13 @@ class Reader:
         except av.FFmpegError:
             packets = []  # unreadable: no cues
         for p in packets:
-            tb = _fraction(p.time_base)
+            tb = as_fraction(p.time_base)
             if not p.size or tb is None or p.pts is None:
                 continue
             cues += 1
-            p.pts = p.dts = round((p.pts * tb + origin) / _FINE)
-            p.duration = round((p.duration or 0) * tb / _FINE)
-            p.time_base = _FINE
+            p.pts = p.dts = round((p.pts * tb + origin) / FINE)
+            p.duration = round((p.duration or 0) * tb / FINE)
+            p.time_base = FINE
             if self._keep_packet(p, "subtitle"):
                 out.append(p)
         return out, cues
@@ -310,7 +310,7 @@ class Reader:
         if not self.start and self.end is None:
             return True
         kind = kind or p.stream.type
-        tb = _fraction(p.time_base) or Fraction(1, 1000)
+        tb = as_fraction(p.time_base) or Fraction(1, 1000)
         ts = p.pts if p.pts is not None else p.dts
         if ts is None:
             return True
@@ -336,12 +336,12 @@ class Reader:
             if t is None:
                 return None
             r = t * tb - shift
-            return round((r if low is None else max(low, r)) / _FINE)
+            return round((r if low is None else max(low, r)) / FINE)
 
         p.pts, p.dts = moved(p.pts), moved(p.dts)
         if p.duration:
-            p.duration = max(1, round(length / _FINE))
-        p.time_base = _FINE
+            p.duration = max(1, round(length / FINE))
+        p.time_base = FINE
         return True
 
     def excerpt_chapters(self) -> list[dict]:
@@ -366,7 +366,7 @@ def _first_whole_frame(c: av.container.InputContainer, vs: av.video.stream.Video
         if f.key_frame:
             return f
         first = first or f
-        if i >= _KEY_PATIENCE:
+        if i >= KEY_PATIENCE:
             return first  # a codec that marks no key frame
     return None  # landed after the last key frame: nothing whole from here
 
@@ -379,8 +379,8 @@ def sample_frames(path: str | os.PathLike[str], count: int = 12, color: ColorSpe
     """
     path = Path(path)
     found: dict[int | None, np.ndarray] = {}
-    with _open_input(path) as c:
-        vs = _video_stream(path, c)
+    with open_input(path) as c:
+        vs = programme_stream(path, c)
         vs.thread_type = "AUTO"
         duration = (c.duration or 0) / av.time_base
         origin = c.start_time or 0

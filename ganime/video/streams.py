@@ -22,7 +22,7 @@ from pathlib import Path
 import av
 
 from .. import subtitles
-from .probe import _STALE_TAG, _fraction, _open_input, _reason, _stream_info
+from .probe import STALE_TAG, as_fraction, error_reason, open_input, stream_info
 
 
 def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
@@ -37,7 +37,7 @@ def refusal(fmt: str, stream: av.stream.Stream) -> str | None:
             trial.add_stream_from_template(stream)
             trial.start_encoding()
     except (av.FFmpegError, ValueError) as e:
-        return f"{fmt} cannot hold it ({_reason(e)})"
+        return f"{fmt} cannot hold it ({error_reason(e)})"
     return None
 
 
@@ -129,7 +129,7 @@ def _repacked(packet: av.Packet, data: bytes) -> av.Packet:
 def copy_metadata(src: av.stream.Stream, dst: av.stream.Stream, drop_stale: bool) -> None:
     """Language, title, other tags and disposition (default/forced flags), which a template copy loses."""
     for k, v in src.metadata.items():
-        if drop_stale and _STALE_TAG.match(k):
+        if drop_stale and STALE_TAG.match(k):
             continue
         if src.type == "attachment" and k in ("filename", "mimetype"):
             continue  # the template copy already set them
@@ -360,7 +360,7 @@ class TextToTimedText(_TextSubtitles):
 
     def packets(self, packet: av.Packet) -> list[av.Packet]:
         """The timed-text samples one cue settles (cues that overlap are split at every change)."""
-        tb = _fraction(packet.time_base) or Fraction(1, 1000)
+        tb = as_fraction(packet.time_base) or Fraction(1, 1000)
         ts = packet.pts if packet.pts is not None else packet.dts
         if ts is None:
             return []
@@ -451,7 +451,7 @@ def route(fmt: str, s: av.stream.Stream, move: PictureMove | None = None, what: 
     ``move``: where the picture went on the canvas (subtitles placed on the frame follow
     it); ``what``: how warnings name the stream (default: index, type and codec).
     """
-    what = what or _stream_info(s).describe()
+    what = what or stream_info(s).describe()
     name = s.codec_context.name if s.codec_context is not None else ""
     if fmt == "matroska" and s.type == "video":
         return Cover(s, what)
@@ -478,6 +478,6 @@ def route(fmt: str, s: av.stream.Stream, move: PictureMove | None = None, what: 
 
 def stream_changes(path: str | os.PathLike[str], copy: tuple[int, ...], fmt: str) -> list[str]:
     """What becomes of the copied streams that container ``fmt`` cannot hold as they are (``--dry-run``)."""
-    with _open_input(Path(path)) as c:
+    with open_input(Path(path)) as c:
         notes = [route(fmt, c.streams[idx]).describe() for idx in copy]
     return [n for n in notes if n]

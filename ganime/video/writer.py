@@ -20,7 +20,7 @@ import numpy as np
 from ..geometry import Layout
 from ..subtitles.sidecars import Sidecar
 from .encoder import EncoderSettings
-from .probe import _STALE_TAG, OWN_HANDLER, OWN_TAG, ColorSpec, VideoError, _fraction, _reason
+from .probe import OWN_HANDLER, OWN_TAG, STALE_TAG, ColorSpec, VideoError, as_fraction, error_reason
 from .reader import Frame
 from .streams import Output, PictureMove, Route, copy_metadata, route
 
@@ -120,7 +120,7 @@ class Writer:
                 pass  # never created (a read-only folder): the first error stands
             if not isinstance(e, (av.FFmpegError, OSError)):
                 raise
-            why = e.strerror if isinstance(e, OSError) and e.strerror else _reason(e)
+            why = e.strerror if isinstance(e, OSError) and e.strerror else error_reason(e)
             hint = ""
             if isinstance(e, OSError) and e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
                 hint = "; write it elsewhere with -o FOLDER"
@@ -133,7 +133,7 @@ class Writer:
                 self._interlace(picture.fields, lay.canvas_width, lay.canvas_height) if picture.fields else None
             )
             self._add_routes(source, video_stream, carried)
-            self.out.metadata.update({k: v for k, v in source.metadata.items() if not _STALE_TAG.match(k)})
+            self.out.metadata.update({k: v for k, v in source.metadata.items() if not STALE_TAG.match(k)})
             # How a folder scan knows this file for one of ours, whatever its name says.
             self.out.metadata[OWN_TAG] = _own_mark(picture)
             chapters = source.chapters() if carried.chapters is None else carried.chapters
@@ -198,16 +198,16 @@ class Writer:
         pic = self.picture
         bit_depth = pic.bit_depth
         name = encoder.encoder_name(bit_depth)
-        rate = pic.rate or _fraction(vs.average_rate) or _fraction(vs.guessed_rate) or Fraction(24000, 1001)
+        rate = pic.rate or as_fraction(vs.average_rate) or as_fraction(vs.guessed_rate) or Fraction(24000, 1001)
         try:
             ov = self.out.add_stream(name, rate=rate, options=encoder.options())
         except (av.FFmpegError, ValueError) as e:
-            raise VideoError(f"{self.final}: encoder {name} is not available ({_reason(e)})") from e
+            raise VideoError(f"{self.final}: encoder {name} is not available ({error_reason(e)})") from e
         ov.width, ov.height = pic.layout.canvas_width, pic.layout.canvas_height
         ov.pix_fmt = encoder.pix_fmt(pic.pix_fmt, bit_depth)
         cc = ov.codec_context
         # The source's ticks, not 1/fps: every frame keeps its own timestamp (VFR-safe).
-        cc.time_base = _fraction(vs.time_base) or Fraction(1, 1000)
+        cc.time_base = as_fraction(vs.time_base) or Fraction(1, 1000)
         cc.sample_aspect_ratio = pic.layout.output_sar
         cc.colorspace = self.color.matrix
         cc.color_range = 2 if self.color.full_range else 1
@@ -365,7 +365,7 @@ class Writer:
         ffmpeg CLI, such a packet is moved to just after the one before it.
         """
         st = p.stream
-        stb, ptb = _fraction(st.time_base), _fraction(p.time_base)
+        stb, ptb = as_fraction(st.time_base), as_fraction(p.time_base)
         if stb and ptb and p.dts is not None:
             if ptb != stb:  # on the stream's own clock, where the muxer compares
                 dur = p.duration
