@@ -16,7 +16,10 @@ from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import ARCHS, build_model
 from ganime.motion import match, thumbnail
-from ganime.temporal import TemporalFiller, TemporalOptions
+from ganime.temporal import TemporalFiller, TemporalOptions, TemporalStats
+from ganime.temporal.propagate import Propagation
+from ganime.temporal.records import Geometry
+from ganime.temporal.shots import ShotAnalysis
 
 CPU = torch.device("cpu")
 
@@ -517,18 +520,24 @@ def test_a_character_the_camera_follows_leaves_no_ghost() -> None:
 
 
 def test_moving_pixels_are_found_and_the_background_is_not() -> None:
+    # The two parts alone: the shot analysis makes the records, propagation reads them.
     _, source = walking_against_a_pan()
-    eng = engine(source)
+    options = TemporalOptions()
+    geometry = Geometry.of(compute_layout(source[0].shape[1], source[0].shape[0]), options.thumb_height)
+    analysis, propagation = ShotAnalysis(geometry, options, TemporalStats()), Propagation(geometry, options)
     buf: deque = deque()
     frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
     for i, f in enumerate(frames[:24]):
-        buf.append(eng._analyse(f, i, buf))
+        buf.append(analysis.analyse(f, i, buf))
     t = buf[12]
-    mov = eng._moving(t, buf)
+    assert t.decided and t.shot == 0 and t.to_ref.bx > 0  # the camera pans
+    mov = propagation.moving(t, buf)
+    assert t.moving is mov  # kept on the record: asked again, not measured again
     char = magenta(source[12][None])[0]
-    c = (eng.factor - 1) / 2
-    ys = np.clip(np.rint((np.arange(char.shape[0]) - c) / eng.factor), 0, mov.shape[0] - 1).astype(int)
-    xs = np.clip(np.rint((np.arange(char.shape[1]) - c) / eng.factor), 0, mov.shape[1] - 1).astype(int)
+    factor = geometry.factor
+    c = (factor - 1) / 2
+    ys = np.clip(np.rint((np.arange(char.shape[0]) - c) / factor), 0, mov.shape[0] - 1).astype(int)
+    xs = np.clip(np.rint((np.arange(char.shape[1]) - c) / factor), 0, mov.shape[1] - 1).astype(int)
     full = mov[ys][:, xs]
     assert full[char].mean() > 0.95  # the character moves
     # The background does not, away from where the frames compared (8 either way, the
@@ -706,7 +715,8 @@ def test_a_change_by_one_edge_finds_that_half_of_the_mask_only() -> None:
     masks = CharacterMasks(options, CPU)
     before = masks(torch.from_numpy(frames[0].image), 255.0)
     assert before is not None and before[:, :20].any() and not before[:, -12:].any()
-    shot = eng._key_chars
+    assert eng.characters is not None
+    shot = eng.characters.chars
     assert shot is not None
     # The left half's characters are the shot's, kept (the camera is still); the right edge's are new.
     _, (start, _) = masks.halves(128)

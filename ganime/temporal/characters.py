@@ -1,9 +1,11 @@
-"""The characters of a key frame's picture (``ganime.segment``), for the fill to leave out."""
+"""The characters of a shot's pictures (``ganime.segment``), for the fills to leave out:
+``CharacterMasks`` finds them in a picture, ``ShotCharacters`` keeps a shot's and
+decides when to find them again."""
 
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 
@@ -15,7 +17,8 @@ from .. import segment, threads
 from ..geometry import Rect
 from ..models.classical import close_holes, dilate
 from ..motion import Similarity, sample_grid, to_thumb
-from .options import TemporalOptions
+from .options import TemporalOptions, TemporalStats
+from .records import Entry, Geometry, scale_of
 
 
 def frame_characters(content: Rect, device: torch.device) -> Callable[[np.ndarray], torch.Tensor | None]:
@@ -256,3 +259,144 @@ class CharacterMasks:
         if self.grow > 0:  # the outline and the mask's soft edge go with the character
             found = dilate(found, self.grow)
         return found.cpu()
+
+
+class ShotCharacters:
+    """The characters of the shot being rendered, found as seldom as may be.
+
+    Owns the shot's mask (``chars``, over the picture of the frame it was found for)
+    and, per half of the picture (``CharacterMasks.halves``), the frame its mask was
+    found in; a new shot (``new_shot``) forgets them. ``of_frame`` gives a frame's
+    characters: the shot's mask moved with the camera where the drawing held, else
+    found again (a half, or both). ``moved_to`` gives the mask where it is in a later
+    frame. Shot starts are found ahead on the mask thread (``find_ahead``, given the
+    engine's frames under way), for models that take sources. Counts masks in ``stats``.
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        options: TemporalOptions,
+        stats: TemporalStats,
+        masks: CharacterMasks,
+        ahead: bool,
+    ) -> None:
+        self.options, self.stats, self.masks = options, stats, masks
+        self.left, self.pic_w, self.factor = geometry.left, geometry.pic_w, geometry.factor
+        self.chars: torch.Tensor | None = None  # the shot's characters (None: none, or not found yet)
+        self._found = False  # the shot's characters were found (``chars``, None: none)
+        self._at: tuple[int, Similarity, np.ndarray] | None = None  # (index, camera, thumbnail) of their frame
+        # The same for each half of the picture the segmenter looks at: the frame each half's mask was found in.
+        self._half_at: list[tuple[int, Similarity, np.ndarray] | None] = [None, None]
+        self._ahead = ahead
+        self._scanned = 0  # frames up to here were looked at for masks to find ahead
+        self._ahead_shot = -1  # the last shot whose first frame's mask was started ahead
+        self._ahead_frames: deque[int] = deque()  # frames whose masks were started ahead
+
+    def new_shot(self) -> None:
+        """Forget the last shot's characters."""
+        self.chars = None
+        self._found = False
+        self._at = None
+        self._half_at = [None, None]
+
+    def find_ahead(self, buf: deque[Entry], next_index: int) -> None:
+        """Start finding the characters of the decided shot starts in ``buf`` not yet
+        looked at (frames before ``next_index`` are rendered already).
+
+        A shot's first frame is nearly always a key frame. Later drawings are not tried:
+        animated on threes, the 640x480 benchmark clip has 45 new drawings for 8 key
+        frames in 362 frames, more than the spare core can find."""
+        if not self._ahead:
+            return
+        for e in buf:
+            if e.index < max(self._scanned, next_index):
+                continue
+            if not e.decided:
+                return
+            if not e.single and e.shot != self._ahead_shot:
+                if not self.masks.ahead(e.index, e.picture, scale_of(e.picture)):
+                    return  # enough kept: this one again after the next frame
+                self._ahead_shot = e.shot
+                self._ahead_frames.append(e.index)
+            self._scanned = e.index + 1
+
+    def forget_ahead(self, next_index: int) -> None:
+        """Drop the masks found ahead for frames already rendered (before ``next_index``)."""
+        while self._ahead_frames and self._ahead_frames[0] < next_index:
+            self.masks.drop(self._ahead_frames.popleft())
+
+    def close(self) -> None:
+        """End the masks found ahead (the stream has ended)."""
+        self.masks.close()
+        self.stats.masks_ahead = self.masks.taken_ahead
+
+    def for_key(self, t: Entry) -> torch.Tensor | None:
+        """(h, pic_w) bool: the characters of key frame t's picture (None: none).
+
+        Kept for the frames after it in the shot: the live mirror leaves them out.
+        """
+        return self.of_frame(t, exact=True)
+
+    def of_frame(self, t: Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
+        """The characters of t's picture, found as seldom as may be: the shot's mask moved
+        with the camera where it still covers what changed (``same_drawing``), the mask
+        found ahead for t (``find_ahead``: shot starts), else found now, and kept as the
+        shot's. ``exact``: for a key frame; a frame that leans on its own fill may look
+        again only every ``character_every`` frames, and with ``band`` only at changes
+        near the picture's edges (its own fill is a mirror)."""
+        scale = scale_of(t.picture)
+        if t.single:  # a flash or a blank frame: no camera to move a mask with, nor a shot to keep it
+            if self._found:
+                return self.chars
+            self.stats.character_masks += 1
+            return self.masks(t.picture, scale, key=t.index)
+        at = self._at
+        sides = (True, True)
+        if self._found and at is not None:
+            moved = self.moved_to(t)
+            level = self.options.moving if self.options.moving > 0 else 24.0
+            # A frame that leans on its own fill may look again only every few frames
+            # (``character_every``; film weave moves everything a little each frame).
+            recent = not exact and t.index - at[0] < self.options.character_every
+            if at[0] == t.index or recent:
+                return moved
+            # Each half of the picture (what the segmenter looks at) against the frame its
+            # own mask was found in: a half whose drawing holds keeps its mask, moved.
+            spans = self.masks.halves(self.pic_w)
+            sides = tuple(
+                not same_drawing(ref[2], ref[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band, span)
+                for ref, span in zip(self._half_at, spans, strict=True)
+            )
+            if not any(sides):
+                self.stats.masks_moved += exact
+                return moved
+            if all(sides) or self.masks.found_ahead(t.index):
+                sides = (True, True)
+            else:  # one half anew; the other keeps its characters over its columns (both in the overlap)
+                new = self.masks(t.picture, scale, sides=sides)
+                kept = spans[0] if sides[1] else spans[1]
+                old = torch.zeros(t.picture.shape[:2], dtype=torch.bool) if moved is None else moved.clone()
+                old[:, : kept[0]] = False
+                old[:, kept[1] :] = False
+                chars = old if new is None else new | old
+                self.chars = chars if bool(chars.any()) else None
+                self.stats.half_masks += 1
+        if all(sides):
+            self.chars = self.masks(t.picture, scale, key=t.index)
+        here = (t.index, t.to_ref, t.thumb)
+        self._at = here
+        self._half_at = [here if s else ref for s, ref in zip(sides, self._half_at, strict=True)]
+        self._found = True
+        self.stats.character_masks += 1
+        return self.chars
+
+    def moved_to(self, t: Entry, columns: torch.Tensor | None = None) -> torch.Tensor | None:
+        """The shot's characters (``chars``) where they are in frame t: moved with the
+        camera; ``columns``: only these picture columns."""
+        chars = self.chars
+        if chars is None or self._at is None:
+            return chars
+        if self._at[1] == t.to_ref:
+            return chars if columns is None else chars.index_select(1, columns)
+        return moved_mask(chars, self._at[1], t.to_ref, self.left, columns)

@@ -10,17 +10,14 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..engine import Filler
 from ..models.classical import push_pull
-from ..motion import sample_grid
-from .characters import moved_mask, same_drawing
-from .records import (
-    Entry,
-    Panorama,
-    Shown,
-    bbox,
-    memory_grid,
-    whole_run,
-)
+from ..motion import Similarity, sample_grid
+from .characters import ShotCharacters
+from .options import TemporalOptions, TemporalStats
+from .propagate import Propagation
+from .provenance import Provenance
+from .records import Entry, Geometry, Panorama, at_brightness, bbox, memory_grid, whole_run
 
 
 def copyable(still: torch.Tensor, band: int, share: float) -> torch.Tensor:
@@ -40,10 +37,126 @@ def copyable(still: torch.Tensor, band: int, share: float) -> torch.Tensor:
 
 
 class ShotMemory:
-    """Methods of ``TemporalFiller``: the shot memory (a panorama in the shot's reference coordinates) and the key
-    frames that fill it."""
+    """The shot memory and the key frames that fill it.
 
-    def _key_frame(
+    Owns the panorama (``panorama``: everything frames of the shot showed, and what key
+    frames generated, in the shot's reference coordinates; first value written wins)
+    and the last key frame (``key``). ``recall`` reads a frame's sides from it,
+    ``remember`` writes a frame's canvas into it, ``key_frame`` runs the fill on what
+    neither propagation nor the memory has, ``forget_beside`` forgets what was
+    generated beside a picture that moved on. Borrows propagation (what moves, how far
+    frames ahead reach), the shot's characters (never copied) and the trace
+    (``Provenance``), which it keeps beside the values; counts key frames and the
+    model's time in ``stats``.
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        options: TemporalOptions,
+        filler: Filler,
+        propagation: Propagation,
+        characters: ShotCharacters | None,
+        provenance: Provenance,
+        stats: TemporalStats,
+    ) -> None:
+        self.h, self.w, self.pic_w, self.left = geometry.h, geometry.w, geometry.pic_w, geometry.left
+        self.side_cols, self.strips = geometry.side_cols, geometry.strips
+        self._side_cols, self._rows = geometry.side_cols.double().numpy(), np.arange(geometry.h, dtype=np.float64)
+        self.options, self.filler, self.stats = options, filler, stats
+        self.propagation, self.characters, self.provenance = propagation, characters, provenance
+        self.panorama: Panorama | None = None
+        self.key: tuple[int, Similarity, np.ndarray] | None = None  # (shot, camera, thumbnail) of the last key frame
+
+    def new_shot(self) -> None:
+        """Forget the panorama. The last key frame is kept: ``SideTrust`` compares its
+        shot and camera with the frame's, and a new shot's memory is empty until a frame
+        of it is written."""
+        self.panorama = None
+
+    def reset(self) -> None:
+        """Forget the panorama and the last key frame (a fresh start within the shot)."""
+        self.panorama = None
+        self.key = None
+
+    def recall(
+        self,
+        t: Entry,
+        X: np.ndarray,
+        Y: np.ndarray,
+        values: np.ndarray,
+        filled: np.ndarray,
+        real: np.ndarray,
+        dist: np.ndarray,
+    ) -> None:
+        """Frame t's sides from the memory, in place: where no frame in reach showed them
+        (not ``filled``), and where what propagation brought from ``dist`` frames away is
+        still fading in over it (``ramp``); ``real`` is lowered to the share that came
+        from a frame. ``X``, ``Y``: the side grid's columns and rows in reference coordinates."""
+        w = np.clip((self.options.window - dist) / max(1, self.options.ramp), 0, 1)
+        want = ~filled | (w < 1)
+        box = bbox(want) if self.panorama is not None else None
+        if box is None:
+            return
+        mem = self.panorama
+        assert mem is not None
+        trace = self.provenance.trace
+        r0, r1, c0, c1 = box
+        mv, ok = memory_grid(mem, X[c0:c1], Y[r0:r1])
+        mv = at_brightness(mv, t)
+        ok &= want[r0:r1, c0:c1]
+        fresh = filled[r0:r1, c0:c1] & ok
+        wk = w[r0:r1, c0:c1]
+        old = values[r0:r1, c0:c1]
+        if trace is not None and mem.trace is not None:
+            marked = memory_grid(mem, X[c0:c1], Y[r0:r1], mem.trace)[0][..., 0]
+            marked = np.where(fresh, marked * (1 - wk), marked)  # real content counts 0
+            part = trace[r0:r1, c0:c1]
+            part.copy_(torch.from_numpy(np.where(ok, marked, part.numpy())))
+        if fresh.any():  # real content fading in over the memory
+            mixed = np.where(fresh[..., None], mv + (old - mv) * wk[..., None], mv)
+            real[r0:r1, c0:c1] = np.where(ok, np.where(fresh, wk, 0.0), real[r0:r1, c0:c1])
+        else:  # the memory alone (a still shot): where it is valid, nothing real was there
+            mixed = mv
+        if ok.all():
+            old[...] = mixed
+        else:
+            np.copyto(old, mixed, where=ok[..., None])
+        filled[r0:r1, c0:c1] |= ok
+
+    def forget_beside(self, t: Entry, changed: list[bool]) -> None:
+        """Forget the generated content beside a picture that has moved on (``changed``:
+        the left and right side), and the memory under the picture.
+
+        The memory keeps the picture as the frame that first showed each place saw it.
+        Where the picture's outer tenth no longer looks like that (parallax in a 3D
+        scene, light changing, a character staying at the edge), what was generated
+        beside it no longer continues it. That side's generated pixels and the memory
+        under the picture are forgotten, so this frame's picture and a new key frame
+        take their place; what frames showed of the sides is kept.
+        """
+        mem = self.panorama
+        assert mem is not None
+        self.stats.refreshed += 1
+        x0, y0, x1, y1 = mem.box
+        px0, py0, px1, py1 = t.to_ref.box(self.left, 0, self.left + self.pic_w - 1, self.h - 1)
+        mid = (px0 + px1) / 2 - x0
+        cols = np.arange(x1 - x0)
+        side = (cols < mid) if changed[0] else np.zeros(cols.size, bool)
+        if changed[1]:
+            side |= cols >= mid
+        forget = mem.made & side[None, :]
+        # Under the picture: the memory pixels whose centres it covers, which this frame
+        # writes again (a pixel it only grazes would be left a hole).
+        eps = 1e-4
+        r0, r1 = max(0, math.ceil(py0 - eps) - y0), max(0, min(y1, math.floor(py1 + eps) + 1) - y0)
+        c0, c1 = max(0, math.ceil(px0 - eps) - x0), max(0, min(x1, math.floor(px1 + eps) + 1) - x0)
+        forget[r0:r1, c0:c1] = True
+        mem.valid &= ~forget
+        mem.made &= ~forget
+        self.key = None
+
+    def key_frame(
         self, t: Entry, buf: deque[Entry], canvas: torch.Tensor, values: torch.Tensor, filled: torch.Tensor
     ) -> None:
         """Run the model once on t's canvas widened to what the frames ahead will need.
@@ -53,8 +166,8 @@ class ShotMemory:
         """
         started = time.perf_counter()
         self.stats.key_frames += 1
-        self._key = (t.shot, t.to_ref, t.thumb)
-        ml, mt, mr, mb = self._reach(t, buf)
+        self.key = (t.shot, t.to_ref, t.thumb)
+        ml, mt, mr, mb = self.propagation.reach(t, buf)
         bh, bw = self.h + mt + mb, self.w + ml + mr
         big = torch.zeros(3, bh, bw)
         known = torch.zeros(1, bh, bw)
@@ -63,12 +176,12 @@ class ShotMemory:
         inner[:, self.left : self.left + self.pic_w] = 1
         inner[:, self.side_cols.long()] = filled.float()
         known[0, mt : mt + self.h, ml : ml + self.w] = inner
-        if self._memory is not None:  # the margins take what the shot memory has there
+        if self.panorama is not None:  # the margins take what the shot memory has there
             a, bx, by = t.to_ref.a, t.to_ref.bx, t.to_ref.by
             xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
             ys = a * (np.arange(bh, dtype=np.float64) - mt) + by
-            mv, ok = memory_grid(self._memory, xs, ys)
-            mv = torch.from_numpy(self._at_brightness(mv, t)).permute(2, 0, 1)
+            mv, ok = memory_grid(self.panorama, xs, ys)
+            mv = torch.from_numpy(at_brightness(mv, t)).permute(2, 0, 1)
             take = torch.from_numpy(ok) & (known[0] < 0.5)
             big = torch.where(take, mv, big)
             known[0] = torch.where(take, 1.0, known[0])
@@ -76,21 +189,23 @@ class ShotMemory:
         device = self.filler.device
         source = None
         moving = t.moving is not None and bool(t.moving.any())
-        chars = self._key_characters(t) if getattr(self.filler.model, "takes_source", False) else None
+        takes_source = getattr(self.filler.model, "takes_source", False)
+        chars = self.characters.for_key(t) if takes_source and self.characters is not None else None
         if moving or chars is not None:  # a patch-copying model copies background only
             source = known.clone()
             pic = source[0, mt : mt + self.h, ml + self.left : ml + self.left + self.pic_w]
             if moving:
                 rows, cols = np.arange(self.h, dtype=np.float64), np.arange(self.pic_w, dtype=np.float64)
-                still = torch.from_numpy(~self._moving_at(t.moving, cols, rows)).float()
+                still = torch.from_numpy(~self.propagation.moving_at(t.moving, cols, rows)).float()
                 pic *= copyable(still, max(1, min(self.pic_w // 2, 2 * self.left)), self.options.still_share)
             if chars is not None:  # never copied; with ``character_behind`` not continued either
                 pic[chars] = -1.0 if self.options.character_behind else 0.0
             source = source[None].to(device)
-        trace = self._key_trace(t, (ml, mt, bh, bw), known) if self.trace is not None else None
+        prov = self.provenance
+        trace = prov.key_trace(t, (ml, mt, bh, bw), known, self.panorama) if prov.trace is not None else None
         with torch.inference_mode():
             if trace is not None:
-                pred, made_from = self._trace_fill(big * known, mask, trace, source)
+                pred, made_from = prov.fill(big * known, mask, trace, source)
                 # What the frame showed is real content in the memory (provenance.py): only
                 # what the model made carries a trace there.
                 trace = torch.where(known > 0.5, torch.zeros_like(made_from), made_from)
@@ -99,85 +214,13 @@ class ShotMemory:
         full = torch.where(known > 0.5, big, pred.clamp(0, 1))
         crop = full[:, mt : mt + self.h, ml : ml + self.w][:, :, self.side_cols.long()].permute(1, 2, 0)
         values[~filled] = crop[~filled]
-        if trace is not None and self.trace is not None:
+        if trace is not None and prov.trace is not None:
             side = trace[0, mt : mt + self.h, ml : ml + self.w][:, self.side_cols.long()]
-            self.trace[~filled] = side[~filled]
-        self._remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy(), trace=trace)
+            prov.trace[~filled] = side[~filled]
+        self.remember(t, full, offset=(ml, mt), made=(known[0] < 0.5).numpy(), trace=trace)
         self.stats.model_seconds += time.perf_counter() - started
 
-    def _key_characters(self, t: Entry) -> torch.Tensor | None:
-        """(h, pic_w) bool: the characters of key frame t's picture (None: none, or switched off).
-
-        Kept for the frames after it in the shot: the live mirror leaves them out.
-        """
-        return self._shot_characters(t, exact=True) if self._characters is not None else None
-
-    def _shot_characters(self, t: Entry, exact: bool, band: int | None = None) -> torch.Tensor | None:
-        """The characters of t's picture, found as seldom as may be: the shot's mask moved
-        with the camera where it still covers what changed (``same_drawing``), the mask
-        found ahead for t (``_find_ahead``: shot starts), else found now, and kept as the
-        shot's. ``exact``: for a key frame; a frame that leans on its own fill may look
-        again only every ``character_every`` frames, and with ``band`` only at changes
-        near the picture's edges (its own fill is a mirror)."""
-        assert self._characters is not None
-        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-        if t.single:  # a flash or a blank frame: no camera to move a mask with, nor a shot to keep it
-            if self._key_masked:
-                return self._key_chars
-            self.stats.character_masks += 1
-            return self._characters(t.picture, scale, key=t.index)
-        at = self._chars_at
-        sides = (True, True)
-        if self._key_masked and at is not None:
-            moved = self._chars_for(t)
-            level = self.options.moving if self.options.moving > 0 else 24.0
-            # A frame that leans on its own fill may look again only every few frames
-            # (``character_every``; film weave moves everything a little each frame).
-            recent = not exact and t.index - at[0] < self.options.character_every
-            if at[0] == t.index or recent:
-                return moved
-            # Each half of the picture (what the segmenter looks at) against the frame its
-            # own mask was found in: a half whose drawing holds keeps its mask, moved.
-            spans = self._characters.halves(self.pic_w)
-            sides = tuple(
-                not same_drawing(ref[2], ref[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band, span)
-                for ref, span in zip(self._half_at, spans, strict=True)
-            )
-            if not any(sides):
-                self.stats.masks_moved += exact
-                return moved
-            if all(sides) or self._characters.found_ahead(t.index):
-                sides = (True, True)
-            else:  # one half anew; the other keeps its characters over its columns (both in the overlap)
-                new = self._characters(t.picture, scale, sides=sides)
-                kept = spans[0] if sides[1] else spans[1]
-                old = torch.zeros(t.picture.shape[:2], dtype=torch.bool) if moved is None else moved.clone()
-                old[:, : kept[0]] = False
-                old[:, kept[1] :] = False
-                chars = old if new is None else new | old
-                self._key_chars = chars if bool(chars.any()) else None
-                self.stats.half_masks += 1
-        if all(sides):
-            self._key_chars = self._characters(t.picture, scale, key=t.index)
-        self._chars_at = (t.index, t.to_ref, t.thumb)
-        self._half_at = [
-            (t.index, t.to_ref, t.thumb) if s else ref for s, ref in zip(sides, self._half_at, strict=True)
-        ]
-        self._key_masked = True
-        self.stats.character_masks += 1
-        return self._key_chars
-
-    def _chars_for(self, t: Entry, columns: torch.Tensor | None = None) -> torch.Tensor | None:
-        """The shot's characters (``_key_chars``) where they are in frame t: moved with the
-        camera; ``columns``: only these picture columns."""
-        chars = self._key_chars
-        if chars is None or self._chars_at is None:
-            return chars
-        if self._chars_at[1] == t.to_ref:
-            return chars if columns is None else chars.index_select(1, columns)
-        return moved_mask(chars, self._chars_at[1], t.to_ref, self.left, columns)
-
-    def _remember(
+    def remember(
         self,
         t: Entry,
         canvas: torch.Tensor | Callable[[int, int], torch.Tensor],
@@ -199,11 +242,11 @@ class ShotMemory:
             _, ch, cw = canvas.shape
         to_ref = t.to_ref
         eps = 1e-4
-        started = self._memory is None
+        started = self.panorama is None
         # Where the canvas's first and last pixel centres land in the reference frame.
         bx0, by0, bx1, by1 = to_ref.box(-ox, -oy, cw - 1 - ox, ch - 1 - oy)
         self._grow((math.floor(bx0 + eps), math.floor(by0 + eps), math.ceil(bx1 - eps) + 1, math.ceil(by1 - eps) + 1))
-        mem = self._memory
+        mem = self.panorama
         assert mem is not None
         if started:
             mem.gain = t.gain
@@ -244,7 +287,7 @@ class ShotMemory:
             # (left for later frames to show, or a key frame to generate).
             px, py = fx - ox - self.left, fy - oy
             inside = np.logical_and.outer((py >= 0) & (py <= self.h - 1), (px >= 0) & (px <= self.pic_w - 1))
-            empty = empty & ~(inside & self._moving_at(t.moving, px, py))
+            empty = empty & ~(inside & self.propagation.moving_at(t.moving, px, py))
         if mem.trace is not None:
             np.copyto(mem.trace[ys, xs], marked, where=empty[..., None])
         if empty.all():  # a fresh region (a shot's first key frame): no mask to respect
@@ -261,13 +304,13 @@ class ShotMemory:
         nx0, ny0, nx1, ny1 = need
         pad_x, pad_y = self.w // 4, self.h // 4  # grow in steps, not a column per frame
         limit_w, limit_h = int(self.options.max_extent * self.w), int(self.options.max_extent * self.h)
-        mem = self._memory
+        mem = self.panorama
         if mem is None:
             shape = (ny1 - ny0, nx1 - nx0)
             empty = np.zeros(shape, bool)
-            self._memory = Panorama(nx0, ny0, np.zeros((*shape, 3), np.float32), empty, empty.copy())
-            if self.trace is not None:
-                self._memory.trace = np.zeros((*shape, 1), np.float32)
+            self.panorama = Panorama(nx0, ny0, np.zeros((*shape, 3), np.float32), empty, empty.copy())
+            if self.provenance.trace is not None:
+                self.panorama.trace = np.zeros((*shape, 1), np.float32)
             self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, (ny1 - ny0) * (nx1 - nx0))
             return
         x0, y0, x1, y1 = mem.box
@@ -302,17 +345,17 @@ class ShotMemory:
             trace = np.zeros((*valid.shape, 1), np.float32)
             if ox0 < ox1 and oy0 < oy1:
                 trace[new] = mem.trace[old]
-        self._memory = Panorama(ux0, uy0, values, valid, made, mem.gain, trace)
+        self.panorama = Panorama(ux0, uy0, values, valid, made, mem.gain, trace)
         self.stats.peak_memory_pixels = max(self.stats.peak_memory_pixels, valid.size)
 
-    def _smooth_over(self, t: Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
+    def smooth_over(self, t: Entry, values: torch.Tensor, filled: np.ndarray, scale: float) -> None:
         """Fill a few unfilled side pixels smoothly from what surrounds them, in place.
 
         Slivers are thin, so the pyramid fill runs on a crop around each strip's gap
         (with ``pad`` pixels of context) instead of the whole canvas.
         """
         pad = 16
-        for s0, s1 in self._strips:
+        for s0, s1 in self.strips:
             box = bbox(~filled[:, s0:s1])
             if box is None:
                 continue
@@ -325,15 +368,9 @@ class ShotMemory:
                 a, b = max(a, x0), min(b, x1)
                 if a < b:
                     known[:, a - x0 : b - x0] = filled[y0:y1, a - sh : b - sh]
-            crop = self._canvas(t, values, torch.from_numpy(filled), scale, x0, x1)[:, y0:y1]
+            crop = self.propagation.canvas(t, values, torch.from_numpy(filled), scale, x0, x1)[:, y0:y1]
             smooth = push_pull(crop[None], torch.from_numpy(known)[None, None])[0].permute(1, 2, 0)
             g0, g1 = s0 + c0, s0 + c1
             gap = torch.from_numpy(~filled[r0:r1, g0:g1])
             patch = smooth[r0 - y0 : r1 - y0, g0 + shift - x0 : g1 + shift - x0]
             values[r0:r1, g0:g1] = torch.where(gap[..., None], patch, values[r0:r1, g0:g1])
-
-    def _hand_over(self, last: Shown | None, t: Entry) -> None:
-        """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
-        if last is not None and last.index == t.index - 1 and self.options.handover > 0:
-            self._handover = (last.values, self.options.handover)
-            self._handover_trace = last.trace

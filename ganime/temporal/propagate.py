@@ -9,20 +9,27 @@ import numpy as np
 import torch
 
 from ..motion import sample_grid, span, to_thumb
-from .records import (
-    Entry,
-    bbox,
-    colour_thumbnail,
-    relight,
-    widen,
-)
+from .options import TemporalOptions
+from .records import Entry, Geometry, bbox, colour_thumbnail, relight, widen
 
 
 class Propagation:
-    """Methods of ``TemporalFiller``: copying what other frames of the shot show, and keeping what moves against the
-    camera out of it."""
+    """What other frames of the shot show of a frame's sides, and what moves against the camera.
 
-    def _moving(self, u: Entry, buf: deque[Entry]) -> np.ndarray:
+    Stateless apart from its settings: it reads the entries given (``Entry.to_ref``,
+    thumbnails, pictures) and caches on each entry only what is that entry's own
+    (``Entry.moving``, ``Entry.colour``). ``propagate`` gives the side grid's values
+    copied from the nearest frame showing each pixel, with where nothing did and how
+    far away the frame that did is; ``moving`` what of a frame's picture moves
+    against the camera (never copied, remembered or offered to a fill as a source).
+    """
+
+    def __init__(self, geometry: Geometry, options: TemporalOptions) -> None:
+        self.layout, self.options = geometry.layout, options
+        self.h, self.w, self.pic_w, self.left = geometry.h, geometry.w, geometry.pic_w, geometry.left
+        self.factor, self.strips = geometry.factor, geometry.strips
+
+    def moving(self, u: Entry, buf: deque[Entry]) -> np.ndarray:
         """(th, tw) bool: thumbnail pixels of u's picture that move against the camera.
 
         u is compared, in colour, the camera motion and light change undone, with frames
@@ -39,7 +46,7 @@ class Propagation:
         if self.options.moving <= 0:
             u.moving = moving
             return moving
-        reach = {e.index: e for e in self._rigid_reach(u, buf)}
+        reach = {e.index: e for e in self.rigid_reach(u, buf)}
         # Frames 2, 4, 8 ... up to ``moving_span`` away each way: the far ones catch the
         # inside of a flat-coloured character (a near one still shows it there), the near
         # ones see the picture's edges, which the far ones on one side no longer show.
@@ -97,7 +104,7 @@ class Propagation:
             u.colour = colour_thumbnail(u.picture, u.thumb.shape, self.factor)
         return u.colour
 
-    def _moving_at(self, mov: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def moving_at(self, mov: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """(len(y), len(x)) bool: ``mov`` (a frame's ``moving``) at picture coordinates y x x
         (nearest thumbnail pixel; coordinates past the picture take its border)."""
         if not mov.any():
@@ -108,7 +115,7 @@ class Propagation:
         iy = np.clip(np.rint((y - c) / self.factor), 0, th - 1).astype(np.intp)
         return mov[iy][:, ix]
 
-    def _rigid_reach(self, t: Entry, buf: deque[Entry]) -> list[Entry]:
+    def rigid_reach(self, t: Entry, buf: deque[Entry]) -> list[Entry]:
         """Frames of t's shot that the camera motion links to t reliably.
 
         Walking out from t, a frame whose motion fit is poor (a character filling the
@@ -129,7 +136,7 @@ class Propagation:
                     out.append(u)
         return out
 
-    def _propagate(
+    def propagate(
         self, t: Entry, candidates: list[Entry], X: np.ndarray, Y: np.ndarray, scale: float, buf: deque[Entry]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(values, unfilled, frame distance) of the side grid from the nearest frame showing each pixel.
@@ -153,7 +160,7 @@ class Propagation:
             if rows is None:
                 continue
             wrote = False
-            for s0, s1 in self._strips:
+            for s0, s1 in self.strips:
                 cols = span((ux[s0:s1] >= m) & (ux[s0:s1] <= self.pic_w - 1 - m))
                 if cols is None:
                     continue
@@ -164,7 +171,7 @@ class Propagation:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
                 need = unfilled[r0:r1, c0:c1]
-                moving = self._moving_at(self._moving(u, buf), ux[c0:c1], uy[r0:r1])
+                moving = self.moving_at(self.moving(u, buf), ux[c0:c1], uy[r0:r1])
                 if moving.any():  # what moves in u is not where u shows it in t: left to others
                     need = need & ~moving
                     if not need.any():
@@ -184,7 +191,7 @@ class Propagation:
                 break
         return values, unfilled, dist
 
-    def _canvas(
+    def canvas(
         self,
         t: Entry,
         values: torch.Tensor,
@@ -211,7 +218,7 @@ class Propagation:
             out[:, :, a - c0 : b - c0] = part.permute(2, 0, 1)
         return out
 
-    def _reach(self, t: Entry, buf: deque[Entry]) -> tuple[int, int, int, int]:
+    def reach(self, t: Entry, buf: deque[Entry]) -> tuple[int, int, int, int]:
         """Margins (left, top, right, bottom) around t's canvas that frames ahead will show."""
         base = max(2, round(self.options.margin * self.layout.side_width))
         x0, y0, x1, y1 = -base, 0, self.w - 1 + base, self.h - 1

@@ -28,48 +28,69 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..engine import Filler
 from ..models.classical import PictureFill
 from .characters import CharacterMasks
-from .options import TemporalOptions
-from .records import Entry, memory_grid
+from .options import TemporalOptions, TemporalStats
+from .records import Entry, Geometry, Panorama, memory_grid, scale_of
 
 
 class Provenance:
-    """Methods of ``TemporalFiller``: the trace of character pixels beside the side values."""
+    """The trace of character pixels beside the side values (``TemporalOptions.provenance``).
 
-    def _start_trace(self) -> None:
+    Owns ``trace``, the (H, S) trace of the frame being made, which the engine's other
+    steps blend as they blend the values (None when off, and before a frame's sides
+    are made), and the masks it finds on every frame rendered (``frame_chars``). Adds
+    each frame's share to ``stats.copied`` (``count``).
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        options: TemporalOptions,
+        characters: CharacterMasks | None,
+        filler: Filler,
+        stats: TemporalStats,
+    ) -> None:
+        self.h, self.w, self.pic_w, self.left = geometry.h, geometry.w, geometry.pic_w, geometry.left
+        self.side_cols = geometry.side_cols
+        self.filler, self.stats = filler, stats
         self.trace: torch.Tensor | None = None  # (H, S) of the frame being made (provenance only)
         self._tracer: CharacterMasks | None = None
         self._traced_chars: tuple[int, torch.Tensor | None] | None = None
-        if self.options.provenance:
+        if options.provenance:
             # Always the default masks, whatever this run's ``character_level`` and
             # ``character_grow``: the figures of runs with other settings then compare.
             standard = TemporalOptions()
-            same = (self.options.character_level, self.options.character_grow) == (
+            same = (options.character_level, options.character_grow) == (
                 standard.character_level,
                 standard.character_grow,
             )
-            self._tracer = self._characters if same and self._characters else None
+            self._tracer = characters if same and characters else None
             if self._tracer is None:
-                self._tracer = CharacterMasks(standard, self.filler.device)
+                self._tracer = CharacterMasks(standard, filler.device)
 
-    def _frame_chars(self, t: Entry) -> torch.Tensor | None:
+    @property
+    def on(self) -> bool:
+        """Whether the trace is kept (``TemporalOptions.provenance``)."""
+        return self._tracer is not None
+
+    def frame_chars(self, t: Entry) -> torch.Tensor | None:
         """(h, pic_w) bool characters of t's picture (None: none), found once per frame."""
         if self._traced_chars is not None and self._traced_chars[0] == t.index:
             return self._traced_chars[1]
         assert self._tracer is not None
-        scale = 65535.0 if t.picture.dtype == torch.int32 else 255.0
-        chars = self._tracer(t.picture, scale)
+        chars = self._tracer(t.picture, scale_of(t.picture))
         self._traced_chars = (t.index, chars)
         return chars
 
-    def _count_trace(self, trace: torch.Tensor | None) -> None:
+    def count(self, trace: torch.Tensor | None) -> None:
         """Add a rendered frame's share of side pixels copied from characters to the stats."""
         if self._tracer is not None:
             self.stats.copied += float(trace.mean()) if trace is not None else float("nan")
             self.stats.traced += 1
 
-    def _trace_fill(
+    def fill(
         self, canvas: torch.Tensor, mask: torch.Tensor, trace: torch.Tensor, source: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(3, H, W) fill of one canvas and (1, H, W) its trace (NaN where the model cannot say)."""
@@ -84,12 +105,13 @@ class Provenance:
             return pred, made.float().cpu().clamp(0, 1)
         return pred, torch.full_like(pred[:1], float("nan"))
 
-    def _key_trace(self, t: Entry, box: tuple[int, int, int, int], known: torch.Tensor) -> torch.Tensor:
+    def key_trace(
+        self, t: Entry, box: tuple[int, int, int, int], known: torch.Tensor, mem: Panorama | None
+    ) -> torch.Tensor:
         """(1, bh, bw) trace of a key frame's widened canvas: its picture's characters, the
-        sides' trace so far, and the shot memory's in the margins."""
+        sides' trace so far, and the shot memory's (``mem``) in the margins."""
         ml, mt, bh, bw = box
         out = torch.zeros(1, bh, bw)
-        mem = self._memory
         if mem is not None and mem.trace is not None:
             a, bx, by = t.to_ref.a, t.to_ref.bx, t.to_ref.by
             xs = a * (np.arange(bw, dtype=np.float64) - ml) + bx
@@ -99,6 +121,6 @@ class Provenance:
         inner = out[0, mt : mt + self.h, ml : ml + self.w]
         if self.trace is not None:
             inner[:, self.side_cols.long()] = self.trace
-        chars = self._frame_chars(t)
+        chars = self.frame_chars(t)
         inner[:, self.left : self.left + self.pic_w] = chars.float() if chars is not None else 0.0
         return out * known

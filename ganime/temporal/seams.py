@@ -6,14 +6,45 @@ import numpy as np
 import torch
 
 from .. import video
-from .records import (
-    Entry,
-)
+from ..compositor import Compositor, SideSeam
+from .characters import ShotCharacters
+from .options import TemporalOptions
+from .provenance import Provenance
+from .records import Entry, Geometry, Shown
 
 
 class SeamBlend:
-    """Methods of ``TemporalFiller``: where the sides meet the picture: the feathered seam and the live mirror beside
-    it."""
+    """Where the sides meet the picture: the feathered seam and the live mirror beside it.
+
+    Owns the seam blend (``compositor.SideSeam``) and the live-mirror zone; borrows the
+    shot's characters (a character is never mirrored) and the trace (``Provenance``),
+    which the live mirror blends as it blends the values.
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        options: TemporalOptions,
+        compositor: Compositor,
+        characters: ShotCharacters | None,
+        provenance: Provenance,
+    ) -> None:
+        self.layout, self.options = geometry.layout, options
+        self.h, self.w, self.pic_w, self.left = geometry.h, geometry.w, geometry.pic_w, geometry.left
+        self.side_cols = geometry.side_cols
+        self.characters, self.provenance = characters, provenance
+        self._seam = SideSeam.of(compositor, geometry.layout)
+        self._mirror = self._mirror_map()
+
+    @staticmethod
+    def seam_still(t: Entry, last: Shown) -> bool:
+        """Whether the picture's outer columns are as they were when ``last``'s seam was
+        blended (within codec noise), so the seam needs no redoing."""
+        ref = last.seam_thumb
+        if ref.shape != t.thumb.shape:
+            return False
+        edges = (slice(None), [0, -1])
+        return float(np.abs(t.thumb[edges] - ref[edges]).max()) < 1.0
 
     def _mirror_map(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(side columns, their mirror columns in the picture, weights) of the live-mirror zone."""
@@ -31,7 +62,7 @@ class SeamBlend:
         assert cols.numel() == 0 or int(cols[-1]) - int(cols[0]) + 1 == cols.numel()  # one run
         return cols, src[keep], weight[keep]
 
-    def _live_mirror(self, t: Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
+    def live_mirror(self, t: Entry, values: torch.Tensor, real: torch.Tensor, scale: float) -> torch.Tensor:
         """Generated side pixels next to the seam take this frame's mirror image.
 
         What the memory generated next to the seam is the mirror of the frame it was
@@ -46,19 +77,20 @@ class SeamBlend:
         c0, c1 = int(cols[0]), int(cols[-1]) + 1
         live = t.picture.index_select(1, src).float().div_(scale)  # (H, k, 3)
         w = (1 - real[:, c0:c1]) * weight  # (H, k)
-        shot_chars = self._chars_for(t, src)
+        shot_chars = self.characters.moved_to(t, src) if self.characters is not None else None
         if shot_chars is not None:  # never a mirror of a character (the shot's, moved with the camera)
             w = w.masked_fill(shot_chars, 0.0)
         values[:, c0:c1].lerp_(live, w[..., None])  # values are this frame's own
-        if self.trace is not None:  # provenance: a mirrored character is a copied one
-            chars = self._frame_chars(t)
+        trace = self.provenance.trace
+        if trace is not None:  # provenance: a mirrored character is a copied one
+            chars = self.provenance.frame_chars(t)
             if chars is not None:
-                self.trace[:, c0:c1].lerp_(chars.index_select(1, src).float(), w)
+                trace[:, c0:c1].lerp_(chars.index_select(1, src).float(), w)
             else:
-                self.trace[:, c0:c1].mul_(1 - w)
+                trace[:, c0:c1].mul_(1 - w)
         return values
 
-    def _composite(self, t: Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
+    def composite(self, t: Entry, values: torch.Tensor, scale: float, base: np.ndarray | None = None) -> np.ndarray:
         """(H, S, 3) output samples of the sides: values feathered into the seam by the
         engine's compositor (``compositor.SideSeam``). Real content is feathered too: a
         fraction of a pixel of motion error, or a character that moved since the frame
@@ -66,13 +98,15 @@ class SeamBlend:
         last sides), only the seam is redone."""
         return self._seam.blend(t.picture, values, scale, t.frame.image.dtype, base)
 
-    def _canvas_out(self, t: Entry, sides: np.ndarray) -> video.Frame:
-        """The output canvas: the source picture untouched, ``sides`` beside it."""
+    def canvas_out(self, t: Entry, sides: np.ndarray, centre_from_planes: str | None) -> video.Frame:
+        """The output canvas: the source picture untouched, ``sides`` beside it (the picture
+        area left unset for frames whose planes of ``centre_from_planes`` format the
+        writer copies it from: ``TemporalFiller.centre_from_planes``)."""
         image = t.frame.image
         c = self.layout.content
         out = np.empty((self.h, self.w, 3), image.dtype)
         out[:, : self.left] = sides[:, : self.left]
-        if t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes:
+        if t.frame.planes is None or t.frame.pix_fmt != centre_from_planes:
             out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
         out[:, self.left + self.pic_w :] = sides[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)

@@ -10,16 +10,29 @@ import torch
 
 from .. import video
 from ..motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame, to_thumb
-from .records import (
-    Entry,
-    Prepared,
-    colour_thumbnail,
-)
+from .options import TemporalOptions, TemporalStats
+from .records import Entry, Geometry, Prepared, colour_thumbnail
 
 
 class ShotAnalysis:
-    """Methods of ``TemporalFiller``: cuts, flashes, held drawings, blank frames and the camera motion chained
-    through a shot."""
+    """Frames in, ``Entry`` records out: each frame's thumbnails, its shot, its camera
+    motion chained to the shot's reference frame (``to_ref``), its brightness against it,
+    how well the motion fits, and whether it is held, single (a flash, a blank) or
+    continues a zoom's scene.
+
+    Owns the shot counter and the last frame prepared; reads only the frames given.
+    An entry whose verdict needs the next frame (it looks like a cut) stays undecided
+    until ``decide`` is called with that frame (or None at the end of the stream).
+    Counts shots and motions measured ahead in ``stats``.
+    """
+
+    def __init__(self, geometry: Geometry, options: TemporalOptions, stats: TemporalStats) -> None:
+        self.layout = geometry.layout
+        self.h, self.pic_w, self.left, self.factor = geometry.h, geometry.pic_w, geometry.left, geometry.factor
+        self.options = options
+        self.stats = stats
+        self._shot = -1  # the last shot started
+        self._prepared: Prepared | None = None  # the last frame prepare() saw
 
     def prepare(self, frame: video.Frame) -> Prepared:
         """The part of analysis that needs only this frame and the one before: its
@@ -46,13 +59,15 @@ class ShotAnalysis:
         self._prepared = p
         return p
 
-    def _analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[Entry]) -> Entry:
+    def analyse(self, frame: video.Frame | Prepared, index: int, buf: deque[Entry]) -> Entry:
+        """The entry of frame ``index`` (prepared or not), deciding the frames in ``buf``
+        (the engine's frames under way, oldest first) that waited for it."""
         p = frame if isinstance(frame, Prepared) else self.prepare(frame)
         entry = Entry(index, p.frame, p.picture, p.thumb, p.contrast)
         entry.colour = p.colour
         for e in buf:  # a frame waits for the next one only to tell a flash from a cut
             if not e.decided:
-                self._decide(e, entry, buf)
+                self.decide(e, entry, buf)
         self._decide_if_plain(entry, buf, p)
         return entry
 
@@ -88,8 +103,8 @@ class ShotAnalysis:
         if m.difference <= self.options.cut and abs(m.motion.a - 1) < 0.12:
             self._continue(entry, anchor, m, buf)
 
-    def _decide(self, entry: Entry, nxt: Entry | None, buf: deque[Entry]) -> None:
-        """Decide a frame that looked like a cut, now that the next frame is known."""
+    def decide(self, entry: Entry, nxt: Entry | None, buf: deque[Entry]) -> None:
+        """Decide a frame that looked like a cut, now that the next frame is known (None: the stream ended)."""
         anchor = self._anchor(buf, entry.index)
         if anchor is None or entry.match is None:
             self._new_shot(entry)
@@ -132,13 +147,6 @@ class ShotAnalysis:
         entry.offset = anchor.offset * m.gain + m.offset
         entry.held = motion.is_identity and m.change < self.options.hold and anchor.index == entry.index - 1
         entry.decided = True
-
-    @staticmethod
-    def _at_brightness(values: np.ndarray, t: Entry) -> np.ndarray:
-        """Memory values (reference brightness) at frame t's brightness."""
-        if t.gain == 1.0 and t.offset == 0.0:
-            return values
-        return np.clip(values * t.gain + t.offset, 0, 1)
 
     def _snap(self, motion: Similarity) -> Similarity:
         """Motion under 0.05 px anywhere in the picture is noise: a still camera stays exactly still."""
