@@ -47,9 +47,13 @@ panorama is capped at ``max_extent`` canvases (a zoom past 2x either way starts 
 shot, whose sides cross-fade from the old ones like the end of a fade); frames leave
 in the order they came, with their own timestamps.
 
-The package: ``shots`` (analysis), ``propagate`` (what other frames show, what moves),
-``memory`` (shot memory, key frames), ``trust`` (how far the sides hold), ``seams`` (the
-join with the picture), ``filler`` (``TemporalFiller``, which ties them), ``options``.
+The package, a part per file, each an object with its own state (docs/ARCHITECTURE.md,
+"The temporal engine"): ``shots`` (``ShotAnalysis``), ``propagate`` (``Propagation``: what
+other frames show, what moves), ``memory`` (``ShotMemory``: the panorama, key frames),
+``trust`` (``SideTrust``: how far the sides hold), ``seams`` (``SeamBlend``: the join with
+the picture), ``characters`` (``CharacterMasks``, ``ShotCharacters``), ``provenance``
+(``Provenance``, for eval); ``filler`` (``TemporalFiller``) orchestrates them; ``records``
+holds what they share; ``options``.
 """
 
 from .filler import TemporalFiller

@@ -1,0 +1,220 @@
+"""The temporal engine's parts, each built and exercised alone (no ``TemporalFiller``)."""
+
+from __future__ import annotations
+
+from collections import deque
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import torch
+
+from ganime import synthetic, video
+from ganime.engine import Filler
+from ganime.geometry import compute_layout
+from ganime.models import build_model
+from ganime.motion import Similarity
+from ganime.temporal import TemporalOptions, TemporalStats
+from ganime.temporal.characters import CharacterMasks, ShotCharacters
+from ganime.temporal.memory import ShotMemory
+from ganime.temporal.propagate import Propagation
+from ganime.temporal.provenance import Provenance
+from ganime.temporal.records import Entry, Geometry, Shown
+from ganime.temporal.seams import SeamBlend
+from ganime.temporal.shots import ShotAnalysis
+from ganime.temporal.trust import SideTrust
+
+CPU = torch.device("cpu")
+OPTIONS = TemporalOptions()
+
+
+def pan(frames: int = 12, step: int = 4, width: int = 128, height: int = 96) -> list[np.ndarray]:
+    """4:3 pictures of a painted world the camera pans over, ``step`` px a frame to the right."""
+    world = synthetic.paint_background(width + step * frames, height, seed=5)
+    return [np.ascontiguousarray(world[:, i * step : i * step + width]) for i in range(frames)]
+
+
+def geometry(picture: np.ndarray) -> Geometry:
+    return Geometry.of(compute_layout(picture.shape[1], picture.shape[0]), OPTIONS.thumb_height)
+
+
+def entries(pictures: list[np.ndarray], g: Geometry) -> deque[Entry]:
+    """The shot analysis's records of the pictures (every one decided)."""
+    analysis = ShotAnalysis(g, OPTIONS, TemporalStats())
+    buf: deque[Entry] = deque()
+    for i, p in enumerate(pictures):
+        buf.append(analysis.analyse(video.Frame(p, i, Fraction(1, 24)), i, buf))
+    for e in buf:
+        if not e.decided:
+            analysis.decide(e, None, buf)
+    return buf
+
+
+def memory_of(g: Geometry, stats: TemporalStats | None = None) -> ShotMemory:
+    filler = Filler(build_model("edge"), g.layout, CPU)
+    provenance = Provenance(g, OPTIONS, None, filler, stats or TemporalStats())
+    return ShotMemory(g, OPTIONS, filler, Propagation(g, OPTIONS), None, provenance, stats or TemporalStats())
+
+
+def test_shot_analysis_chains_the_camera_and_counts_one_shot() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    stats = TemporalStats()
+    analysis = ShotAnalysis(g, OPTIONS, stats)
+    buf: deque[Entry] = deque()
+    for i, p in enumerate(pictures):
+        buf.append(analysis.analyse(video.Frame(p, i, Fraction(1, 24)), i, buf))
+    assert stats.shots == 1 and all(e.shot == 0 and e.decided for e in buf)
+    # The camera moves 4 px a frame: frame i sits 4 i px on in the shot's reference.
+    assert [round(e.to_ref.bx) for e in buf] == [4 * i for i in range(len(pictures))]
+    cut = np.ascontiguousarray(255 - pictures[0][:, ::-1])  # an unrelated picture
+    buf.append(analysis.analyse(video.Frame(cut, 12, Fraction(1, 24)), 12, buf))
+    analysis.decide(buf[-1], None, buf)  # the stream ends there: a cut, not a flash
+    assert buf[-1].shot == 1 and stats.shots == 2
+
+
+def test_propagation_copies_what_other_frames_show_of_a_side() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    propagation = Propagation(g, OPTIONS)
+    t = buf[3]
+    reach = propagation.rigid_reach(t, buf)
+    assert {e.index for e in reach} == set(range(12)) - {3}
+    X = t.to_ref.a * g.side_cols.double().numpy() + t.to_ref.bx
+    Y = t.to_ref.a * np.arange(g.h, dtype=np.float64) + t.to_ref.by
+    later = sorted(reach, key=lambda e: abs(e.index - t.index))
+    values, unfilled, dist = propagation.propagate(t, later, X, Y, 255.0, buf)
+    # The right strip is what frames after t show (the camera pans right) ...
+    right = slice(g.left, None)
+    assert not unfilled[:, right].any()
+    world = synthetic.paint_background(128 + 4 * 12, 96, seed=5)
+    truth = world[:, 12 + 128 : 12 + 128 + g.side_cols.numel() - g.left].astype(np.float32) / 255
+    assert np.abs(values[:, right] - truth).mean() < 0.02
+    assert dist[:, right].min() >= 1
+    # ... and of the left one only what frames before t showed: frame 0's picture starts
+    # 12 px on in t's left strip (one pixel in from its edge, which is often dark).
+    assert unfilled[:, :11].all() and not unfilled[:, 11 : g.left].any()
+    assert dist[:, 11 : g.left].max() == 3
+
+
+def test_shot_memory_remembers_a_frame_and_recalls_it_where_the_camera_went() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    memory = memory_of(g)
+    t, later = buf[0], buf[2]
+    canvas = torch.zeros(3, g.h, g.w)
+    canvas[:, :, g.left : g.left + g.pic_w] = torch.from_numpy(pictures[0]).permute(2, 0, 1).float() / 255
+    memory.remember(t, canvas)
+    assert memory.panorama is not None and memory.panorama.valid.any()
+    # Frame 2 is 8 px on: its left strip's innermost 8 columns are what frame 0 showed.
+    X = later.to_ref.a * g.side_cols.double().numpy() + later.to_ref.bx
+    Y = later.to_ref.a * np.arange(g.h, dtype=np.float64) + later.to_ref.by
+    n = g.side_cols.numel()
+    values = np.zeros((g.h, n, 3), np.float32)
+    filled = np.zeros((g.h, n), bool)
+    real = filled.astype(np.float32)
+    dist = np.full((g.h, n), np.inf, np.float32)
+    memory.recall(later, X, Y, values, filled, real, dist)
+    # Frame 0's canvas, 8 px on (as measured: 8.0001), covers frame 2's left strip and all
+    # but the last 8 columns of its right one (9: the last needs a pixel past the canvas).
+    assert abs(later.to_ref.bx - 8) < 0.01
+    assert filled[:, : g.left].all() and filled[:, g.left : n - 9].all() and not filled[:, n - 8 :].any()
+    assert np.allclose(values[:, : g.left], canvas[:, :, 8 : 8 + g.left].permute(1, 2, 0).numpy(), atol=1e-3)
+    assert not real.any()  # recalled, not shown by a frame in reach
+    memory.reset()
+    assert memory.panorama is None and memory.key is None
+
+
+def test_a_key_frame_fills_what_nothing_shows_and_is_remembered() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    stats = TemporalStats()
+    memory = memory_of(g, stats)
+    t = buf[0]
+    n = g.side_cols.numel()
+    values, filled = torch.zeros(g.h, n, 3), torch.zeros(g.h, n, dtype=torch.bool)
+    memory.key_frame(t, buf, memory.propagation.canvas(t, values, filled, 255.0), values, filled)
+    assert stats.key_frames == 1 and memory.key is not None and memory.key[0] == t.shot
+    assert values.abs().sum() > 0  # the sides were made
+    mem = memory.panorama
+    assert mem is not None and mem.made.any() and (mem.valid & ~mem.made).any()
+    # A side generated beside a picture that moved on is forgotten; what frames showed stays.
+    seen = mem.valid & ~mem.made
+    memory.forget_beside(buf[4], [True, False])
+    assert stats.refreshed == 1 and memory.key is None
+    c = g.left + round(buf[4].to_ref.bx) - mem.x0  # the memory column where frame 4's picture starts
+    assert np.array_equal(mem.valid[:, :c], seen[:, :c]) and not mem.made[:, :c].any()
+    assert mem.made[:, -5:].any()  # the right side's generated pixels are kept
+
+
+def test_side_trust_falls_gradually_and_with_the_light() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    memory = memory_of(g)
+    trust = SideTrust(g, OPTIONS, memory)
+    n = g.side_cols.numel()
+    assert trust.bounded(torch.ones(1, n)).min() == 1
+    fallen = trust.bounded(torch.zeros(1, n))
+    assert torch.allclose(fallen, torch.full((1, n), 1 - OPTIONS.loosen))  # at most ``loosen`` a drawing
+    trust.new_shot()
+    assert trust.bounded(torch.zeros(1, n)).max() == 0
+    buf = entries(pictures, g)
+    t = buf[0]
+    assert trust.light(t) == 1.0  # no memory yet: nothing to distrust
+    assert trust.camera(t, buf) == 1.0  # a clean pan fits
+    canvas = torch.zeros(3, g.h, g.w)
+    memory.remember(t, canvas)
+    t.gain = 1.6  # the picture is 60 % brighter than the memory's frame
+    assert 0 < trust.light(t) < 1
+    t.gain = 2.5
+    assert trust.light(t) == 0
+
+
+def test_the_seam_puts_the_picture_between_the_sides_and_redoes_only_a_changed_edge() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    filler = Filler(build_model("edge"), g.layout, CPU)
+    seam = SeamBlend(g, OPTIONS, filler.compositor, None, Provenance(g, OPTIONS, None, filler, TemporalStats()))
+    t = buf[0]
+    n = g.side_cols.numel()
+    values = torch.full((g.h, n, 3), 0.5)
+    sides = seam.composite(t, values, 255.0)
+    out = seam.canvas_out(t, sides, None).image
+    assert out.shape == (g.h, g.w, 3) and np.array_equal(out[:, g.left : g.left + g.pic_w], pictures[0])
+    assert abs(float(out[:, 0].mean()) - 127.5) < 1  # far from the seam: the side's value
+    last = Shown(0, values, sides, t.thumb, float(t.thumb.mean()))
+    assert seam.seam_still(t, last)
+    changed = Entry(1, t.frame, t.picture, t.thumb.copy(), t.contrast)
+    changed.thumb[:, 0] += 40  # the picture's left edge changed
+    assert not seam.seam_still(changed, last)
+    # The live mirror takes the frame's mirror image next to the seam where nothing real is.
+    mirrored = seam.live_mirror(t, values.clone(), torch.zeros(g.h, n), 255.0)
+    inner = g.left - 1  # the left strip's column next to the seam mirrors the picture's first
+    expect = torch.from_numpy(pictures[0][:, 0].astype(np.float32) / 255)
+    assert (mirrored[:, inner] - expect).abs().mean() < (values[:, inner] - expect).abs().mean()
+
+
+@pytest.mark.parametrize("camera", [0.0, 3.0])
+def test_shot_characters_are_found_once_for_a_held_drawing_and_move_with_the_camera(camera: float) -> None:
+    world = synthetic.paint_background(200, 96, seed=1)
+    synthetic._draw_character(world, 60, 96 * 0.86, 48, 0)  # by the picture's left edge
+    first = np.ascontiguousarray(world[:, 40:168])
+    shift = int(camera)
+    second = np.ascontiguousarray(world[:, 40 + shift : 168 + shift])
+    g = geometry(first)
+    buf = entries([first, second], g)
+    stats = TemporalStats()
+    shot = ShotCharacters(g, OPTIONS, stats, CharacterMasks(OPTIONS, CPU), ahead=False)
+    found = shot.for_key(buf[0])
+    assert found is not None and found[:, :40].any() and stats.character_masks == 1
+    again = shot.of_frame(buf[1], exact=True)
+    assert stats.character_masks == 1 and stats.masks_moved == 1  # the same drawing: not found again
+    assert again is not None and again.equal(shot.moved_to(buf[1]))
+    if shift:
+        assert again[:, : 128 - shift].equal(found[:, shift:])  # moved with the camera
+    shot.new_shot()
+    assert shot.chars is None and shot.moved_to(buf[1]) is None
