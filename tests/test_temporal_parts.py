@@ -13,7 +13,6 @@ from ganime import synthetic, video
 from ganime.engine import Filler
 from ganime.geometry import compute_layout
 from ganime.models import build_model
-from ganime.motion import Similarity
 from ganime.temporal import TemporalOptions, TemporalStats
 from ganime.temporal.characters import CharacterMasks, ShotCharacters
 from ganime.temporal.memory import ShotMemory

@@ -181,7 +181,7 @@ def test_a_fine_tune_may_add_a_detail_branch_that_starts_at_zero(footage: Path, 
     base = Trainer(options(footage, tmp_path / "base.safetensors", "glcic", steps=2, config=plain)).run()
     tuned = Trainer(options(footage, tmp_path / "tuned.safetensors", "glcic", init=str(base), config={"detail": 4}))
     assert tuned.g.detail is not None and tuned.config["detail"] == 4
-    x, m = tuned.val_images[:2], tuned.val_masks[:2]
+    x, m = tuned.validation.images[:2], tuned.validation.masks[:2]
     with torch.no_grad():
         assert torch.equal(tuned.g.eval()(x * (1 - m), m), ganime.load_model("glcic", weights=base)(x * (1 - m), m))
     with pytest.raises(WeightsError, match="do not fit"):  # any other change of shape is refused
@@ -234,7 +234,7 @@ def test_vgg16_loads_from_the_perceptual_folder(perceptual_dir: Path) -> None:
 def test_without_vgg16_lama_says_so_and_falls_back(footage: Path, tmp_path: Path) -> None:
     # GANIME_OFFLINE is set and no folder is given: nothing to load.
     trainer = Trainer(options(footage, tmp_path / "w.safetensors", "big-lama"))
-    assert trainer.perceptual is None and trainer.score == "psnr"
+    assert trainer.perceptual is None and trainer.validation.score == "psnr"
     assert any("VGG16" in n for n in trainer.notes)
     with pytest.raises(ValueError, match="VGG16"):  # asked for by name: an error, not a fallback
         Trainer(options(footage, tmp_path / "x.safetensors", "glcic", perceptual_weight=1.0))
@@ -244,7 +244,7 @@ def test_lama_trains_with_the_perceptual_loss_and_keeps_the_best_lpips(
     footage: Path, tmp_path: Path, perceptual_dir: Path
 ) -> None:
     trainer = Trainer(options(footage, tmp_path / "w.safetensors", "big-lama", perceptual=perceptual_dir, steps=4))
-    assert trainer.perceptual is not None and trainer.score == "lpips"
+    assert trainer.perceptual is not None and trainer.validation.score == "lpips"
     trainer.run()
     records = [json.loads(line) for line in (tmp_path / "w.jsonl").read_text().splitlines()]
     vals = [r for r in records if "val_lpips" in r]

@@ -154,7 +154,7 @@ def train(
         raise typer.Exit(exit_code(e)) from None
     if _other_rank():
         return
-    best = f"LPIPS {trainer.best:.4f}" if trainer.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
+    best = f"LPIPS {trainer.best:.4f}" if trainer.validation.score == "lpips" else f"PSNR {trainer.best:.2f} dB"
     out.print(f"wrote {escape(str(path))} ({_mb(path)}; best validation {best}, {trainer.step} steps)")
     if trainer.best_step == 0 and trainer.step > 0:
         # Said plainly: a fine-tune that never beat its start leaves the weights as they were.

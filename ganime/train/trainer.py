@@ -12,7 +12,7 @@ file, and every validation's metrics go to the JSONL log (and TensorBoard).
 from __future__ import annotations
 
 import json
-import math
+import os
 import signal
 import threading
 import time
@@ -32,7 +32,7 @@ from . import distributed as D
 from . import losses as L
 from .data import DataOptions, Samples, gather
 from .discriminators import GlcicDiscriminator, PatchDiscriminator
-from .state import TrainerState
+from .validation import Validation
 
 FAMILY = {"context-encoder": "ce", "glcic": "glcic", "lama": "lama"}
 # Fewer training shots than this draw a warning: a held-out show given as one clip (14
@@ -129,7 +129,7 @@ class StepReport:
     val: dict[str, float] | None = None
 
 
-class Trainer(TrainerState):
+class Trainer:
     """One training run of one model."""
 
     def __init__(self, options: TrainOptions, progress: Callable[[StepReport], None] | None = None) -> None:
@@ -166,10 +166,7 @@ class Trainer(TrainerState):
         self.trained_seconds = 0.0  # wall-clock of the run so far, over every resume
         self.notes: list[str] = []  # what this run could not do as asked (logged at its start)
         self.perceptual = self._perceptual_loss()
-        self.lpips = self._lpips()
-        # The validation score the kept weights are chosen by; LPIPS lower is better.
-        self.score = "lpips" if self.lpips is not None else "psnr"
-        self.best = math.inf if self.score == "lpips" else -math.inf
+        lpips = self._lpips()
         self.best_step = 0  # the step whose weights the output holds (0: the start)
         data = DataOptions(height=self.o.height, width=self.o.width)
         train, val = gather(self.o.data, data)
@@ -181,7 +178,9 @@ class Trainer(TrainerState):
                 " the show: give it more episodes"
             )
         self.samples = Samples(train, val, data, seed=self.o.seed, shard=(self.world.rank, self.world.size))
-        self.val_images, self.val_masks = self.samples.validation(self.o.val_frames)
+        # The validation score the kept weights are chosen by; LPIPS lower is better.
+        self.validation = Validation(*self.samples.validation(self.o.val_frames), self.device, lpips)
+        self.best = self.validation.worst
         if self.world.distributed:
             torch.manual_seed(self.o.seed + self.world.rank)  # dropout and the like differ per rank
         if self.o.resume:
@@ -423,10 +422,17 @@ class Trainer(TrainerState):
     def _loop(self, started: float, before: float, stop: _StopRequest) -> None:
         main = self.world.main  # rank 0 alone validates and writes weights
         if self.step == 0 and main:  # where the run starts from (a prefilled model starts at its fill)
-            val = self.validate()
-            self._log({"step": 0, "score": self.score, "notes": self.notes, **{f"val_{k}": v for k, v in val.items()}})
+            val = self.validation(self.g)
+            self._log(
+                {
+                    "step": 0,
+                    "score": self.validation.score,
+                    "notes": self.notes,
+                    **{f"val_{k}": v for k, v in val.items()},
+                }
+            )
             # The start is a candidate too: the weights kept are never worse than it on validation.
-            self.best = val[self.score]
+            self.best = val[self.validation.score]
             self.export(self.o.output)
         while self.step < self.o.steps:
             images, masks = self.samples.batch(self.step, self.o.batch_size)
@@ -435,10 +441,10 @@ class Trainer(TrainerState):
             self.trained_seconds = before + time.perf_counter() - started
             val = None
             if main and (self.step % self.o.val_every == 0 or self.step == self.o.steps):
-                val = self.validate()
-                better = self._better(val)
+                val = self.validation(self.g)
+                better = self.validation.better(val, self.best)
                 if better:
-                    self.best, self.best_step = val[self.score], self.step
+                    self.best, self.best_step = val[self.validation.score], self.step
                 if better or not self.o.output.exists():
                     self.export(self.o.output)
             vals = {f"val_{k}": v for k, v in val.items()} if val else {}
@@ -450,3 +456,75 @@ class Trainer(TrainerState):
             if D.any_rank(stop.requested, self.world, self.device) and self.step < self.o.steps:
                 self.save_checkpoint()
                 raise Stopped(self.step, self.o.checkpoint)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------ persistence
+
+    def export(self, path: Path) -> Path:
+        """Write the generator's weights as a ganime weight file, with how it was trained."""
+        meta = {
+            "trained_steps": self.step,
+            "trained_seconds": f"{self.trained_seconds:.0f}",
+            f"best_val_{self.validation.score}": f"{self.best:.4f}",
+            "model": self.o.model,
+        }
+        return W.save(self.g, path, self.arch, self.config, meta, half=self.o.half)
+
+    def state_summary(self) -> str:
+        """What a checkpoint holds, with sizes: both networks and their optimiser moments."""
+
+        def mb(*modules: nn.Module) -> str:
+            return f"{sum(p.numel() for m in modules for p in m.parameters()) * 4 * 3 / 1e6:.1f} MB"
+
+        return (
+            f"the generator and its Adam moments ({mb(self.g)}), the discriminator and its Adam"
+            f" moments ({mb(self.d)}), the step, the best score and every rank's random state"
+        )
+
+    def save_checkpoint(self) -> Path:
+        """Write what resuming needs (every rank calls it: the RNG states are gathered; rank 0 writes)."""
+        path = self.o.checkpoint
+        assert path is not None
+        rngs = D.gather(torch.get_rng_state(), self.world)
+        if not self.world.main:
+            return path
+        state = {
+            "g": self.g.state_dict(),
+            "d": self.d.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "step": self.step,
+            "best": self.best,
+            "best_step": self.best_step,
+            "score": self.validation.score,
+            "seconds": self.trained_seconds,
+            "config": json.dumps(self.config),
+            "rng": rngs[0] if len(rngs) == 1 else torch.stack(rngs),  # type: ignore[arg-type]
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a checkpoint on disk is always whole
+        return path
+
+    def _load_checkpoint(self, path: Path) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.config = json.loads(state["config"])
+        self.g = ARCHS[self.arch](dict(self.config)).to(self.device)
+        self.g.load_state_dict(state["g"])
+        self.d.load_state_dict(state["d"])
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=self.lr[0], betas=(0.5, 0.999))
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        for opt, lr in ((self.opt_g, self.lr[0]), (self.opt_d, self.lr[1])):
+            for group in opt.param_groups:  # the rates of this invocation (the same: an exact resume)
+                group["lr"] = lr
+        self.step = int(state["step"])
+        self.trained_seconds = float(state.get("seconds", 0.0))
+        if state.get("score", "psnr") == self.validation.score:  # the same measure: carry the best on
+            self.best = float(state["best"])
+            self.best_step = int(state.get("best_step", 0))
+        rng = state["rng"]
+        ranks = 1 if rng.dim() == 1 else rng.shape[0]
+        if ranks != self.world.size:
+            raise ValueError(f"{path}: written by {ranks} rank(s); resume it with as many (now {self.world.size})")
+        torch.set_rng_state(rng if rng.dim() == 1 else rng[self.world.rank].clone())
