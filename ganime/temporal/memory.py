@@ -62,7 +62,6 @@ class ShotMemory:
     ) -> None:
         self.h, self.w, self.pic_w, self.left = geometry.h, geometry.w, geometry.pic_w, geometry.left
         self.side_cols, self.strips = geometry.side_cols, geometry.strips
-        self._side_cols, self._rows = geometry.side_cols.double().numpy(), np.arange(geometry.h, dtype=np.float64)
         self.options, self.filler, self.stats = options, filler, stats
         self.propagation, self.characters, self.provenance = propagation, characters, provenance
         self.panorama: Panorama | None = None
