@@ -217,3 +217,43 @@ def test_shot_characters_are_found_once_for_a_held_drawing_and_move_with_the_cam
         assert again[:, : 128 - shift].equal(found[:, shift:])  # moved with the camera
     shot.new_shot()
     assert shot.chars is None and shot.moved_to(buf[1]) is None
+
+
+def test_own_fill_leans_on_the_frame_as_far_as_the_sides_do_not_hold() -> None:
+    from ganime.temporal.own_fill import OwnFill
+
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    stats = TemporalStats()
+    filler = Filler(build_model("edge"), g.layout, CPU)
+    own = OwnFill(g, OPTIONS, filler, None, Provenance(g, OPTIONS, None, filler, stats), stats)
+    t, n = buf[5], g.side_cols.numel()
+    values, real = torch.full((g.h, n, 3), 0.25), torch.ones(g.h, n)
+    (alone,) = filler.fill([pictures[5]])
+    own_sides = torch.from_numpy(alone[:, g.side_cols.long()].astype(np.float32)) / 255
+    trust = torch.linspace(0, 1, n)[None]  # from the frame's own fill to the shot's sides
+    blended, real_after = own.blend(t, values.clone(), real, trust, 255.0)
+    assert torch.allclose(blended[:, 0], own_sides[:, 0]) and torch.allclose(blended[:, -1], values[:, -1])
+    assert torch.allclose(real_after, trust.expand(g.h, n))
+    assert stats.loose == 1 and stats.loose_model == 1  # trust 0 somewhere: the model's own fill
+    frame = own.alone(t, None)  # a frame filled only on its own: the picture kept as it was
+    assert np.array_equal(frame.image, alone)
+
+
+def test_a_cross_fade_leaves_the_last_sides_over_its_frames() -> None:
+    from ganime.temporal.seams import CrossFade
+
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    filler = Filler(build_model("edge"), g.layout, CPU)
+    fade = CrossFade(OPTIONS, Provenance(g, OPTIONS, None, filler, TemporalStats()))
+    n, frames = g.side_cols.numel(), OPTIONS.handover
+    assert frames > 0
+    last = Shown(4, torch.ones(g.h, n, 3), np.zeros((g.h, n, 3), np.uint8), buf[4].thumb, 0.0)
+    fade.start(last, buf[7])  # not the next frame: nothing to fade from
+    assert fade.apply(torch.zeros(g.h, n, 3)).max() == 0
+    fade.start(last, buf[5])
+    shares = [float(fade.apply(torch.zeros(g.h, n, 3)).mean()) for _ in range(frames + 1)]
+    assert shares == pytest.approx([k / (frames + 1) for k in range(frames, -1, -1)])

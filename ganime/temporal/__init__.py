@@ -51,7 +51,8 @@ The package, a part per file, each an object with its own state (docs/ARCHITECTU
 "The temporal engine"): ``shots`` (``ShotAnalysis``), ``propagate`` (``Propagation``: what
 other frames show, what moves), ``memory`` (``ShotMemory``: the panorama, key frames),
 ``trust`` (``SideTrust``: how far the sides hold), ``seams`` (``SeamBlend``: the join with
-the picture), ``characters`` (``CharacterMasks``, ``ShotCharacters``), ``provenance``
+the picture; ``CrossFade``), ``own_fill`` (``OwnFill``: a frame's own fill, blended in),
+``characters`` (``CharacterMasks``, ``ShotCharacters``), ``provenance``
 (``Provenance``, for eval); ``filler`` (``TemporalFiller``) orchestrates them; ``records``
 holds what they share; ``options``.
 """

@@ -4,10 +4,11 @@ The parts (each its own state; docs/ARCHITECTURE.md, "The temporal engine"):
 ``ShotAnalysis`` (shots.py) makes each frame's record, ``Propagation`` (propagate.py)
 copies what other frames show, ``ShotMemory`` (memory.py) keeps the shot's panorama
 and runs key frames, ``SideTrust`` (trust.py) says how far the shot's sides hold,
-``SeamBlend`` (seams.py) joins them to the picture, ``ShotCharacters`` (characters.py)
-keeps the shot's characters, ``Provenance`` (provenance.py) the trace for eval. What
-the engine itself keeps is the rendering state between frames: the sides last shown,
-whether the last frame leaned on its own fill, the cross-fade under way.
+``SeamBlend`` (seams.py) joins them to the picture and ``CrossFade`` fades new sides in,
+``OwnFill`` (own_fill.py) blends in a frame's own fill where the shot's sides do not
+hold, ``ShotCharacters`` (characters.py) keeps the shot's characters, ``Provenance``
+(provenance.py) the trace for eval. What the engine itself keeps is the rendering state
+between frames: the sides last shown, whether the last frame leaned on its own fill.
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import torch
 
 from .. import video
 from ..engine import Filler
-from ..models.classical import EdgeFill
-from .characters import CharacterMasks, ShotCharacters, closed_over
+from .characters import CharacterMasks, ShotCharacters
 from .memory import ShotMemory
 from .options import TemporalOptions, TemporalStats
+from .own_fill import OwnFill
 from .propagate import Propagation
 from .provenance import Provenance
 from .records import Entry, Geometry, Prepared, Shown, scale_of
-from .seams import SeamBlend
+from .seams import CrossFade, SeamBlend
 from .shots import ShotAnalysis
 from .trust import SideTrust
 
@@ -39,13 +40,6 @@ class TemporalFiller:
     def __init__(self, filler: Filler, options: TemporalOptions | None = None) -> None:
         self.filler = filler
         self.options = options or TemporalOptions()
-        # What frames that lean on their own fill are filled with (see loose_model).
-        start = getattr(filler.model, "prefill", None)
-        while getattr(start, "prefill", None) is not None:  # a fill over a fill (a network over
-            start = start.prefill  # `patch`): the cheapest at the bottom of the chain, as `patch` uses
-        self._own_fill = filler
-        if start is not None:
-            self._own_fill = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
         # Set by a consumer that puts the picture back from the source's own YUV planes
         # (the conversion writer): frames carrying planes of this format get only their
         # sides, the picture area of their image left unset.
@@ -82,13 +76,13 @@ class TemporalFiller:
         self.memory = ShotMemory(g, opts, filler, self.propagation, self.characters, self.provenance, stats)
         self.trust = SideTrust(g, opts, self.memory)
         self.seam = SeamBlend(g, opts, filler.compositor, self.characters, self.provenance)
+        self.own = OwnFill(g, opts, filler, self.characters, self.provenance, stats)
+        self.fade = CrossFade(opts, self.provenance)
         # The rendering state between frames.
         self._next = 0  # the next frame to render
         self._memory_shot = -1  # the shot the memory and the rest of this state are of
         self._loose = False  # the last frame leaned on its own fill
         self._last: Shown | None = None  # the sides of the last frame rendered
-        self._handover: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
-        self._handover_trace: torch.Tensor | None = None  # and their trace (provenance)
 
     @property
     def seconds(self) -> float:
@@ -174,18 +168,7 @@ class TemporalFiller:
                 return out
             # A flash or a blank frame is filled on its own: characters closed over, as
             # for any frame's own fill.
-            started = time.perf_counter()
-            given, left_in = self._loose_image(t)
-            if prov.on:
-                image, made = self.filler.fill_traced(given, left_in)
-                prov.count(made[:, self.side_cols.long()])
-            else:
-                (image,) = self.filler.fill([given])
-            self.stats.model_seconds += time.perf_counter() - started
-            if given is not t.frame.image and (t.frame.planes is None or t.frame.pix_fmt != self.centre_from_planes):
-                c = self.layout.content  # the picture as it was, not closed over
-                image[:, self.left : self.left + self.pic_w] = t.frame.image[c.y : c.bottom, c.x : c.right]
-            return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
+            return self.own.alone(t, self.centre_from_planes)
         if t.shot != self._memory_shot:
             self._new_shot(t)
         scale = scale_of(t.picture)
@@ -219,41 +202,18 @@ class TemporalFiller:
             # here, cross-fading from the last sides shown so nothing pops.
             self.memory.reset()
             sides_to_redo = None
-            self._hand_over(self._last, t)
+            self.fade.start(self._last, t)
         trust = trust * self.trust.light(t)
         self._loose = bool((trust < 1).any())
         if sides_to_redo is not None:
             # Generated sides beside a picture that moved on are made again; the sides
             # cross-fade from the last ones shown (a still camera: ``SideTrust.edge``).
             self.memory.forget_beside(t, sides_to_redo)
-            self._hand_over(self._last, t)
+            self.fade.start(self._last, t)
         values, real = self._sides(t, buf, scale)
         if self._loose:  # lean on the frame itself where the sides do not hold
-            self.stats.loose += 1
-            started = time.perf_counter()
-            fill = self.filler if float(trust.min()) < self.options.loose_model else self._own_fill
-            self.stats.loose_model += fill is self.filler
-            # A mirror shows only the picture beside its seams: changes elsewhere do
-            # not call for a new mask (on the 640x480 benchmark clip 10 masks -> 9).
-            band = self.layout.side_width * 5 // 4 if isinstance(fill.model, EdgeFill) else None
-            image, chars = self._loose_image(t, band)
-            if prov.trace is not None:
-                own, made = fill.fill_traced(image, chars)
-            else:
-                (own,) = fill.fill([image])
-            self.stats.model_seconds += time.perf_counter() - started
-            own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
-            values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
-            if prov.trace is not None:
-                prov.trace = trust[0] * prov.trace + (1 - trust[0]) * made[:, self.side_cols.long()]
-            real = real * trust
-        values = self.seam.live_mirror(t, values, real, scale)
-        if self._handover is not None:
-            before, left = self._handover
-            values = values + (before - values) * (left / (self.options.handover + 1))
-            if prov.trace is not None and self._handover_trace is not None:
-                prov.trace = prov.trace + (self._handover_trace - prov.trace) * (left / (self.options.handover + 1))
-            self._handover = (before, left - 1) if left > 1 else None
+            values, real = self.own.blend(t, values, real, trust, scale)
+        values = self.fade.apply(self.seam.live_mirror(t, values, real, scale))
         self._last = Shown(
             t.index, values, self.seam.composite(t, values, scale), t.thumb, float(t.thumb.mean()), prov.trace
         )
@@ -268,42 +228,11 @@ class TemporalFiller:
         last, self._last = self._last, None
         self._loose = False
         self.trust.new_shot()
-        self._handover = None
+        self.fade.stop()
         if self.characters is not None:
             self.characters.new_shot()
         if t.continues:
-            self._hand_over(last, t)
-
-    def _hand_over(self, last: Shown | None, t: Entry) -> None:
-        """Cross-fade from ``last``'s sides over the next ``handover`` frames, if t follows it."""
-        if last is not None and last.index == t.index - 1 and self.options.handover > 0:
-            self._handover = (last.values, self.options.handover)
-            self._handover_trace = last.trace
-
-    def _loose_image(self, t: Entry, band: int | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
-        """What a frame's own fill is given, and its characters left in it (for the trace).
-
-        With ``characters`` the shot's characters (``ShotCharacters.of_frame``: its mask
-        moved with the camera, or found here) are closed over first:
-        the own fill is a mirror (or ``patch`` with no sources given), and would otherwise
-        mirror a character by the seam into the side. A new mask only where the drawing
-        changed outside the shot's (near the edges, ``band``, for a mirror): a mask per
-        such frame doubled the masks' cost on the 640x480 benchmark clip. With provenance
-        (``ganime eval``) the fill is the same, and what of the frame's own characters
-        that mask missed is traced.
-        """
-        prov = self.provenance
-        if self.characters is None:
-            return t.frame.image, prov.frame_chars(t) if prov.on else None
-        chars = self.characters.of_frame(t, exact=False, band=band)
-        left_in = None  # what of the frame's own characters the shot's mask missed (the trace)
-        if prov.on:
-            left_in = prov.frame_chars(t)
-            if left_in is not None and chars is not None:
-                left_in = left_in & ~chars
-        if chars is None:
-            return t.frame.image, left_in
-        return closed_over(t.frame.image, self.layout.content, chars), left_in
+            self.fade.start(last, t)
 
     def _sides(self, t: Entry, buf: deque[Entry], scale: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(H, S, 3) side values in [0, 1] (S = side columns, left then right) and (H, S) realness.

@@ -110,3 +110,35 @@ class SeamBlend:
             out[:, self.left : self.left + self.pic_w] = image[c.y : c.bottom, c.x : c.right]
         out[:, self.left + self.pic_w :] = sides[:, self.left :]
         return video.Frame(out, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
+
+
+class CrossFade:
+    """The sides fading from the last ones shown into the new ones, over ``handover``
+    frames (the end of a stretch that leaned on its own fill, a side made again, a new
+    shot that continues the scene): owns the fade under way."""
+
+    def __init__(self, options: TemporalOptions, provenance: Provenance) -> None:
+        self.frames, self.provenance = options.handover, provenance
+        self._from: tuple[torch.Tensor, int] | None = None  # (sides faded out of, frames left)
+        self._trace: torch.Tensor | None = None  # and their trace (provenance)
+
+    def start(self, last: Shown | None, t: Entry) -> None:
+        """Fade from ``last``'s sides, if t follows it."""
+        if last is not None and last.index == t.index - 1 and self.frames > 0:
+            self._from = (last.values, self.frames)
+            self._trace = last.trace
+
+    def stop(self) -> None:
+        self._from = None
+
+    def apply(self, values: torch.Tensor) -> torch.Tensor:
+        """``values`` with the fade's share of the sides faded out of (the trace too)."""
+        if self._from is None:
+            return values
+        before, left = self._from
+        values = values + (before - values) * (left / (self.frames + 1))
+        prov = self.provenance
+        if prov.trace is not None and self._trace is not None:
+            prov.trace = prov.trace + (self._trace - prov.trace) * (left / (self.frames + 1))
+        self._from = (before, left - 1) if left > 1 else None
+        return values
