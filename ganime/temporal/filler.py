@@ -47,7 +47,7 @@ class TemporalFiller:
         self.layout = filler.layout
         g = Geometry.of(filler.layout, self.options.thumb_height)
         self.geometry = g
-        self.h, self.w, self.pic_w, self.left, self.side_cols = g.h, g.w, g.pic_w, g.left, g.side_cols
+        self.h, self.w, self.side_cols = g.h, g.w, g.side_cols
         self._side_x, self._rows = g.side_cols.double().numpy(), np.arange(g.h, dtype=np.float64)
         self._side_index = g.side_cols.long().numpy()
         # Frames consulted for propagation: every near one, then sparser (content far
