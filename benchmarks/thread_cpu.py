@@ -52,7 +52,7 @@ def main() -> None:
     try:
         ganime()
     except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
+        code = 0 if e.code is None else e.code if isinstance(e.code, int) else 1
     time.sleep(0.3)  # a last reading
     done.set()
     watcher.join()

@@ -185,9 +185,8 @@ class TemporalFiller:
                 last.seam_thumb = t.thumb
             return self.seam.canvas_out(t, last.sides, self.centre_from_planes)
         # Per side column: how far the shot's sides still hold for this frame.
-        trust = torch.minimum(torch.full((self.side_cols.numel(),), self.trust.camera(t, buf)), self.trust.edge(t))[
-            None, :
-        ]
+        camera = torch.full((self.side_cols.numel(),), self.trust.camera(t, buf))
+        trust = torch.minimum(camera, self.trust.edge(t))[None, :]
         # Firm: the camera model holds and the memory was made at this brightness.
         camera_holds = bool((trust >= 1).all()) and self.trust.light(t) >= 1
         stale, sides_to_redo = self.trust.stale(t, scale, camera_holds)
