@@ -249,7 +249,9 @@ def test_a_side_drifting_from_the_memory_leans_on_its_own_fill() -> None:
     own = per_frame(source)
     left = eng.layout.left
     assert eng.stats.loose > 0 and plain.stats.loose == 0
-    assert eng.stats.refreshed == plain.stats.refreshed == 0  # it never went stale enough
+    # Leaning, it never went stale enough to be made again (without the lean it may: the
+    # bands propagated beside the brightening part are evened out to the nearer frames').
+    assert eng.stats.refreshed == 0
     strip = {"left": np.s_[:, :, :left], "right": np.s_[:, :, -left:]}
     gap = lambda a: np.abs(a[strip["right"]].astype(np.float64) - own[strip["right"]]).mean(axis=(1, 2, 3))  # noqa: E731
     assert gap(out).mean() < gap(kept).mean() - 1 and (gap(out) < gap(kept) - 3).any()
@@ -498,7 +500,7 @@ def magenta(frames: np.ndarray) -> np.ndarray:
 
 def test_a_character_the_camera_follows_leaves_no_ghost() -> None:
     """The camera pans with a character walking by the picture's left edge: every frame
-    before shows it where the background now is. With ``moving`` off (the old engine)
+    before shows it where the background now is. With ``moving`` and ``agree`` off (the old engine)
     the sides are smeared with it in every frame; on, only in the shot's first frames,
     before any frame has seen it move (what no other frame shows is taken for
     background: ``moving_unseen``), and never once it has. (The edge fill's mirror would
@@ -506,17 +508,20 @@ def test_a_character_the_camera_follows_leaves_no_ghost() -> None:
     truth, source = walking_against_a_pan()
     lay = compute_layout(source[0].shape[1], source[0].shape[0])
     ghosts = {}
-    for moving in (24.0, 0.0):
+    # The default; no guard at all; only the check that a propagated band agrees with
+    # the nearer frames' beside it (``agree``), which catches some of it.
+    for name, changes in (("on", {}), ("off", {"moving": 0.0, "agree": 0.0}), ("agree", {"moving": 0.0})):
         frames = [video.Frame(f, i, Fraction(1, 24)) for i, f in enumerate(source)]
-        eng = TemporalFiller(Filler(build_model("patch"), lay, CPU), TemporalOptions(moving=moving))
+        eng = TemporalFiller(Filler(build_model("patch"), lay, CPU), TemporalOptions(**changes))
         out = np.stack([f.image for f in eng.stream(frames)])
         assert eng.stats.propagated > 0  # the pan is followed: sides come from other frames
         s_out, s_truth = sides(out, lay.left), sides(truth[:, :, : out.shape[2]], lay.left)
-        ghosts[moving] = (magenta(s_out) & ~magenta(s_truth)).sum(axis=(1, 2))
-    assert (ghosts[0.0] > 100).mean() > 0.9, ghosts[0.0]  # the old engine: in nearly every frame
+        ghosts[name] = (magenta(s_out) & ~magenta(s_truth)).sum(axis=(1, 2))
+    assert (ghosts["off"] > 100).mean() > 0.9, ghosts["off"]  # the old engine: in nearly every frame
     settled = TemporalOptions().moving_span + 8  # a span to see it move, a span of frames that showed it unseen
-    assert ghosts[24.0][settled:].max() == 0, ghosts[24.0]
-    assert ghosts[24.0].sum() < 0.25 * ghosts[0.0].sum(), ghosts
+    assert ghosts["on"][settled:].max() == 0, ghosts["on"]
+    assert ghosts["on"].sum() < 0.25 * ghosts["off"].sum(), ghosts
+    assert ghosts["on"].sum() < ghosts["agree"].sum() < 0.8 * ghosts["off"].sum(), ghosts
 
 
 def test_moving_pixels_are_found_and_the_background_is_not() -> None:

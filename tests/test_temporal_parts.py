@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from fractions import Fraction
 
@@ -95,6 +96,44 @@ def test_propagation_copies_what_other_frames_show_of_a_side() -> None:
     # 12 px on in t's left strip (one pixel in from its edge, which is often dark).
     assert unfilled[:, :11].all() and not unfilled[:, 11 : g.left].any()
     assert dist[:, 11 : g.left].max() == 3
+
+
+def right_strip_error(pictures: list[np.ndarray], options: TemporalOptions) -> np.ndarray:
+    """Per column of frame 3's right strip, propagated from the frames after it: the mean
+    absolute difference from the painted world (``pan``'s), and that nothing is left unfilled."""
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    propagation = Propagation(g, options)
+    t = buf[3]
+    X = t.to_ref.a * g.side_cols.double().numpy() + t.to_ref.bx
+    Y = t.to_ref.a * np.arange(g.h, dtype=np.float64) + t.to_ref.by
+    later = sorted(propagation.rigid_reach(t, buf), key=lambda e: abs(e.index - t.index))
+    values, unfilled, _ = propagation.propagate(t, later, X, Y, 255.0, buf)
+    assert not unfilled[:, g.left :].any()
+    world = synthetic.paint_background(128 + 4 * 12, 96, seed=5)
+    truth = world[:, 12 + 128 : 12 + 128 + g.side_cols.numel() - g.left].astype(np.float32) / 255
+    return np.abs(values[:, g.left :] - truth).mean(axis=(0, 2))
+
+
+def test_propagation_evens_out_a_frame_shown_a_shade_off() -> None:
+    # Frame 5 shows the columns it adds to frame 3's right strip 16 levels too bright
+    # (too little for the ghost guard): its band is shifted to meet frame 4's.
+    pictures = pan()
+    pictures[5] = pictures[5].copy()
+    pictures[5][:, -10:] = np.clip(pictures[5][:, -10:].astype(int) + 16, 0, 255).astype(np.uint8)
+    assert right_strip_error(pictures, OPTIONS).max() < 0.02
+    assert right_strip_error(pictures, dataclasses.replace(OPTIONS, agree=0.0)).max() > 0.05
+
+
+def test_propagation_leaves_out_a_frame_that_disagrees_with_the_nearer_ones() -> None:
+    # Frame 5 shows noise where the others show the world (the ghost guard off): its band
+    # is not copied, the frames after it fill those columns.
+    pictures = pan()
+    pictures[5] = pictures[5].copy()
+    pictures[5][:, -10:] = np.random.default_rng(0).integers(0, 256, pictures[5][:, -10:].shape, dtype=np.uint8)
+    guard_off = dataclasses.replace(OPTIONS, moving=0.0)
+    assert right_strip_error(pictures, guard_off).max() < 0.02
+    assert right_strip_error(pictures, dataclasses.replace(guard_off, agree=0.0)).max() > 0.1
 
 
 def test_shot_memory_remembers_a_frame_and_recalls_it_where_the_camera_went() -> None:

@@ -170,15 +170,27 @@ class Propagation:
                 if box is None:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
-                need = unfilled[r0:r1, c0:c1]
-                moving = self.moving_at(self.moving(u, buf), ux[c0:c1], uy[r0:r1])
+                # Sampled a few columns wider where u shows them and nearer frames filled
+                # them: u must agree with those there (``disagrees``).
+                k = self.options.agree_cols if self.options.agree > 0 else 0
+                e0, e1 = max(s0 + cols[0], c0 - k), min(s0 + cols[1], c1 + k)
+                need = unfilled[r0:r1, e0:e1].copy()
+                moving = self.moving_at(self.moving(u, buf), ux[e0:e1], uy[r0:r1])
                 if moving.any():  # what moves in u is not where u shows it in t: left to others
-                    need = need & ~moving
-                    if not need.any():
+                    need &= ~moving
+                    if not need[:, c0 - e0 : c1 - e0].any():
                         continue
-                sample = sample_grid(u.picture.numpy(), ux[c0:c1], uy[r0:r1])
+                sample = sample_grid(u.picture.numpy(), ux[e0:e1], uy[r0:r1])
                 sample *= np.float32(1 / scale)
                 sample = relight(sample, u, t)
+                if k:
+                    offset = self._offset(sample, values[r0:r1, e0:e1], ~unfilled[r0:r1, e0:e1] & ~moving)
+                    if offset is None:
+                        continue
+                    sample += offset
+                need[:, : c0 - e0] = False
+                need[:, c1 - e0 :] = False
+                sample, need = sample[:, c0 - e0 : c1 - e0], need[:, c0 - e0 : c1 - e0]
                 if need.all():  # the usual case: a band no nearer frame showed any of
                     values[r0:r1, c0:c1] = sample
                     dist[r0:r1, c0:c1] = abs(u.index - t.index)
@@ -190,6 +202,24 @@ class Propagation:
             if wrote and not unfilled.any():
                 break
         return values, unfilled, dist
+
+    def _offset(self, sample: np.ndarray, shown: np.ndarray, overlap: np.ndarray) -> np.ndarray | float | None:
+        """How to shift a frame's ``sample`` (per channel) to meet what nearer frames put in
+        the side (``shown``) where both show it (``overlap``); None where, so shifted, it
+        still differs by more than ``agree`` 8-bit levels on the mean.
+
+        Painted band by band, frames that show the same background differently (clouds
+        drifting against the camera, a limb swinging, a zoom the fit does not follow)
+        make the side a set of vertical streaks, each frame's few new columns a shade or
+        a shape off the next: a shade is evened out, a shape left to the fill."""
+        rows = overlap.any(axis=1)
+        if overlap.sum() < 2 * max(1, int(rows.sum())):  # less than two columns to compare
+            return 0.0
+        d = (shown - sample)[overlap]  # (n, 3)
+        shift = d.mean(axis=0)
+        if float(np.abs(d - shift).max(axis=1).mean()) * 255 > self.options.agree:
+            return None
+        return shift.astype(np.float32)
 
     def canvas(
         self,
