@@ -98,9 +98,10 @@ def test_propagation_copies_what_other_frames_show_of_a_side() -> None:
     assert dist[:, 11 : g.left].max() == 3
 
 
-def right_strip_error(pictures: list[np.ndarray], options: TemporalOptions) -> np.ndarray:
-    """Per column of frame 3's right strip, propagated from the frames after it: the mean
-    absolute difference from the painted world (``pan``'s), and that nothing is left unfilled."""
+def right_strip(pictures: list[np.ndarray], options: TemporalOptions) -> tuple[np.ndarray, np.ndarray]:
+    """Frame 3's right strip propagated from the frames after it: per column, the mean
+    absolute difference from the painted world (``pan``'s), and per pixel how many frames
+    away the frame it came from is (nothing is left unfilled)."""
     g = geometry(pictures[0])
     buf = entries(pictures, g)
     propagation = Propagation(g, options)
@@ -108,11 +109,15 @@ def right_strip_error(pictures: list[np.ndarray], options: TemporalOptions) -> n
     X = t.to_ref.a * g.side_cols.double().numpy() + t.to_ref.bx
     Y = t.to_ref.a * np.arange(g.h, dtype=np.float64) + t.to_ref.by
     later = sorted(propagation.rigid_reach(t, buf), key=lambda e: abs(e.index - t.index))
-    values, unfilled, _ = propagation.propagate(t, later, X, Y, 255.0, buf)
+    values, unfilled, dist = propagation.propagate(t, later, X, Y, 255.0, buf)
     assert not unfilled[:, g.left :].any()
     world = synthetic.paint_background(128 + 4 * 12, 96, seed=5)
     truth = world[:, 12 + 128 : 12 + 128 + g.side_cols.numel() - g.left].astype(np.float32) / 255
-    return np.abs(values[:, g.left :] - truth).mean(axis=(0, 2))
+    return np.abs(values[:, g.left :] - truth).mean(axis=(0, 2)), dist[:, g.left :]
+
+
+def right_strip_error(pictures: list[np.ndarray], options: TemporalOptions) -> np.ndarray:
+    return right_strip(pictures, options)[0]
 
 
 def test_propagation_evens_out_a_frame_shown_a_shade_off() -> None:
@@ -134,6 +139,19 @@ def test_propagation_leaves_out_a_frame_that_disagrees_with_the_nearer_ones() ->
     guard_off = dataclasses.replace(OPTIONS, moving=0.0)
     assert right_strip_error(pictures, guard_off).max() < 0.02
     assert right_strip_error(pictures, dataclasses.replace(guard_off, agree=0.0)).max() > 0.1
+
+
+def test_propagation_leaves_out_only_the_rows_of_a_band_that_disagree() -> None:
+    # Something the ghost guard misses crosses frame 5's new columns in rows 32-63 only:
+    # those rows come from the frames after it, the others still from frame 5.
+    pictures = pan()
+    pictures[5] = pictures[5].copy()
+    rows = slice(32, 64)
+    pictures[5][rows, -10:] = np.random.default_rng(1).integers(0, 256, pictures[5][rows, -10:].shape, dtype=np.uint8)
+    error, dist = right_strip(pictures, dataclasses.replace(OPTIONS, moving=0.0))
+    assert error.max() < 0.02
+    from_5 = (dist == 2).any(axis=0)  # the columns frame 5 gave
+    assert from_5.any() and (dist[rows][:, from_5] > 2).all() and (dist[:32][:, from_5] == 2).all()
 
 
 def test_shot_memory_remembers_a_frame_and_recalls_it_where_the_camera_went() -> None:

@@ -23,8 +23,9 @@ class TemporalOptions:
         rigid: frames whose motion fit is worse than this stop propagation across them.
         agree: a frame's band of a side is shifted per channel to meet what nearer frames
             put beside it, over ``agree_cols`` columns both show; where it still differs
-            there by more than this (8-bit levels, mean) it is not copied (0: off).
-        agree_cols: see ``agree``.
+            there by more than this (8-bit levels, the mean over each run of
+            ``agree_rows`` rows) those rows of it are not copied (0: off).
+        agree_cols, agree_rows: see ``agree``.
         edge_change: change (levels) of a still camera's picture edge since its key frame
             from which its sides lean on the frame's own fill.
         live_mirror: strength (0-1) with which generated pixels next to the seam take the
@@ -81,8 +82,9 @@ class TemporalOptions:
     max_extent: float = 3.0
     drift_span: int = 12
     rigid: float = 0.3
-    agree: float = 12.0
+    agree: float = 20.0
     agree_cols: int = 4
+    agree_rows: int = 16
     edge_change: float = 8.0
     live_mirror: float = 0.5
     mirror_reach: float = 0.2

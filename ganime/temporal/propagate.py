@@ -184,10 +184,12 @@ class Propagation:
                 sample *= np.float32(1 / scale)
                 sample = relight(sample, u, t)
                 if k:
-                    offset = self._offset(sample, values[r0:r1, e0:e1], ~unfilled[r0:r1, e0:e1] & ~moving)
-                    if offset is None:
-                        continue
-                    sample += offset
+                    shift, apart = self._agreement(sample, values[r0:r1, e0:e1], ~unfilled[r0:r1, e0:e1] & ~moving)
+                    sample += shift
+                    if apart is not None:
+                        need[apart] = False
+                        if not need[:, c0 - e0 : c1 - e0].any():
+                            continue
                 need[:, : c0 - e0] = False
                 need[:, c1 - e0 :] = False
                 sample, need = sample[:, c0 - e0 : c1 - e0], need[:, c0 - e0 : c1 - e0]
@@ -203,23 +205,34 @@ class Propagation:
                 break
         return values, unfilled, dist
 
-    def _offset(self, sample: np.ndarray, shown: np.ndarray, overlap: np.ndarray) -> np.ndarray | float | None:
+    def _agreement(
+        self, sample: np.ndarray, shown: np.ndarray, overlap: np.ndarray
+    ) -> tuple[np.ndarray | float, np.ndarray | None]:
         """How to shift a frame's ``sample`` (per channel) to meet what nearer frames put in
-        the side (``shown``) where both show it (``overlap``); None where, so shifted, it
-        still differs by more than ``agree`` 8-bit levels on the mean.
+        the side (``shown``) where both show it (``overlap``), and the rows of the sample
+        that, so shifted, still differ there by more than ``agree`` 8-bit levels (the mean
+        over each run of ``agree_rows`` rows; None: none do).
 
         Painted band by band, frames that show the same background differently (clouds
         drifting against the camera, a limb swinging, a zoom the fit does not follow)
         make the side a set of vertical streaks, each frame's few new columns a shade or
-        a shape off the next: a shade is evened out, a shape left to the fill."""
-        rows = overlap.any(axis=1)
-        if overlap.sum() < 2 * max(1, int(rows.sum())):  # less than two columns to compare
-            return 0.0
-        d = (shown - sample)[overlap]  # (n, 3)
-        shift = d.mean(axis=0)
-        if float(np.abs(d - shift).max(axis=1).mean()) * 255 > self.options.agree:
-            return None
-        return shift.astype(np.float32)
+        a shape off the next: a shade is evened out, a shape left to the fill, only where
+        it is off (an arm across a band of sky)."""
+        count = overlap.sum(axis=1)
+        if int(count.sum()) < 2 * max(1, int((count > 0).sum())):  # less than two columns to compare
+            return 0.0, None
+        d = shown - sample
+        shift = np.median(d[overlap], axis=0).astype(np.float32)  # the sky's shade, not the arm's
+        err = (np.abs(d - shift).max(axis=2) * overlap).sum(axis=1)
+        b = max(1, self.options.agree_rows)
+        n = -(-len(err) // b) * b
+        blocks = lambda a: np.pad(a, (0, n - len(a))).reshape(-1, b).sum(axis=1)  # noqa: E731
+        seen = blocks(count)
+        off = blocks(err) * 255 > self.options.agree * np.maximum(seen, 1)
+        off &= seen > 0
+        if not off.any():
+            return shift, None
+        return shift, np.repeat(off, b)[: len(err)]
 
     def canvas(
         self,
