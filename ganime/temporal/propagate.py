@@ -171,7 +171,7 @@ class Propagation:
                     continue
                 r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
                 # Sampled a few columns wider where u shows them and nearer frames filled
-                # them: u must agree with those there (``disagrees``).
+                # them: u must agree with those there (``_agreement``).
                 k = self.options.agree_cols if self.options.agree > 0 else 0
                 e0, e1 = max(s0 + cols[0], c0 - k), min(s0 + cols[1], c1 + k)
                 need = unfilled[r0:r1, e0:e1].copy()
@@ -226,9 +226,12 @@ class Propagation:
         err = (np.abs(d - shift).max(axis=2) * overlap).sum(axis=1)
         b = max(1, self.options.agree_rows)
         n = -(-len(err) // b) * b
-        blocks = lambda a: np.pad(a, (0, n - len(a))).reshape(-1, b).sum(axis=1)  # noqa: E731
-        seen = blocks(count)
-        off = blocks(err) * 255 > self.options.agree * np.maximum(seen, 1)
+
+        def per_run(a: np.ndarray) -> np.ndarray:  # sums over each run of b rows
+            return np.pad(a, (0, n - len(a))).reshape(-1, b).sum(axis=1)
+
+        seen = per_run(count)
+        off = per_run(err) * 255 > self.options.agree * np.maximum(seen, 1)
         off &= seen > 0
         if not off.any():
             return shift, None
