@@ -190,8 +190,6 @@ class Propagation:
                         need[apart] = False
                         if not need[:, c0 - e0 : c1 - e0].any():
                             continue
-                need[:, : c0 - e0] = False
-                need[:, c1 - e0 :] = False
                 sample, need = sample[:, c0 - e0 : c1 - e0], need[:, c0 - e0 : c1 - e0]
                 if need.all():  # the usual case: a band no nearer frame showed any of
                     values[r0:r1, c0:c1] = sample
