@@ -223,11 +223,13 @@ class Filler:
         self.stats.seconds += time.perf_counter() - started
         return out
 
-    def fill_traced(self, frame: np.ndarray, chars: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
-        """``fill([frame])[0]``, and (H, W) the share of each canvas pixel copied from the
-        picture pixels ``chars`` marks ((h, w) bool over the picture; None: none), in one
-        run of the model: ``PatchFill.traced``, or for a weight-free fill (linear in its
-        input) the fill of the mask; NaN for a model that cannot say."""
+    def fill_traced(
+        self, frame: np.ndarray, chars: torch.Tensor | None, avoid: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """``fill([frame], [avoid])[0]``, and (H, W) the share of each canvas pixel copied
+        from the picture pixels ``chars`` marks ((h, w) bool over the picture; None: none),
+        in one run of the model: ``PatchFill.traced``, or for a weight-free fill (linear in
+        its input) the fill of the mask; NaN for a model that cannot say."""
         started = time.perf_counter()
         lay, c = self.layout, self.layout.content
         trace = torch.zeros(1, 1, lay.canvas_height, lay.canvas_width, device=self.device)
@@ -235,7 +237,7 @@ class Filler:
             trace[0, 0, :, lay.left : lay.left + c.width] = chars.to(self.device).float()
         self._trace = trace
         try:
-            (out,) = self._fill_batch([frame])
+            (out,) = self._fill_batch([frame], [avoid])
         finally:
             self._trace = None
         self.stats.seconds += time.perf_counter() - started
@@ -279,7 +281,7 @@ class Filler:
         if trace is not None:  # fill_traced: one frame, its provenance too
             made = torch.full_like(trace, float("nan"))
             if hasattr(self.model, "traced"):
-                prediction, made = self.model.traced(canvas, mask, trace)
+                prediction, made = self.model.traced(canvas, mask, trace, source)
             elif isinstance(self.model, PictureFill):
                 made = self.model(trace.expand(-1, 3, -1, -1).contiguous(), mask).mean(dim=1, keepdim=True)
                 prediction = self.model.fill_(canvas, mask)

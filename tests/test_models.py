@@ -386,3 +386,12 @@ def test_fill_traced_is_the_fill_and_where_it_came_from(name: str) -> None:
     assert float(left[:, -3:].mean()) > 0.2 and float(right.max()) < 0.05
     _, none = filler.fill_traced(frame, None)
     assert float(none.max()) == 0.0
+    # The same band as characters no side may be made of: `patch` copies none of it (it
+    # completes the band from what lies around), the mirror is given it closed over; the
+    # picture stays as it was either way.
+    avoided, made = filler.fill_traced(frame, chars, chars)
+    assert np.array_equal(avoided, filler.fill([frame], [chars])[0])
+    assert np.array_equal(avoided[:, layout.left : layout.left + 128], frame)
+    assert not np.array_equal(avoided, out)
+    if name == "patch":
+        assert float(made[:, : layout.left].mean()) < 0.05

@@ -310,3 +310,32 @@ def test_a_cross_fade_leaves_the_last_sides_over_its_frames() -> None:
     fade.start(last, buf[5])
     shares = [float(fade.apply(torch.zeros(g.h, n, 3)).mean()) for _ in range(frames + 1)]
     assert shares == pytest.approx([k / (frames + 1) for k in range(frames, -1, -1)])
+
+
+def test_own_fill_with_patch_leaves_the_characters_out_of_its_sources() -> None:
+    """A frame leaning on its own ``patch`` fill: its characters are never copied, and the
+    side is made from the background around them; closed over first (as for a mirror),
+    the smooth closed area was ``patch``'s source and the side came out a smear."""
+    from ganime.temporal.characters import closed_over
+    from ganime.temporal.own_fill import OwnFill
+
+    world = synthetic.paint_background(200, 96, seed=1)
+    synthetic._draw_character(world, 60, 96 * 0.86, 48, 0)  # by the picture's left edge
+    picture = np.ascontiguousarray(world[:, 40:168])
+    g = geometry(picture)
+    buf = entries([picture], g)
+    stats = TemporalStats()
+    shot = ShotCharacters(g, OPTIONS, stats, CharacterMasks(OPTIONS, CPU), ahead=False)
+    chars = shot.for_key(buf[0])
+    assert chars is not None and chars[:, :20].any()
+    filler = Filler(build_model("patch"), g.layout, CPU)
+    own = OwnFill(g, OPTIONS, filler, shot, Provenance(g, OPTIONS, None, filler, stats), stats)
+    n = g.side_cols.numel()
+    values, _ = own.blend(buf[0], torch.zeros(g.h, n, 3), torch.ones(g.h, n), torch.zeros(1, n), 255.0)
+    (expect,) = filler.fill([picture], [chars])
+    left = values[:, : g.left].numpy() * 255
+    assert np.abs(left - expect[:, : g.left]).max() < 0.51
+    (smeared,) = filler.fill([closed_over(picture, g.layout.content, chars)])
+    truth = world[:, 40 - g.left : 40].astype(np.float32)
+    error, error_closed = np.abs(left - truth).mean(), np.abs(smeared[:, : g.left] - truth).mean()
+    assert error < 0.8 * error_closed

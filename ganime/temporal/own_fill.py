@@ -11,7 +11,7 @@ import torch
 from .. import video
 from ..engine import Filler
 from ..models.classical import EdgeFill
-from .characters import ShotCharacters, closed_over
+from .characters import ShotCharacters
 from .options import TemporalOptions, TemporalStats
 from .provenance import Provenance
 from .records import Entry, Geometry
@@ -47,20 +47,18 @@ class OwnFill:
             self.cheap = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
 
     def alone(self, t: Entry, centre_from_planes: str | None) -> video.Frame:
-        """The output canvas of a frame filled on its own (a flash, a blank frame): its
-        characters closed over for the fill, its picture as it was."""
+        """The output canvas of a frame filled on its own (a flash, a blank frame), its
+        characters never a side's source (``chars``); its picture as it was."""
+        del centre_from_planes  # the engine writes the picture back as it was in any case
         prov = self.provenance
         started = time.perf_counter()
-        given, left_in = self.image(t)
+        chars, left_in = self.chars(t)
         if prov.on:
-            image, made = self.filler.fill_traced(given, left_in)
+            image, made = self.filler.fill_traced(t.frame.image, left_in, chars)
             prov.count(made[:, self.side_cols.long()])
         else:
-            (image,) = self.filler.fill([given])
+            (image,) = self.filler.fill([t.frame.image], [chars])
         self.stats.model_seconds += time.perf_counter() - started
-        if given is not t.frame.image and (t.frame.planes is None or t.frame.pix_fmt != centre_from_planes):
-            c = self.layout.content  # the picture as it was, not closed over
-            image[:, self.left : self.left + self.pic_w] = t.frame.image[c.y : c.bottom, c.x : c.right]
         return video.Frame(image, t.frame.pts, t.frame.time_base, t.frame.planes, t.frame.pix_fmt)
 
     def blend(
@@ -76,11 +74,11 @@ class OwnFill:
         # A mirror shows only the picture beside its seams: changes elsewhere do
         # not call for a new mask (on the 640x480 benchmark clip 10 masks -> 9).
         band = self.layout.side_width * 5 // 4 if isinstance(fill.model, EdgeFill) else None
-        image, chars = self.image(t, band)
+        chars, left_in = self.chars(t, band)
         if prov.trace is not None:
-            own, made = fill.fill_traced(image, chars)
+            own, made = fill.fill_traced(t.frame.image, left_in, chars)
         else:
-            (own,) = fill.fill([image])
+            (own,) = fill.fill([t.frame.image], [chars])
         self.stats.model_seconds += time.perf_counter() - started
         own_sides = torch.from_numpy(own[:, self.side_cols.long()].astype(np.float32)) / scale
         values = trust[..., None] * values + (1 - trust[..., None]) * own_sides
@@ -88,27 +86,26 @@ class OwnFill:
             prov.trace = trust[0] * prov.trace + (1 - trust[0]) * made[:, self.side_cols.long()]
         return values, real * trust
 
-    def image(self, t: Entry, band: int | None = None) -> tuple[np.ndarray, torch.Tensor | None]:
-        """What a frame's own fill is given, and its characters left in it (for the trace).
+    def chars(self, t: Entry, band: int | None = None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The characters no side of t's own fill may be made of, and those of its own
+        that they miss (for the trace); (h, w) bool over the picture, or None.
 
-        With ``characters`` the shot's characters (``ShotCharacters.of_frame``: its mask
-        moved with the camera, or found here) are closed over first:
-        the own fill is a mirror (or ``patch`` with no sources given), and would otherwise
-        mirror a character by the seam into the side. A new mask only where the drawing
-        changed outside the shot's (near the edges, ``band``, for a mirror): a mask per
-        such frame doubled the masks' cost on the 640x480 benchmark clip. With provenance
-        (``ganime eval``) the fill is the same, and what of the frame's own characters
-        that mask missed is traced.
+        With ``characters``: the shot's (``ShotCharacters.of_frame``: its mask moved with
+        the camera, or found here). The filler hands them to a model that takes sources
+        (``patch``) as never to be copied, and closes them over for any other fill (a
+        mirror would show a character by the seam in the side). Closing them over for
+        ``patch`` too made the smooth closed area its best source: a close-up whose face
+        was closed over filled its sides with brown smears. A new mask only where the
+        drawing changed outside the shot's (near the edges, ``band``, for a mirror): a
+        mask per such frame doubled the masks' cost on the 640x480 benchmark clip.
         """
         prov = self.provenance
         if self.characters is None:
-            return t.frame.image, prov.frame_chars(t) if prov.on else None
+            return None, prov.frame_chars(t) if prov.on else None
         chars = self.characters.of_frame(t, exact=False, band=band)
-        left_in = None  # what of the frame's own characters the shot's mask missed (the trace)
+        left_in = None
         if prov.on:
             left_in = prov.frame_chars(t)
             if left_in is not None and chars is not None:
                 left_in = left_in & ~chars
-        if chars is None:
-            return t.frame.image, left_in
-        return closed_over(t.frame.image, self.layout.content, chars), left_in
+        return chars, left_in
