@@ -180,7 +180,7 @@ class Propagation:
                     need &= ~moving
                     if not need[:, c0 - e0 : c1 - e0].any():
                         continue
-                sample = sample_grid(u.picture.numpy(), ux[e0:e1], uy[r0:r1])
+                sample = sample_grid(u.picture.numpy(), ux[e0:e1], uy[r0:r1], cubic=True)
                 sample *= np.float32(1 / scale)
                 sample = relight(sample, u, t)
                 if k:

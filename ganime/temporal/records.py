@@ -153,7 +153,7 @@ def memory_grid(
         out[r0:r1, c0:c1] = np.take(values[rows], cols, axis=1)
         ok[r0:r1, c0:c1] = np.take(mem.valid[rows], cols, axis=1)
         return out, ok
-    out[r0:r1, c0:c1] = sample_grid(values, gx, gy)
+    out[r0:r1, c0:c1] = sample_grid(values, gx, gy, cubic=True)
     x0, x1, _ = taps(gx, w)
     y0, y1, _ = taps(gy, h)
     v = mem.valid[:, x0] & mem.valid[:, x1]
