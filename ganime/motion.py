@@ -158,14 +158,20 @@ def _cubic_axis(image: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
     weights = (-0.5 * f3 + f2 - 0.5 * f, 1.5 * f3 - 2.5 * f2 + 1, -1.5 * f3 + 2 * f2 + 0.5 * f, 0.5 * f3 - 0.5 * f2)
     shape = [1, 1, 1]
     shape[axis] = -1
-    taken = [np.take(image, k, axis=axis) for k in near]
+
+    def take(idx: np.ndarray) -> np.ndarray:  # a view where the indices run on (a pure shift)
+        if _consecutive(idx):
+            return image[int(idx[0]) : int(idx[-1]) + 1] if axis == 0 else image[:, int(idx[0]) : int(idx[-1]) + 1]
+        return np.take(image, idx, axis=axis)
+
+    taken = [take(k) for k in near]
     out = taken[0] * weights[0].reshape(shape)
     for t, wk in zip(taken[1:], weights[1:], strict=True):
         out += t * wk.reshape(shape)
-    lo = np.minimum(taken[1], taken[2])
-    np.maximum(out, lo, out=out)
-    np.maximum(taken[1], taken[2], out=lo)  # (reused: now the upper bound)
-    return np.minimum(out, lo, out=out)
+    bound = np.minimum(taken[1], taken[2])
+    np.maximum(out, bound, out=out)
+    np.maximum(taken[1], taken[2], out=bound)  # (reused: now the upper bound)
+    return np.minimum(out, bound, out=out)
 
 
 def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) -> np.ndarray:
@@ -207,6 +213,18 @@ def span(flags: np.ndarray) -> tuple[int, int] | None:
     if idx.size == 0:
         return None
     return int(idx[0]), int(idx[-1]) + 1
+
+
+def runs(flags: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
+    """[start, end) of the runs of set entries of a 1-D bool array, runs fewer than
+    ``gap`` entries apart joined into one."""
+    idx = np.flatnonzero(flags)
+    if idx.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > gap)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]] + 1
+    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
 
 
 def _smooth(img: np.ndarray) -> np.ndarray:

@@ -179,6 +179,32 @@ def test_shot_memory_remembers_a_frame_and_recalls_it_where_the_camera_went() ->
     assert memory.panorama is None and memory.key is None
 
 
+def test_shot_memory_writes_two_forgotten_sides_apart_as_it_would_together() -> None:
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    canvas = torch.rand(3, g.h, g.w, generator=torch.Generator().manual_seed(2))
+    results = []
+    for gap in (ShotMemory.RUN_GAP, 10**6):  # the sides apart; one box over the whole canvas
+        memory = memory_of(g)
+        memory.RUN_GAP = gap
+        memory.remember(buf[0], canvas)
+        mem = memory.panorama
+        assert mem is not None
+        x0 = mem.box[0]
+        sides = np.r_[0 : g.left, g.left + g.pic_w : g.w] - x0  # frame 0's side columns, forgotten
+        mem.valid[:, sides] = False
+        kept = mem.values.copy()
+        memory.remember(buf[1], canvas)
+        after = memory.panorama  # (grown: frame 1 is 4 px on)
+        assert after is not None and after.box[0] == x0
+        assert after.valid[:, sides[g.left :]].all()  # frame 1 shows frame 0's right side again
+        inner = slice(g.left - x0 + 8, g.left + g.pic_w - x0 - 8)
+        assert np.array_equal(after.values[:, inner], kept[:, inner])  # the picture, not written again
+        results.append(after.values)
+    assert np.allclose(results[0], results[1], atol=1e-5)  # (each box subtracts its own first column)
+
+
 def test_a_key_frame_fills_what_nothing_shows_and_is_remembered() -> None:
     pictures = pan()
     g = geometry(pictures[0])
