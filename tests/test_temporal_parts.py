@@ -316,7 +316,7 @@ def test_own_fill_leans_on_the_frame_as_far_as_the_sides_do_not_hold() -> None:
     assert torch.allclose(blended[:, 0], own_sides[:, 0]) and torch.allclose(blended[:, -1], values[:, -1])
     assert torch.allclose(real_after, trust.expand(g.h, n))
     assert stats.loose == 1 and stats.loose_model == 1  # trust 0 somewhere: the model's own fill
-    frame = own.alone(t, None)  # a frame filled only on its own: the picture kept as it was
+    frame = own.alone(t)  # a frame filled only on its own: the picture kept as it was
     assert np.array_equal(frame.image, alone)
 
 

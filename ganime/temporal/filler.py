@@ -168,7 +168,7 @@ class TemporalFiller:
                 return out
             # A flash or a blank frame is filled on its own: characters closed over, as
             # for any frame's own fill.
-            return self.own.alone(t, self.centre_from_planes)
+            return self.own.alone(t)
         if t.shot != self._memory_shot:
             self._new_shot(t)
         scale = scale_of(t.picture)

@@ -46,10 +46,10 @@ class OwnFill:
         if start is not None:
             self.cheap = Filler(start, filler.layout, filler.device, 1, compositor=filler.compositor)
 
-    def alone(self, t: Entry, centre_from_planes: str | None) -> video.Frame:
+    def alone(self, t: Entry) -> video.Frame:
         """The output canvas of a frame filled on its own (a flash, a blank frame), its
-        characters never a side's source (``chars``); its picture as it was."""
-        del centre_from_planes  # the engine writes the picture back as it was in any case
+        characters never a side's source (``chars``); its picture as it was (the filler
+        writes it back where it closed characters over)."""
         prov = self.provenance
         started = time.perf_counter()
         chars, left_in = self.chars(t)
