@@ -120,10 +120,20 @@ class Layout:
         )
 
 
-def column_runs(cols: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) of each run of True in a 1-D bool array (the generated columns of a mask)."""
+def column_runs(cols: np.ndarray, gap: int = 0) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a 1-D bool array (the generated columns of a
+    mask); runs at most ``gap`` entries apart are joined into one."""
     edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(cols).astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+    out = list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+    if gap <= 0 or len(out) < 2:
+        return out
+    joined = [out[0]]
+    for a, b in out[1:]:
+        if a - joined[-1][1] <= gap:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    return joined
 
 
 def widened_runs(cols: np.ndarray, margin: Callable[[int], int]) -> list[tuple[int, int]]:

@@ -215,18 +215,6 @@ def span(flags: np.ndarray) -> tuple[int, int] | None:
     return int(idx[0]), int(idx[-1]) + 1
 
 
-def runs(flags: np.ndarray, gap: int = 1) -> list[tuple[int, int]]:
-    """[start, end) of the runs of set entries of a 1-D bool array, runs fewer than
-    ``gap`` entries apart joined into one."""
-    idx = np.flatnonzero(flags)
-    if idx.size == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(idx) > gap)
-    starts = np.r_[idx[0], idx[breaks + 1]]
-    ends = np.r_[idx[breaks], idx[-1]] + 1
-    return [(int(a), int(b)) for a, b in zip(starts, ends, strict=True)]
-
-
 def _smooth(img: np.ndarray) -> np.ndarray:
     """A 5-tap binomial blur with replicated borders."""
     k = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)

@@ -147,6 +147,8 @@ def test_column_runs_and_widened_runs() -> None:
     cols[:3] = cols[10:12] = cols[30:] = True
     assert column_runs(cols) == [(0, 3), (10, 12), (30, 40)]
     assert column_runs(np.zeros(5, bool)) == []
+    assert column_runs(cols, gap=7) == [(0, 12), (30, 40)]  # 7 columns apart: joined
+    assert column_runs(cols, gap=6) == [(0, 3), (10, 12), (30, 40)]
     # The margin grows with the run's width; runs whose widened ranges meet are merged, ends clipped.
     assert widened_runs(cols, lambda width: width) == [(0, 6), (8, 14), (20, 40)]
     assert widened_runs(cols, lambda width: 4) == [(0, 16), (26, 40)]

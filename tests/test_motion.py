@@ -8,7 +8,7 @@ import torch
 from conftest import view
 
 from ganime import synthetic
-from ganime.motion import match, median, runs, sample_grid, thumbnail, to_frame
+from ganime.motion import match, median, sample_grid, thumbnail, to_frame
 
 
 @pytest.mark.parametrize("shift", [0, 3, 11, -7])
@@ -76,14 +76,6 @@ def test_cubic_sampling_keeps_detail_without_ringing() -> None:
         return float((back - 128).std() / (stripes[:, 4:42] - 128).std())
 
     assert contrast_kept(True) > 0.85 and contrast_kept(False) < 0.7
-
-
-def test_runs_of_set_entries_join_across_small_gaps() -> None:
-    flags = np.zeros(40, bool)
-    flags[2:6] = flags[8:10] = flags[30:33] = True
-    assert runs(flags) == [(2, 6), (8, 10), (30, 33)]
-    assert runs(flags, 3) == [(2, 10), (30, 33)]  # 2 apart: one run
-    assert runs(np.zeros(5, bool)) == []
 
 
 @pytest.mark.parametrize(("dtype", "factor"), [(np.uint8, 1), (np.uint8, 6), (np.uint8, 17), (np.uint16, 6)])

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from ..engine import Filler
+from ..geometry import column_runs
 from ..models.classical import push_pull
-from ..motion import Similarity, runs, sample_grid, span
+from ..motion import Similarity, sample_grid, span
 from .characters import ShotCharacters
 from .options import TemporalOptions, TemporalStats
 from .propagate import Propagation
@@ -256,12 +257,12 @@ class ShotMemory:
         if gx0 >= gx1 or gy0 >= gy1:
             return
         region = mem.valid[gy0 - y0 : gy1 - y0, gx0 - x0 : gx1 - x0]
-        for c0, c1 in runs((~region).any(axis=0), self.RUN_GAP):
+        for c0, c1 in column_runs((~region).any(axis=0), self.RUN_GAP):
             rows = span((~region[:, c0:c1]).any(axis=1))
             assert rows is not None
             self._write(t, canvas, (ox, oy), (cw, ch), made, trace, (gx0 + c0, gy0 + rows[0], gx0 + c1, gy0 + rows[1]))
 
-    # Empty memory columns this far apart are written apart: a frame whose two sides were
+    # Empty memory columns more than this far apart are written apart: a frame whose two sides were
     # forgotten writes its two side bands, not the whole canvas between them again
     # (resampling the whole canvas was a tenth of the engine's time on a 1080p pan).
     RUN_GAP = 16
