@@ -126,6 +126,22 @@ def test_propagation_evens_out_a_frame_shown_a_shade_off() -> None:
     assert right_strip(pictures, dataclasses.replace(OPTIONS, agree=0.0))[0].max() > 0.05
 
 
+def test_propagation_evens_out_a_shade_that_changes_down_the_band() -> None:
+    # Frame 5 shows its new columns of frame 3's right strip brighter from 0 levels at the
+    # top to 24 at the bottom (the light of a sky changing down the frame): the band meets
+    # frame 4's row by row, where one shift for it all would leave each row up to 12 off.
+    pictures = pan()
+    pictures[5] = pictures[5].copy()
+    h = pictures[5].shape[0]
+    ramp = np.linspace(0, 24, h)[:, None, None]
+    pictures[5][:, -10:] = np.clip(pictures[5][:, -10:].astype(float) + ramp, 0, 255).round().astype(np.uint8)
+    error, dist = right_strip(pictures, OPTIONS)
+    from_5 = (dist == 2).all(axis=0)  # the band is still frame 5's, all of it
+    assert from_5.any()
+    assert error[from_5].max() < 0.012  # a single shift: 6 levels (0.024) on average
+    assert right_strip(pictures, dataclasses.replace(OPTIONS, agree=0.0))[0][from_5].max() > 0.04
+
+
 def test_propagation_leaves_out_a_frame_that_disagrees_with_the_nearer_ones() -> None:
     # Frame 5 shows noise where the others show the world (the ghost guard off): its band
     # is not copied, the frames after it fill those columns.

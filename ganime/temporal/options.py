@@ -24,7 +24,9 @@ class TemporalOptions:
         agree: a frame's band of a side is shifted per channel to meet what nearer frames
             put beside it, over ``agree_cols`` columns both show; where it still differs
             there by more than this (8-bit levels, the mean over each run of
-            ``agree_rows`` rows) those rows of it are not copied (0: off).
+            ``agree_rows`` rows) those rows of it are not copied (0: off). The shift
+            follows the rows: each agreeing run's median difference, interpolated between
+            runs, at most this far from the band's own median.
         agree_cols, agree_rows: see ``agree``.
         edge_change: change (levels) of a still camera's picture edge since its key frame
             from which its sides lean on the frame's own fill.
