@@ -639,6 +639,35 @@ def test_character_masks_found_ahead_are_bounded_and_equal_to_those_found_when_a
         masks.close()
 
 
+def test_a_mask_asked_for_before_the_worker_begins_its_halves_is_the_same() -> None:
+    """A mask started ahead whose halves the worker has not begun (it is busy) is found by
+    the asker instead, half by half; the bits are those of a mask found when asked."""
+    import threading as th
+
+    from ganime.temporal.characters import MASK_THREAD, CharacterMasks
+    from ganime.threads import thread
+
+    picture = synthetic.paint_background(171, 96, seed=1)
+    synthetic._draw_character(picture, 31, 96 * 0.86, 48, 0)
+    pic = torch.from_numpy(np.ascontiguousarray(picture[:, 21:149]))
+    masks = CharacterMasks(TemporalOptions(), CPU)
+    try:
+        direct = masks(pic, 255.0)
+        assert direct is not None and direct[:, :20].any()
+        gate = th.Event()
+        busy = thread(MASK_THREAD).submit(gate.wait, 10)  # the worker is busy with something else
+        assert masks.ahead(5, pic, 255.0)
+        taken = masks(pic, 255.0, key=5)  # both halves found here: the worker never began them
+        assert not busy.done()  # (the worker is still busy: nothing waited for it)
+        gate.set()
+        busy.result()
+        assert taken is not None and torch.equal(taken, direct) and masks.taken_ahead == 1
+        assert torch.equal(masks(pic, 255.0, key=5), direct)  # asked again by a later frame
+    finally:
+        gate.set()
+        masks.close()
+
+
 def test_a_mask_moves_with_the_camera_and_is_kept_while_only_the_inside_changes() -> None:
     from ganime.motion import Similarity, thumbnail
     from ganime.temporal.characters import moved_mask, same_drawing

@@ -159,7 +159,8 @@ class CharacterMasks:
         self.device = device
         self._segmenter: segment.Segmenter | None = None
         self._lock = threading.Lock()
-        self._ahead: OrderedDict[int, Future] = OrderedDict()
+        # Per frame started ahead: its mask, or on the CPU its two halves' probabilities.
+        self._ahead: OrderedDict[int, list[Future]] = OrderedDict()
         self.taken_ahead = 0  # masks asked for that had been found ahead
 
     def ahead(self, key: int, picture: torch.Tensor, scale: float) -> bool:
@@ -176,19 +177,23 @@ class CharacterMasks:
             return True
         if len(self._ahead) >= self.AHEAD:
             return False
-        self._ahead[key] = threads.thread(MASK_THREAD).submit(self._find, picture, scale)
+        pool = threads.thread(MASK_THREAD)
+        if self.device.type == "cpu":  # each half on its own: the engine may take one (``__call__``)
+            self._ahead[key] = [pool.submit(self._half, picture, scale, i) for i in (0, 1)]
+        else:
+            self._ahead[key] = [pool.submit(self._find, picture, scale)]
         return True
 
     def drop(self, key: int) -> None:
         """Forget the mask found ahead for ``key`` (no longer needed)."""
-        pending = self._ahead.pop(key, None)
-        if pending is not None:
-            pending.cancel()
+        for f in self._ahead.pop(key, ()):
+            f.cancel()
 
     def close(self) -> None:
         """Drop the masks still pending, and wait for the one being found (if any)."""
-        for f in self._ahead.values():
-            f.cancel()
+        for parts in self._ahead.values():
+            for f in parts:
+                f.cancel()
         self._ahead.clear()
         worker = threads.started(MASK_THREAD)  # (never started for an engine that found nothing ahead)
         if worker is not None:
@@ -212,25 +217,46 @@ class CharacterMasks:
         (kept until dropped: frames after it that show the same drawing share it).
         ``sides``: which halves to look at (``halves``; a mask found ahead has both): the
         characters of the other are left for the caller to know."""
-        pending = self._ahead.get(key) if key is not None else None
-        if pending is not None:
-            self.taken_ahead += 1
-            return pending.result()
-        return self._find(picture, scale, here=True, sides=sides)
+        parts = self._ahead.get(key) if key is not None else None
+        if parts is None:
+            return self._find(picture, scale, here=True, sides=sides)
+        self.taken_ahead += 1
+        if len(parts) == 1:
+            return parts[0].result()
+        # A half the worker has not begun is found here, while it finds the other: a shot
+        # start decoded shortly before it is rendered (held drawings render fast) is
+        # often asked for before its mask is done. The same bits either way.
+        probs = [None if f.cancel() else f for f in parts]
+        probs = [self._half(picture, scale, i) if f is None else f for i, f in enumerate(probs)]
+        mask = self._mask(picture.shape[:2], *(p if isinstance(p, torch.Tensor) else p.result() for p in probs))
+        done: Future = Future()
+        done.set_result(mask)
+        self._ahead[key] = [done]  # asked for again by the frames that share it
+        return mask
+
+    def _segmenter_now(self) -> segment.Segmenter:
+        with self._lock:  # the worker and the engine may both ask first
+            if self._segmenter is None:
+                self._segmenter = segment.load(device=self.device)
+                self._segmenter.size = self.SIZE
+        return self._segmenter
+
+    def _halves(self, picture: torch.Tensor, scale: float) -> list[torch.Tensor]:
+        """The two overlapping halves (``halves``) of a (h, w, 3) picture, (1, 3, h, w') in [0, 1]."""
+        image = picture.permute(2, 0, 1)[None].float().div_(scale)
+        (_, half), (start, _) = self.halves(image.shape[-1])
+        return [image[..., :half], image[..., start:]]
+
+    def _half(self, picture: torch.Tensor, scale: float, which: int) -> torch.Tensor:
+        """The segmenter's probabilities (1, 1, h, w') over one half (0: left, 1: right)."""
+        return self._segmenter_now()(self._halves(picture, scale)[which], stretch=False)
 
     def _find(
         self, picture: torch.Tensor, scale: float, here: bool = False, sides: tuple[bool, bool] = (True, True)
     ) -> torch.Tensor | None:
         """The mask; ``here``: asked for on the engine's thread, which waits for it."""
-        with self._lock:  # the worker and the engine may both ask first
-            if self._segmenter is None:
-                self._segmenter = segment.load(device=self.device)
-                self._segmenter.size = self.SIZE
-        image = picture.permute(2, 0, 1)[None].float().div_(scale)
-        w = image.shape[-1]
-        (_, half), (start, _) = self.halves(w)
-        halves = [image[..., :half], image[..., start:]]
-        seg = self._segmenter
+        seg = self._segmenter_now()
+        halves = self._halves(picture, scale)
         first = second = None
         if not all(sides):  # one half
             if sides[0]:
@@ -240,7 +266,7 @@ class CharacterMasks:
         elif self.device.type != "cpu":
             p = seg(torch.cat(halves), stretch=False)
             first, second = p[0:1], p[1:2]
-        elif here and not any(not f.done() for f in self._ahead.values()):
+        elif here and all(f.done() for parts in self._ahead.values() for f in parts):
             # The engine waits: the worker, idle, takes one half (0.35 s instead of 0.59 s).
             # On the CPU each half always goes through alone, so the bits do not depend
             # on where it ran (a batch of two differs from two singles by 1e-7).
@@ -248,7 +274,16 @@ class CharacterMasks:
             first, second = seg(halves[0], stretch=False), pending.result()
         else:
             first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
-        prob = torch.zeros(image.shape[-2:], device=seg.device)
+        return self._mask(picture.shape[:2], first, second)
+
+    def _mask(
+        self, shape: tuple[int, ...], first: torch.Tensor | None, second: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The (h, w) mask from the halves' probabilities (either None: not looked at)."""
+        h, w = shape[0], shape[1]
+        (_, half), (start, _) = self.halves(w)
+        ref = first if first is not None else second
+        prob = torch.zeros((h, w), device=ref.device if ref is not None else self.device)
         if first is not None:
             prob[:, :half] = first[0, 0]
         if second is not None:
