@@ -206,10 +206,11 @@ class Propagation:
     def _agreement(
         self, sample: np.ndarray, shown: np.ndarray, overlap: np.ndarray
     ) -> tuple[np.ndarray | float, np.ndarray | None]:
-        """How to shift a frame's ``sample`` (per channel) to meet what nearer frames put in
-        the side (``shown``) where both show it (``overlap``), and the rows of the sample
-        that, so shifted, still differ there by more than ``agree`` 8-bit levels (the mean
-        over each run of ``agree_rows`` rows; None: none do).
+        """How to shift a frame's ``sample`` (per channel and row: ``_shade_by_rows``) to
+        meet what nearer frames put in the side (``shown``) where both show it
+        (``overlap``), and the rows of the sample that, so shifted by the band's median,
+        still differ there by more than ``agree`` 8-bit levels (the mean over each run of
+        ``agree_rows`` rows; None: none do).
 
         Painted band by band, frames that show the same background differently (clouds
         drifting against the camera, a limb swinging, a zoom the fit does not follow)
