@@ -137,11 +137,13 @@ def _consecutive(idx: np.ndarray) -> bool:
     return int(idx[-1]) - int(idx[0]) == idx.size - 1
 
 
-def _columns(image: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``image[:, idx]``; a slice (no gather) when the indices are consecutive, as in any pure shift."""
+def _take(image: np.ndarray, idx: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``image`` at indices ``idx`` along ``axis`` (0 rows, 1 columns); a slice (no gather)
+    when the indices are consecutive, as in any pure shift."""
     if _consecutive(idx):
-        return image[:, int(idx[0]) : int(idx[-1]) + 1]
-    return np.take(image, idx, axis=1)  # several times faster than image[:, idx] on (h, w, C)
+        a, b = int(idx[0]), int(idx[-1]) + 1
+        return image[a:b] if axis == 0 else image[:, a:b]
+    return np.take(image, idx, axis=axis)  # several times faster than image[:, idx] on (h, w, C)
 
 
 def _cubic_axis(image: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
@@ -159,12 +161,7 @@ def _cubic_axis(image: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
     shape = [1, 1, 1]
     shape[axis] = -1
 
-    def take(idx: np.ndarray) -> np.ndarray:  # a view where the indices run on (a pure shift)
-        if _consecutive(idx):
-            return image[int(idx[0]) : int(idx[-1]) + 1] if axis == 0 else image[:, int(idx[0]) : int(idx[-1]) + 1]
-        return np.take(image, idx, axis=axis)
-
-    taken = [take(k) for k in near]
+    taken = [_take(image, k, axis) for k in near]
     out = taken[0] * weights[0].reshape(shape)
     for t, wk in zip(taken[1:], weights[1:], strict=True):
         out += t * wk.reshape(shape)
@@ -193,9 +190,9 @@ def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = F
     y0, y1, fy = taps(y, h)
     lo, hi = int(y0[0]), int(y1[-1]) + 1
     band = image[lo:hi]
-    cols = _columns(band, x0).astype(np.float32)
+    cols = _take(band, x0).astype(np.float32)
     if fx.any():
-        cols += (_columns(band, x1) - cols) * fx[None, :, None]
+        cols += (_take(band, x1) - cols) * fx[None, :, None]
     if not fy.any():
         if _consecutive(y0) and hi - lo == y0.size:
             return cols  # exactly the rows lo..hi-1
