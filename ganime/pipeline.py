@@ -19,7 +19,7 @@ import av
 import numpy as np
 import torch
 
-from . import failures, video
+from . import failures, threads, video
 from .engine import Filler, FrameFiller, PerFrameFiller, configure_cpu_threads, select_device
 from .models import load_model
 from .plan import (
@@ -212,6 +212,7 @@ def remembered_failure(src: Path, dst: Path | None, options: ConvertOptions) -> 
 
 
 ENCODE_QUEUE_BYTES = 256 << 20
+ENCODER_NICE = 10  # how far the writer and the encoder's threads yield to the fill (``write``)
 
 
 def encode_queue_size(plan: Plan, batch: int) -> int:
@@ -405,6 +406,13 @@ def _stream(
         _put(decoded, _END, stop)
 
     def write() -> None:
+        # The encoder yields to the fill: its threads start from this one, when the first
+        # frame opens it, and inherit the lower priority. The fill's cost per frame is
+        # uneven (held drawings next to nothing, a key frame or a mask a fraction of a
+        # second); at equal priority the encoder keeps pace with the fill through held
+        # drawings, its queue runs dry, and a core stands idle while the fill spends a
+        # key frame. Yielding, it falls behind there and works off its queue meanwhile.
+        threads.lower_priority(ENCODER_NICE)
         while (item := _get(to_write, stop, [])) is not _END:
             if isinstance(item, video.Frame):
                 writer.write(item)

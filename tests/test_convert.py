@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import os
+import sys
+import threading
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,9 +17,9 @@ import numpy as np
 import pytest
 from conftest import LOSSLESS, cartoon_frames, decoded_frames, make_rich_source, packets, psnr, run
 
-from ganime import EncoderSettings, synthetic
+from ganime import EncoderSettings, synthetic, threads
 from ganime.geometry import compute_layout
-from ganime.pipeline import ENCODE_QUEUE_BYTES, ConvertOptions, convert_file, encode_queue_size, plan_file
+from ganime.pipeline import ENCODE_QUEUE_BYTES, ENCODER_NICE, ConvertOptions, convert_file, encode_queue_size, plan_file
 
 
 def test_round_trip_keeps_every_stream(rich_source: Path, tmp_path: Path) -> None:
@@ -463,3 +468,63 @@ def test_encode_queue_is_bounded_in_bytes(plain_source: Path) -> None:
     assert dvd > hd > hd10 >= 16  # fewer frames as they grow ...
     frame = 1920 * 1080 * 3 + 1440 * 1080 * 3 // 2  # ... so that their bytes stay within the budget
     assert hd * frame <= ENCODE_QUEUE_BYTES < (hd + 1) * frame
+
+
+def _nice(tid: int) -> int:
+    with open(f"/proc/self/task/{tid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priorities are Linux's")
+def test_the_encoder_yields_to_the_fill_and_the_caller_keeps_its_priority(tmp_path: Path) -> None:
+    # The encoder's threads (libx264's own) start after the conversion began; watch every
+    # thread of the process while it runs and keep the priorities seen.
+    src = synthetic.write_clip(tmp_path / "in.mkv", cartoon_frames(48, 320, 240, seed=5), Fraction(24))
+    before = {t for t in os.listdir("/proc/self/task")}
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for tid in os.listdir("/proc/self/task"):
+                if tid not in before:
+                    with contextlib.suppress(OSError):
+                        seen[tid] = _nice(int(tid))
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    caller = _nice(threading.get_native_id())
+    try:
+        convert_file(src, tmp_path / "out.mkv", ConvertOptions(model="edge", characters=False))
+    finally:
+        done.set()
+        watcher.join()
+    lowered = [tid for tid, n in seen.items() if n >= caller + ENCODER_NICE or n == 19]
+    # The writer and the encoder's threads it started: more than one thread yields.
+    assert len(lowered) >= 2, seen
+    assert len(lowered) < len(seen)  # the reader (and the watcher) do not
+    assert _nice(threading.get_native_id()) == caller
+
+
+def test_lower_priority_changes_the_calling_thread_only() -> None:
+    out: list[tuple[bool, int, int]] = []
+
+    def run() -> None:
+        tid = threading.get_native_id()
+        start = os.getpriority(os.PRIO_PROCESS, tid) if sys.platform.startswith("linux") else 0
+        lowered = threads.lower_priority(3)
+        now = os.getpriority(os.PRIO_PROCESS, tid) if sys.platform.startswith("linux") else 0
+        out.append((lowered, start, now))
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) if sys.platform.startswith("linux") else 0
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    lowered, start, now = out[0]
+    if sys.platform.startswith("linux"):
+        assert lowered and now == min(19, start + 3)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+    else:  # elsewhere nothing is touched
+        assert not lowered
+    assert not threads.lower_priority(0)
