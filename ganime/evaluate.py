@@ -67,6 +67,10 @@ class EvalOptions:
     characters: bool = True  # characters are kept out of the sides (ConvertOptions, as convert does)
     provenance: bool = True  # measure the share of side pixels copied from characters (segmenter on every frame)
     show_masks: bool = False  # contact sheets show the characters the segmenter finds in each picture
+    # Runs per clip of a model with a seeded random search (patch), seeds 0 .. seeds-1, the
+    # figures averaged: one run of such a model is one draw, which moves a clip's LPIPS by
+    # up to ~0.015 (benchmarks/results/issue31/session7). Deterministic models run once.
+    seeds: int = 1
 
 
 def label(model: str, temporal: bool) -> str:
@@ -96,6 +100,8 @@ class Score:
     pops: float = 0.0  # frame pairs where a side block changes far beyond picture and truth (metrics.pops)
     copied: float = math.nan  # % of side pixels copied from characters (temporal engine; NaN: not traced)
     split: str = "tune"  # "tune" or "report"
+    seeds: int = 1  # runs averaged: one per seed of a model with a random search (EvalOptions.seeds)
+    spread: float = math.nan  # largest minus smallest LPIPS over those runs (NaN: one run)
 
 
 @dataclass
@@ -196,6 +202,10 @@ class Report:
         for s in self.scores:
             where = f"| {s.clip} | {s.split} | {s.width}x{s.height} | {s.frames} | {s.model} "
             lines.append(where + self.row(asdict(s)))
+        seeded = [s for s in self.scores if s.seeds > 1]
+        if seeded:
+            lines += ["", "Averaged over seeds (a model with a random search; its LPIPS spread between them):", ""]
+            lines += [f"- {s.clip}, {s.model}: {s.seeds} seeds, spread {s.spread:.4f}" for s in seeded]
         if self.notes:
             lines += ["", *[f"Note: {n}" for n in self.notes]]
         if self.skipped:
@@ -343,33 +353,50 @@ def evaluate(
                 name = label(model, temporal)
                 if progress:
                     progress(f"{clip.name}: {name}")
-                dst = Path(tmp) / f"{clip.stem}.{model}.{int(temporal)}.mkv"
-                opts = ConvertOptions(
-                    model=model,
-                    encoder=LOSSLESS,
-                    device=options.device,
-                    batch_size=options.batch_size,
-                    overwrite=True,
-                    detect_bars=False,
-                    deinterlace="off",  # its input is the truth's own frames, written progressive
-                    weights=options.weights,
-                    temporal=temporal,
-                    characters=options.characters,
-                    provenance=options.provenance and temporal,
-                )
-                result = convert_file(src, dst, opts)
-                out = np.stack(read_frames(dst, len(truth))[0])
-                if out.shape != truth.shape:
-                    raise ConvertError(f"{clip}: {name} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
-                m = metrics.all_metrics(out[keep], truth[keep], mask)
-                if not tried:  # loaded once there is something to score (it may download)
-                    tried = True
-                    try:
-                        scorer = perceptual.load_lpips(options.perceptual)
-                    except perceptual.PerceptualError as e:
-                        report.notes.append(f"LPIPS not measured: {e}")
-                if scorer is not None:
-                    m["lpips"] = metrics.strip_lpips(out[keep], truth[keep], mask, scorer.distance)
+                runs: list[dict[str, float]] = []
+                out0: np.ndarray | None = None
+                for seed in range(options.seeds):
+                    dst = Path(tmp) / f"{clip.stem}.{model}.{int(temporal)}.{seed}.mkv"
+                    opts = ConvertOptions(
+                        model=model,
+                        encoder=LOSSLESS,
+                        device=options.device,
+                        batch_size=options.batch_size,
+                        overwrite=True,
+                        detect_bars=False,
+                        deinterlace="off",  # its input is the truth's own frames, written progressive
+                        weights=options.weights,
+                        temporal=temporal,
+                        characters=options.characters,
+                        provenance=options.provenance and temporal,
+                        seed=seed if options.seeds > 1 else None,
+                    )
+                    result = convert_file(src, dst, opts)
+                    out = np.stack(read_frames(dst, len(truth))[0])
+                    dst.unlink()
+                    if out.shape != truth.shape:
+                        raise ConvertError(f"{clip}: {name} produced {out.shape[1:3]}, expected {truth.shape[1:3]}")
+                    if out0 is None:
+                        out0 = out
+                    elif seed == 1 and np.array_equal(out, out0):
+                        break  # no random search (or one the seed does not reach): one run says it all
+                    m = metrics.all_metrics(out[keep], truth[keep], mask)
+                    if not tried:  # loaded once there is something to score (it may download)
+                        tried = True
+                        try:
+                            scorer = perceptual.load_lpips(options.perceptual)
+                        except perceptual.PerceptualError as e:
+                            report.notes.append(f"LPIPS not measured: {e}")
+                    if scorer is not None:
+                        m["lpips"] = metrics.strip_lpips(out[keep], truth[keep], mask, scorer.distance)
+                    m.update(fill_fps=result.fill_fps, total_fps=result.fps, copied=100 * result.characters_copied)
+                    runs.append(m)
+                assert out0 is not None
+                # Each figure is the mean over the seeds; ``spread`` says how far one draw's
+                # LPIPS moved from another's (what a single run cannot tell).
+                mean = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+                lp = [r["lpips"] for r in runs if "lpips" in r]
+                spread = float(max(lp) - min(lp)) if len(lp) > 1 else math.nan
                 report.scores.append(
                     Score(
                         clip.name,
@@ -377,13 +404,13 @@ def evaluate(
                         int(keep.sum()),
                         truth.shape[2],
                         truth.shape[1],
-                        **m,
-                        fill_fps=result.fill_fps,
-                        total_fps=result.fps,
-                        copied=100 * result.characters_copied,
+                        **mean,
                         split=split_of(clip.name, options.report),
+                        seeds=len(runs),
+                        spread=spread,
                     )
                 )
+                out = out0  # the sheets show the first draw
                 outputs[name] = out[keep]
             truth = truth[keep]  # the sheets show scored frames, not black ones
             if options.show_masks:

@@ -21,7 +21,7 @@ import torch
 
 from . import failures, threads, video
 from .engine import Filler, FrameFiller, PerFrameFiller, configure_cpu_threads, select_device
-from .models import load_model
+from .models import load_model, reseed
 from .plan import (
     ConvertError,
     ConvertOptions,
@@ -131,6 +131,8 @@ def make_filler(plan: Plan, options: ConvertOptions, device: torch.device) -> Fi
         model = load_model(plan.model, plan.weights, device)
     except WeightsError as e:
         raise ConvertError(f"{plan.input}: {e}") from e
+    if options.seed is not None:
+        reseed(model, options.seed)
     return Filler(model, plan.layout, device, options.batch_size)
 
 

@@ -48,6 +48,7 @@ class ConvertOptions:
     retry: bool = False  # convert sources that failed on their content before (ganime.failures)
     characters: bool = True  # keep characters (ganime.segment) out of what the sides are made from
     provenance: bool = False  # trace the share of side pixels copied from characters (for ganime eval; slow)
+    seed: int | None = None  # the seed of a model's random search (patch's); None: the model's own
 
     @property
     def model_name(self) -> str:

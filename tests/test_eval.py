@@ -221,3 +221,56 @@ def test_show_masks_adds_the_characters_to_the_sheets(tmp_path: Path) -> None:
     red = (view[..., 0].astype(int) - view[..., 1] > 80) & (view[..., 0] > 150)
     assert red[:, lay.left : lay.left + lay.content.width].sum() > 300  # the character, tinted
     assert not red[:, lay.left + 80 :].any()  # and not the sky and grass beside it
+
+
+def test_a_seed_reaches_the_random_search_and_none_keeps_the_models_own(tmp_path: Path) -> None:
+    from ganime.pipeline import ConvertOptions, convert_file
+
+    src = synthetic.write_clip(tmp_path / "in.mkv", cartoon_frames(3, 128, 96, seed=4), crf=0, pix_fmt="yuv444p")
+    sides = {}
+    for seed in (None, 0, 1):
+        dst = tmp_path / f"out{seed}.mkv"
+        opts = ConvertOptions(
+            model="patch", encoder=evaluate.LOSSLESS, temporal=False, characters=False, detect_bars=False, seed=seed
+        )
+        convert_file(src, dst, opts)
+        out = np.stack(evaluate.read_frames(dst, 3)[0]).astype(np.int16)
+        sides[seed] = np.concatenate([out[:, :, :20], out[:, :, -20:]], axis=2)
+    assert np.array_equal(sides[None], sides[0])  # patch's own seed is 0
+    assert np.abs(sides[1] - sides[0]).mean() > 1  # another seed, another draw
+
+
+def test_eval_averages_a_random_search_over_seeds_and_runs_a_deterministic_model_once(tmp_path: Path) -> None:
+    from ganime import metrics
+    from ganime.pipeline import ConvertOptions, convert_file
+
+    clip = synthetic.write_clip(tmp_path / "c.mkv", cartoon_frames(3, 172, 96, seed=6), crf=0, pix_fmt="yuv444p")
+    options = evaluate.EvalOptions(
+        models=("edge", "patch"), frames=3, device="cpu", temporal=(False,), characters=False, seeds=2
+    )
+    report = evaluate.evaluate([clip], options, tmp_path / "out")
+    by = {s.model: s for s in report.scores}
+    assert by["edge per-frame"].seeds == 1 and math.isnan(by["edge per-frame"].spread)
+    assert by["patch per-frame"].seeds == 2
+    # The same figures by hand: each seed's conversion scored, then the mean.
+    frames, info = evaluate.read_frames(clip, 3)
+    truth, lay = evaluate.prepare_truth(frames, info.sar, options)
+    src = synthetic.write_clip(tmp_path / "centre.mkv", list(evaluate.centre(truth, lay)), crf=0, pix_fmt="yuv444p")
+    psnrs = []
+    for seed in (0, 1):
+        dst = tmp_path / f"p{seed}.mkv"
+        opts = ConvertOptions(
+            model="patch",
+            encoder=evaluate.LOSSLESS,
+            temporal=False,
+            characters=False,
+            detect_bars=False,
+            deinterlace="off",
+            seed=seed,
+        )
+        convert_file(src, dst, opts)
+        out = np.stack(evaluate.read_frames(dst, len(truth))[0])
+        psnrs.append(metrics.all_metrics(out, truth, lay.mask() > 0)["psnr"])
+    assert psnrs[0] != psnrs[1]
+    assert by["patch per-frame"].psnr == pytest.approx(np.mean(psnrs))
+    assert "2 seeds" in (tmp_path / "out" / "eval.md").read_text()

@@ -68,6 +68,14 @@ def eval_cmd(
     show_masks: Annotated[
         bool, typer.Option("--show-masks", help="Contact sheets show the characters found in each picture, tinted.")
     ] = False,
+    seeds: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Runs per clip of a model with a random search (patch), seeds 0..N-1, averaged: one run is one"
+            " draw, which moves a clip's LPIPS by up to ~0.015. Deterministic models run once.",
+        ),
+    ] = 1,
 ) -> None:
     """Score models on native 16:9 footage: LPIPS, sharpness, patch distance, PSNR, SSIM, flicker of the sides."""
     from .. import evaluate
@@ -93,6 +101,7 @@ def eval_cmd(
         characters=characters,
         provenance=copied,
         show_masks=show_masks,
+        seeds=seeds,
     )
     check_device(device)
     for name in options.models:  # missing weights are a usage error, as for convert

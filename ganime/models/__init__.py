@@ -226,6 +226,16 @@ def build_model(name: str) -> nn.Module:
     return ARCHS[spec.arch](dict(spec.config)).eval()
 
 
+def reseed(model: nn.Module, seed: int) -> bool:
+    """Give a model with a seeded random search (``patch``) another seed; returns whether
+    it has one (the others are deterministic without one)."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "seed"):
+        return False
+    config.seed = int(seed)
+    return True
+
+
 def load_file(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model a ganime weight file describes and load every tensor into it."""
     arch, config, state, _ = W.read(path)
