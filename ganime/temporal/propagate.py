@@ -222,7 +222,9 @@ class Propagation:
             return 0.0, None
         d = shown - sample
         shift = np.median(d[overlap], axis=0).astype(np.float32)  # the sky's shade, not the arm's
-        err = (np.abs(d - shift).max(axis=2) * overlap).sum(axis=1)
+        e = np.abs(d - shift)
+        # The channels by hand: numpy reduces a trailing axis of 3 ten times slower.
+        err = (np.maximum(np.maximum(e[..., 0], e[..., 1]), e[..., 2]) * overlap).sum(axis=1)
         b = max(1, self.options.agree_rows)
         n = -(-len(err) // b) * b
 
