@@ -240,6 +240,25 @@ def median(a: np.ndarray) -> float:
     return (float(part[k - 1]) + float(part[k])) / 2
 
 
+def nanmedian_rows(a: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(a, axis=1)`` of a (k, m, c) array, the same values (NaN where a row
+    holds none) by one sort: numpy's own goes through masked arrays or a Python call per
+    row and channel below 600 values a row, which made it most of a panning shot's
+    propagation (``temporal.propagate``: 24 s of 27 s on 10 s of a synthetic pan)."""
+    if a.shape[1] == 0:
+        return np.full((a.shape[0], a.shape[2]), np.nan, a.dtype)
+    s = np.sort(a, axis=1)  # NaN sorts last
+    n = np.count_nonzero(~np.isnan(a), axis=1)  # (k, c)
+    lo = np.maximum(n - 1, 0) // 2
+    hi = n // 2
+    hi = np.minimum(hi, a.shape[1] - 1)
+    low = np.take_along_axis(s, lo[:, None, :], axis=1)[:, 0]
+    high = np.take_along_axis(s, hi[:, None, :], axis=1)[:, 0]
+    # As np.median: the middle value, or the mean of the two middle values.
+    med = np.where(lo == hi, low, (low + high) / np.asarray(2, a.dtype))
+    return np.where(n > 0, med, np.asarray(np.nan, a.dtype))
+
+
 # Residual (8-bit levels, on the lightly blurred thumbnails) within which a pixel counts
 # as explained when a motion has to beat standing still: near codec noise, so a still
 # background explains itself fully while a real pan of a tenth of a pixel still tells.

@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from ..motion import sample_grid, span, to_thumb
+from ..motion import nanmedian_rows, sample_grid, span, to_thumb
 from .options import TemporalOptions
 from .records import Entry, Geometry, bbox, colour_thumbnail, relight, widen
 
@@ -264,7 +264,7 @@ class Propagation:
         use = (seen >= b // 2) & ~off
         if not use.any():
             return np.broadcast_to(shift, (h, 1, 3)).astype(np.float32)
-        med = _nanmedian_rows(runs[use])  # (k, 3)
+        med = nanmedian_rows(runs[use])  # (k, 3)
         limit = self.options.agree / 255.0
         med = np.clip(med, shift - limit, shift + limit)
         middles = np.flatnonzero(use) * b + (b - 1) / 2
@@ -316,22 +316,3 @@ class Propagation:
         top = min(cap_y, max(0, math.ceil(-y0)))
         bottom = min(cap_y, max(0, math.ceil(y1 - (self.h - 1))))
         return left // 2 * 2, top // 2 * 2, right // 2 * 2, bottom // 2 * 2
-
-
-def _nanmedian_rows(a: np.ndarray) -> np.ndarray:
-    """``np.nanmedian(a, axis=1)`` of a (k, m, c) array, the same values (NaN where a row
-    holds none) by one sort: numpy's own goes through masked arrays or a Python call per
-    row and channel below 600 values a row, which made it most of a panning shot's
-    propagation (24 s of 27 s on 10 s of a synthetic pan)."""
-    if a.shape[1] == 0:
-        return np.full((a.shape[0], a.shape[2]), np.nan, a.dtype)
-    s = np.sort(a, axis=1)  # NaN sorts last
-    n = np.count_nonzero(~np.isnan(a), axis=1)  # (k, c)
-    lo = np.maximum(n - 1, 0) // 2
-    hi = n // 2
-    hi = np.minimum(hi, a.shape[1] - 1)
-    low = np.take_along_axis(s, lo[:, None, :], axis=1)[:, 0]
-    high = np.take_along_axis(s, hi[:, None, :], axis=1)[:, 0]
-    # As np.median: the middle value, or the mean of the two middle values.
-    med = np.where(lo == hi, low, (low + high) / np.asarray(2, a.dtype))
-    return np.where(n > 0, med, np.asarray(np.nan, a.dtype))
