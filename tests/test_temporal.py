@@ -788,27 +788,3 @@ def test_colour_thumbnail_is_the_block_mean_in_eight_bit_levels() -> None:
         assert np.array_equal(got, want.numpy())  # integer sums, one division: the float mean's own bits
         wide = torch.from_numpy(pic.astype(np.int32) * 257)  # 16-bit samples of the same picture
         assert np.allclose(colour_thumbnail(wide, (8, 5), factor), want.numpy(), atol=1e-3)
-
-
-def test_film_weave_is_not_a_new_drawing_but_a_moved_limb_is() -> None:
-    """A DVD's film weave moves the whole picture a fraction of a thumbnail pixel that the
-    camera estimate does not follow: its sharp outlines then differ, but the drawing is
-    the same and keeps its mask. A limb moved by a few thumbnail pixels is a new drawing."""
-    from ganime.motion import Similarity, thumbnail
-    from ganime.temporal.characters import same_drawing
-
-    world = synthetic.paint_background(400, 96, seed=3)
-    for x in range(110, 230, 14):  # black outlines, as cartoons draw them
-        world[:, x : x + 2] = 0
-        world[20 + (x % 50) : 22 + (x % 50), 100:230] = 0
-    lay = compute_layout(128, 96)
-    f = 4
-    still = Similarity(1.0, 0.0, 0.0)
-    first = world[:, 100:228].copy()
-    woven = world[:, 102:230].copy()  # 2 px (half a thumbnail pixel) the camera did not see
-    assert same_drawing(thumbnail(first, f), still, thumbnail(woven, f), still, f, lay.left, 24.0)
-    limb = first.copy()
-    limb[40:70, 56:68] = 0  # a dark arm (3 thumbnail pixels wide) ...
-    moved = first.copy()
-    moved[40:70, 72:84] = 0  # ... 16 px (4 thumbnail pixels) on
-    assert not same_drawing(thumbnail(limb, f), still, thumbnail(moved, f), still, f, lay.left, 24.0)
