@@ -87,8 +87,7 @@ def same_drawing(
     """Whether the earlier frame's characters, moved with the camera, are still the later
     frame's: its thumbnail (``thumb_now``) is at least ``seen`` covered by the earlier
     one's warped to it, and less than ``share`` of it differs by more than ``level``
-    levels (what the temporal engine counts as moving against the camera; from the best
-    of each pixel's 3x3 neighbourhood in the earlier one) outside the
+    levels (what the temporal engine counts as moving against the camera) outside the
     characters (``chars``: the earlier frame's, already moved to the later one, (h, w)
     bool over its picture). A mouth or an eye redrawn inside a character leaves its
     silhouette, and so its mask, as it was; a hand moved out of it does not. ``band``:
@@ -105,21 +104,7 @@ def same_drawing(
     if cols.mean() * rows.mean() < seen:
         return False
     warped = sample_grid(thumb_then[..., None], xs[cols], ys[rows])[..., 0]
-    now_part = thumb_now[np.ix_(rows, cols)]
-    differs = np.abs(warped - now_part) > level
-    if differs.any():
-        # As the ghost guard judges motion: the best of the aligned pixel and its 8
-        # neighbours. Film weave and a camera estimate a fraction of a thumbnail pixel
-        # off move a sharp outline that far, not the drawing: on 15 s of a DVD cartoon
-        # the shot's mask was found again for 121 of 334 frames asked, 61 with this.
-        pad = np.pad(warped, 1, mode="edge")
-        h, w = warped.shape
-        best = np.abs(warped - now_part)
-        for dy in range(3):
-            for dx in range(3):
-                if dy != 1 or dx != 1:
-                    np.minimum(best, np.abs(pad[dy : dy + h, dx : dx + w] - now_part), out=best)
-        differs = best > level
+    differs = np.abs(warped - thumb_now[np.ix_(rows, cols)]) > level
     if chars is not None and differs.any():
         # The characters on the thumbnail's grid, a thumbnail pixel wider (its blur).
         inside = F.max_pool2d(chars[None, None, : th * factor, : tw * factor].float(), factor)
