@@ -98,6 +98,29 @@ def test_propagation_copies_what_other_frames_show_of_a_side() -> None:
     assert dist[:, 11 : g.left].max() == 3
 
 
+def test_propagation_paints_the_two_strips_side_by_side_to_the_same_bits() -> None:
+    """The right strip is painted on the band thread while the engine paints the left:
+    the result is the one strip after the other's, to the bit, whichever ran first."""
+    pictures = pan()
+    g = geometry(pictures[0])
+    buf = entries(pictures, g)
+    propagation = Propagation(g, OPTIONS)
+    t = buf[6]  # frames before and after it: both strips get something
+    X = t.to_ref.a * g.side_cols.double().numpy() + t.to_ref.bx
+    Y = t.to_ref.a * np.arange(g.h, dtype=np.float64) + t.to_ref.by
+    near = sorted(propagation.rigid_reach(t, buf), key=lambda e: (abs(e.index - t.index), e.index > t.index))
+    both = propagation.propagate(t, near, X, Y, 255.0, buf)
+    assert not both[1][:, : g.left].all() and not both[1][:, g.left :].all()  # each strip got something
+    for order in (g.strips, g.strips[::-1]):
+        values = np.zeros_like(both[0])
+        dist = np.full_like(both[2], np.inf)
+        unfilled = np.ones_like(both[1])
+        for strip in order:  # on this thread, one after the other
+            propagation._strip(t, near, X, Y, 255.0, buf, strip, values, dist, unfilled)
+        for mine, theirs in zip((values, unfilled, dist), both, strict=True):
+            assert np.array_equal(mine, theirs)
+
+
 def right_strip(pictures: list[np.ndarray], options: TemporalOptions) -> tuple[np.ndarray, np.ndarray]:
     """Frame 3's right strip propagated from the frames after it: per column, the mean
     absolute difference from the painted world (``pan``'s), and per pixel how many frames

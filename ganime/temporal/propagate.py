@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from functools import partial
 
 import numpy as np
 import torch
 
+from .. import threads
 from ..motion import nanmedian_rows, sample_grid, span, to_thumb
 from .options import TemporalOptions
 from .records import Entry, Geometry, bbox, colour_thumbnail, relight, widen
+
+STRIP_THREAD = "ganime-bands"  # the thread the right strip is painted on (shared with ``patch``'s bands)
 
 
 class Propagation:
@@ -146,62 +150,93 @@ class Propagation:
         frames are painted nearest first, each into the still unfilled part of its
         rectangle, and sampled only over that part's bounding box. Small arrays and many
         steps: numpy, whose calls cost a fraction of torch's here.
+
+        The two strips share nothing (their columns, their frames' bands), so on the CPU
+        the right one is painted on the band thread meanwhile (``STRIP_THREAD``): a pan
+        consults some twenty frames a strip every frame, most of its engine time, while
+        the encoder leaves part of the other core idle. The same bits either way.
         """
         h, n_cols = self.h, X.size
-        m = 1.0  # a pixel inside the picture's side edges: they are often dark or ringing
         values = np.zeros((h, n_cols, 3), np.float32)
         dist = np.full((h, n_cols), np.inf, np.float32)
         unfilled = np.ones((h, n_cols), bool)
+        jobs = [
+            partial(self._strip, t, candidates, X, Y, scale, buf, strip, values, dist, unfilled)
+            for strip in self.strips
+            if strip[1] > strip[0]
+        ]
+        if len(jobs) == 2 and len(candidates) > 1:
+            other = threads.thread(STRIP_THREAD).submit(jobs[1])
+            jobs[0]()
+            other.result()
+        else:
+            for job in jobs:
+                job()
+        return values, unfilled, dist
+
+    def _strip(
+        self,
+        t: Entry,
+        candidates: list[Entry],
+        X: np.ndarray,
+        Y: np.ndarray,
+        scale: float,
+        buf: deque[Entry],
+        strip: tuple[int, int],
+        values: np.ndarray,
+        dist: np.ndarray,
+        unfilled: np.ndarray,
+    ) -> None:
+        """``propagate`` for the side-grid columns [s0, s1) of one strip, in place."""
+        h = self.h
+        m = 1.0  # a pixel inside the picture's side edges: they are often dark or ringing
+        s0, s1 = strip
         for u in candidates:
-            ux = (X - u.to_ref.bx) / u.to_ref.a - self.left
+            ux = (X[s0:s1] - u.to_ref.bx) / u.to_ref.a - self.left
             uy = (Y - u.to_ref.by) / u.to_ref.a
             # The picture's top and bottom are the canvas's: rows only need to fall inside.
             rows = span((uy >= -0.01) & (uy <= h - 1 + 0.01))
             if rows is None:
                 continue
-            wrote = False
-            for s0, s1 in self.strips:
-                cols = span((ux[s0:s1] >= m) & (ux[s0:s1] <= self.pic_w - 1 - m))
-                if cols is None:
+            cols = span((ux >= m) & (ux <= self.pic_w - 1 - m))
+            if cols is None:
+                continue
+            r0, r1 = rows
+            c0, c1 = s0 + cols[0], s0 + cols[1]
+            box = bbox(unfilled[r0:r1, c0:c1])
+            if box is None:
+                continue
+            r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
+            # Sampled a few columns wider where u shows them and nearer frames filled
+            # them: u must agree with those there (``_agreement``).
+            k = self.options.agree_cols if self.options.agree > 0 else 0
+            e0, e1 = max(s0 + cols[0], c0 - k), min(s0 + cols[1], c1 + k)
+            need = unfilled[r0:r1, e0:e1].copy()
+            moving = self.moving_at(self.moving(u, buf), ux[e0 - s0 : e1 - s0], uy[r0:r1])
+            if moving.any():  # what moves in u is not where u shows it in t: left to others
+                need &= ~moving
+                if not need[:, c0 - e0 : c1 - e0].any():
                     continue
-                r0, r1 = rows
-                c0, c1 = s0 + cols[0], s0 + cols[1]
-                box = bbox(unfilled[r0:r1, c0:c1])
-                if box is None:
-                    continue
-                r0, r1, c0, c1 = r0 + box[0], r0 + box[1], c0 + box[2], c0 + box[3]
-                # Sampled a few columns wider where u shows them and nearer frames filled
-                # them: u must agree with those there (``_agreement``).
-                k = self.options.agree_cols if self.options.agree > 0 else 0
-                e0, e1 = max(s0 + cols[0], c0 - k), min(s0 + cols[1], c1 + k)
-                need = unfilled[r0:r1, e0:e1].copy()
-                moving = self.moving_at(self.moving(u, buf), ux[e0:e1], uy[r0:r1])
-                if moving.any():  # what moves in u is not where u shows it in t: left to others
-                    need &= ~moving
+            sample = sample_grid(u.picture.numpy(), ux[e0 - s0 : e1 - s0], uy[r0:r1], cubic=True)
+            sample *= np.float32(1 / scale)
+            sample = relight(sample, u, t)
+            if k:
+                shift, apart = self._agreement(sample, values[r0:r1, e0:e1], ~unfilled[r0:r1, e0:e1] & ~moving)
+                sample += shift
+                if apart is not None:
+                    need[apart] = False
                     if not need[:, c0 - e0 : c1 - e0].any():
                         continue
-                sample = sample_grid(u.picture.numpy(), ux[e0:e1], uy[r0:r1], cubic=True)
-                sample *= np.float32(1 / scale)
-                sample = relight(sample, u, t)
-                if k:
-                    shift, apart = self._agreement(sample, values[r0:r1, e0:e1], ~unfilled[r0:r1, e0:e1] & ~moving)
-                    sample += shift
-                    if apart is not None:
-                        need[apart] = False
-                        if not need[:, c0 - e0 : c1 - e0].any():
-                            continue
-                sample, need = sample[:, c0 - e0 : c1 - e0], need[:, c0 - e0 : c1 - e0]
-                if need.all():  # the usual case: a band no nearer frame showed any of
-                    values[r0:r1, c0:c1] = sample
-                    dist[r0:r1, c0:c1] = abs(u.index - t.index)
-                else:
-                    np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
-                    dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
-                unfilled[r0:r1, c0:c1] &= ~need
-                wrote = True
-            if wrote and not unfilled.any():
+            sample, need = sample[:, c0 - e0 : c1 - e0], need[:, c0 - e0 : c1 - e0]
+            if need.all():  # the usual case: a band no nearer frame showed any of
+                values[r0:r1, c0:c1] = sample
+                dist[r0:r1, c0:c1] = abs(u.index - t.index)
+            else:
+                np.copyto(values[r0:r1, c0:c1], sample, where=need[..., None])
+                dist[r0:r1, c0:c1][need] = abs(u.index - t.index)
+            unfilled[r0:r1, c0:c1] &= ~need
+            if not unfilled[:, s0:s1].any():
                 break
-        return values, unfilled, dist
 
     def _agreement(
         self, sample: np.ndarray, shown: np.ndarray, overlap: np.ndarray
