@@ -171,6 +171,11 @@ def _cubic_axis(image: np.ndarray, coords: np.ndarray, axis: int) -> np.ndarray:
     return np.minimum(out, bound, out=out)
 
 
+def whole(c: np.ndarray) -> bool:
+    """Whether every coordinate falls on a pixel centre (no interpolation needed)."""
+    return bool((c == np.floor(c)).all())
+
+
 def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) -> np.ndarray:
     """(len(y), len(x), C) float32 samples of an (h, w, C) image on the grid y x x:
     bilinear, or with ``cubic`` Catmull-Rom clamped to the nearest samples' range.
@@ -185,7 +190,12 @@ def sample_grid(image: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = F
     if cubic:
         lo, hi = max(int(np.floor(y[0])) - 1, 0), min(int(np.floor(y[-1])) + 3, h)
         cols = _cubic_axis(image[lo:hi].astype(np.float32, copy=False), x, 1)
-        return _cubic_axis(cols, np.asarray(y, np.float64) - lo, 0)
+        rows = np.asarray(y, np.float64) - lo
+        if whole(rows) and rows[0] >= 0 and rows[-1] <= hi - lo - 1:
+            # Whole rows (a level pan): the cubic's weights there are 0, 1, 0, 0, so the
+            # rows themselves are its values, bit for bit, without the pass.
+            return _take(cols, rows.astype(np.intp), axis=0)
+        return _cubic_axis(cols, rows, 0)
     x0, x1, fx = taps(x, w)
     y0, y1, fy = taps(y, h)
     lo, hi = int(y0[0]), int(y1[-1]) + 1

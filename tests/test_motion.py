@@ -130,3 +130,23 @@ def test_nanmedian_of_rows_is_numpys_to_the_bit() -> None:
         got = nanmedian_rows(a)
         assert got.dtype == want.dtype
         np.testing.assert_array_equal(got, want)
+
+
+def test_whole_rows_skip_the_cubic_row_pass_to_the_same_bits() -> None:
+    """At whole rows (a level pan) the Catmull-Rom row weights are 0, 1, 0, 0: the rows
+    are taken as they are, the same values as the row pass gives, inside the picture
+    and past its top and bottom."""
+    from ganime import motion
+
+    rng = np.random.default_rng(4)
+    for _ in range(300):
+        h, w = (int(v) for v in rng.integers(2, 40, 2))
+        image = rng.integers(0, 256, (h, w, 3)).astype(np.uint8)
+        x = np.sort(rng.uniform(0.5, 1.5) * np.arange(int(rng.integers(1, 20))) + rng.uniform(-5, w + 3))
+        y = (np.arange(int(rng.integers(1, 12))) + int(rng.integers(-3, h))).astype(np.float64)
+        lo, hi = max(int(y[0]) - 1, 0), min(int(y[-1]) + 3, h)
+        if lo >= hi:
+            continue
+        cols = motion._cubic_axis(image[lo:hi].astype(np.float32), x, 1)
+        want = motion._cubic_axis(cols, y - lo, 0)
+        np.testing.assert_array_equal(sample_grid(image, x, y, cubic=True), want)

@@ -11,7 +11,7 @@ import torch
 from .. import video
 from ..geometry import Layout
 from ..models.classical import dilate
-from ..motion import IDENTITY, Match, Similarity, sample_grid, span, taps
+from ..motion import IDENTITY, Match, Similarity, sample_grid, span, taps, whole
 
 # Levels of mean brightness a held drawing's picture may drift from the frame its sides
 # were made for (a slow fade) before the sides are made again. At ``hold`` (0.6) a clip
@@ -147,7 +147,7 @@ def memory_grid(
         return out, ok
     (c0, c1), (r0, r1) = cs, rs
     gx, gy = gx[c0:c1], gy[r0:r1]
-    if _whole(gx) and _whole(gy):  # whole-pixel positions (a still camera): the memory's own pixels
+    if whole(gx) and whole(gy):  # whole-pixel positions (a still camera): the memory's own pixels
         rows = slice(int(gy[0]), int(gy[0]) + gy.size) if whole_run(gy) else gy.astype(np.intp)
         cols = gx.astype(np.intp)
         out[r0:r1, c0:c1] = np.take(values[rows], cols, axis=1)
@@ -166,11 +166,6 @@ def widen(mask: np.ndarray, radius: int) -> np.ndarray:
     if radius <= 0 or not mask.any():
         return mask
     return dilate(torch.from_numpy(mask), radius).numpy()
-
-
-def _whole(c: np.ndarray) -> bool:
-    """Whether every coordinate falls on a pixel centre (no interpolation needed)."""
-    return bool((c == np.floor(c)).all())
 
 
 def whole_run(c: np.ndarray) -> bool:
