@@ -260,8 +260,7 @@ def nanmedian_rows(a: np.ndarray) -> np.ndarray:
     s = np.sort(a, axis=1)  # NaN sorts last
     n = np.count_nonzero(~np.isnan(a), axis=1)  # (k, c)
     lo = np.maximum(n - 1, 0) // 2
-    hi = n // 2
-    hi = np.minimum(hi, a.shape[1] - 1)
+    hi = np.minimum(n // 2, a.shape[1] - 1)
     low = np.take_along_axis(s, lo[:, None, :], axis=1)[:, 0]
     high = np.take_along_axis(s, hi[:, None, :], axis=1)[:, 0]
     # As np.median: the middle value, or the mean of the two middle values.
