@@ -18,7 +18,7 @@ from ganime.models import ARCHS, build_model
 from ganime.motion import match, thumbnail
 from ganime.temporal import TemporalFiller, TemporalOptions, TemporalStats
 from ganime.temporal.propagate import Propagation
-from ganime.temporal.records import Geometry
+from ganime.temporal.records import Entry, Geometry
 from ganime.temporal.shots import ShotAnalysis
 
 CPU = torch.device("cpu")
@@ -550,6 +550,42 @@ def test_moving_pixels_are_found_and_the_background_is_not() -> None:
     far = np.zeros_like(char)
     far[:, 16 + 3 * 8 + 8 :] = True
     assert full[far].mean() < 0.02
+
+
+def test_parallax_is_not_taken_for_motion_but_a_thing_crossing_the_picture_is() -> None:
+    """A near fence slides over the far rows by 1 px every 4 frames (the parallax of a
+    camera moving through a scene: the camera fit follows the far rows), while a thing
+    crosses at 1.5 px a frame. Compared with frames up to 8 away, the fence is 2 px off:
+    within ``moving_reach``, so it may be copied; the thing moves against the camera."""
+    h, w = 96, 128
+    rng = np.random.default_rng(4)
+    posts = np.repeat(rng.integers(30, 226, size=(w // 4 + 8, 3)), 4, axis=0).astype(np.uint8)
+    far = rng.integers(30, 226, size=(h // 8, 1, 3)).repeat(8, 0).astype(np.uint8)
+
+    def picture(i: int) -> np.ndarray:
+        pic = np.broadcast_to(far, (h, w, 3)).copy()
+        shift = round(i / 4)
+        pic[48:] = posts[shift : shift + w][None]
+        x = 20 + 3 * i // 2
+        pic[20:40, x : x + 12] = MAGENTA
+        return pic
+
+    flagged = {}
+    for reach in (1, 2):
+        options = TemporalOptions(moving_reach=reach)
+        geometry = Geometry.of(compute_layout(w, h), options.thumb_height)
+        buf: deque = deque()
+        for i in range(17):
+            pic = picture(i)
+            frame = video.Frame(pic, i, Fraction(1, 24))
+            buf.append(Entry(i, frame, torch.from_numpy(pic), thumbnail(pic, geometry.factor), 50.0, 0, decided=True))
+        mov = Propagation(geometry, options).moving(buf[8], buf)
+        f = geometry.factor
+        # The fence's rows, and the thing where it is in frame 8 (x 32-44), inside its outline.
+        flagged[reach] = (mov[56 // f :].mean(), mov[22 // f : 38 // f, 34 // f : 42 // f].mean())
+    assert TemporalOptions().moving_reach == 2
+    assert flagged[2][0] < 0.1 and flagged[2][1] == 1.0, flagged  # at the picture's right edge, posts come in
+    assert flagged[1][0] > 0.9 and flagged[1][1] == 1.0, flagged  # a reach of 1 px takes the fence for motion
 
 
 def test_copyable_lifts_the_restriction_only_beside_a_side_with_little_background() -> None:

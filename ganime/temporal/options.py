@@ -47,6 +47,8 @@ class TemporalOptions:
         moving_grow: what moves is widened by this many thumbnail pixels every way.
         moving_span: frames compared for ``moving``: 2, 4, ... up to this many each way.
         moving_unseen: count what no other frame shows, beside what moves, as moving.
+        moving_reach: a pixel matching the other frame's within this many thumbnail pixels
+            of where the camera puts it is not moving (parallax, resampling).
         still_share: beside a side whose nearest columns hold less than this share of
             still background, a key frame's patches may copy any pixel there.
         characters: a key frame's characters (``ganime.segment``, above ``character_level``,
@@ -99,6 +101,7 @@ class TemporalOptions:
     moving_grow: int = 2
     moving_span: int = 8
     moving_unseen: bool = False
+    moving_reach: int = 2
     still_share: float = 0.5
     characters: bool = False
     character_level: float = 0.5

@@ -38,7 +38,7 @@ class Propagation:
 
         u is compared, in colour, the camera motion and light change undone, with frames
         up to ``moving_span`` before and after it; a pixel any of them disagrees with (by
-        more than ``moving``, at the best of the aligned pixel and its 8 neighbours) is
+        more than ``moving``, at the best of the pixels within ``moving_reach`` of the aligned one) is
         moving (see ``moving_unseen`` for what no other frame shows). That is cautious: the background a
         character covers in another frame counts as moving too, and is generated or taken
         from frames that show it, never pasted from one that may hold the character.
@@ -89,13 +89,15 @@ class Propagation:
         other = sample_grid(self._colour(v), xs, ys)
         other = (other - v.offset * 255) / v.gain * u.gain + u.offset * 255  # at u's light
         # In colour: a character as bright as the wall behind it still differs in hue. The
-        # best of the aligned pixel and its 8 neighbours: a sharp outline a fraction of a
-        # thumbnail pixel off (the camera estimate, resampling) is not motion.
-        pad = np.pad(other, ((1, 1), (1, 1), (0, 0)), mode="edge")
+        # best of the pixels within ``moving_reach`` of the aligned one: a sharp outline a
+        # little off (the camera estimate, resampling, and parallax: the steps of a stair
+        # nearer the camera than the wall it is fitted to) is not motion.
+        r = self.options.moving_reach
+        pad = np.pad(other, ((r, r), (r, r), (0, 0)), mode="edge")
         mine = self._colour(u)
         best = None
-        for dy in range(3):  # shift by shift, channels by hand: 20x faster than numpy
-            for dx in range(3):  # reducing a strided (th, tw, 3, 3, 3) window view
+        for dy in range(2 * r + 1):  # shift by shift, channels by hand: 20x faster than numpy
+            for dx in range(2 * r + 1):  # reducing a strided (th, tw, 3, 3, 3) window view
                 e = np.abs(pad[dy : dy + th, dx : dx + tw] - mine)
                 d = np.maximum(np.maximum(e[..., 0], e[..., 1]), e[..., 2])
                 best = d if best is None else np.minimum(best, d, out=best)
