@@ -97,7 +97,7 @@ class Propagation:
         mine = self._colour(u)
         best = None
         for dy in range(2 * r + 1):  # shift by shift, channels by hand: 20x faster than numpy
-            for dx in range(2 * r + 1):  # reducing a strided (th, tw, 3, 3, 3) window view
+            for dx in range(2 * r + 1):  # reducing a strided (th, tw, 3, k, k) window view
                 e = np.abs(pad[dy : dy + th, dx : dx + tw] - mine)
                 d = np.maximum(np.maximum(e[..., 0], e[..., 1]), e[..., 2])
                 best = d if best is None else np.minimum(best, d, out=best)
