@@ -824,3 +824,26 @@ def test_colour_thumbnail_is_the_block_mean_in_eight_bit_levels() -> None:
         assert np.array_equal(got, want.numpy())  # integer sums, one division: the float mean's own bits
         wide = torch.from_numpy(pic.astype(np.int32) * 257)  # 16-bit samples of the same picture
         assert np.allclose(colour_thumbnail(wide, (8, 5), factor), want.numpy(), atol=1e-3)
+
+
+def test_a_fade_is_not_a_new_drawing_for_the_masks() -> None:
+    """A held drawing fading in (every level scaled) keeps its mask once the light the
+    shot analysis measured is undone; a real change under the same fade does not."""
+    from ganime.motion import Similarity, thumbnail
+    from ganime.temporal.characters import same_drawing
+
+    world = synthetic.paint_background(200, 96, seed=5)
+    lay = compute_layout(128, 96)
+    cam = Similarity(1.0, 0.0, 0.0)
+    f = max(1, round(96 / 80))
+    first = world[:, 40:168].copy()
+    faded = (first.astype(np.float32) * 0.55 + 10).round().astype(np.uint8)  # value = 0.55 * then + 10/255
+    light = ((1.0, 0.0), (0.55, 10 / 255))
+    assert not same_drawing(thumbnail(first, f), cam, thumbnail(faded, f), cam, f, lay.left, 24.0)
+    assert same_drawing(thumbnail(first, f), cam, thumbnail(faded, f), cam, f, lay.left, 24.0, light=light)
+    changed = faded.copy()
+    changed[30:70, 20:50] = 255 - changed[30:70, 20:50]
+    assert not same_drawing(thumbnail(first, f), cam, thumbnail(changed, f), cam, f, lay.left, 24.0, light=light)
+    # The other way round (a fade out, the mask found in the darker frame) too.
+    back = ((0.55, 10 / 255), (1.0, 0.0))
+    assert same_drawing(thumbnail(faded, f), cam, thumbnail(first, f), cam, f, lay.left, 24.0, light=back)

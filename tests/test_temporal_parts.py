@@ -337,6 +337,26 @@ def test_shot_characters_are_found_once_for_a_held_drawing_and_move_with_the_cam
     assert shot.chars is None and shot.moved_to(buf[1]) is None
 
 
+def test_a_fading_drawing_keeps_its_characters_without_a_new_mask() -> None:
+    """The shot analysis measures a fade's light (``Entry.gain``); the masks undo it, so
+    a held drawing fading out is not looked at again (the segmenter's verdict on the
+    same drawing can differ from frame to frame of a fade: a new mask each frame made
+    a tree by the seam a character on some frames of `3d_bbb` and not on others)."""
+    world = synthetic.paint_background(200, 96, seed=1)
+    synthetic._draw_character(world, 60, 96 * 0.86, 48, 0)
+    first = np.ascontiguousarray(world[:, 40:168])
+    pictures = [(first.astype(np.float32) * (1 - 0.1 * i)).round().astype(np.uint8) for i in range(5)]
+    g = geometry(first)
+    buf = entries(pictures, g)
+    assert buf[-1].gain < 0.7  # the fade was measured
+    stats = TemporalStats()
+    shot = ShotCharacters(g, OPTIONS, stats, CharacterMasks(OPTIONS, CPU), ahead=False)
+    assert shot.for_key(buf[0]) is not None
+    for e in list(buf)[1:]:
+        shot.of_frame(e, exact=True)
+    assert stats.character_masks == 1 and stats.masks_moved == 4
+
+
 def test_own_fill_leans_on_the_frame_as_far_as_the_sides_do_not_hold() -> None:
     from ganime.temporal.own_fill import OwnFill
 

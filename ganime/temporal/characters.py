@@ -83,6 +83,7 @@ def same_drawing(
     span: tuple[int, int] | None = None,
     share: float = 0.005,
     seen: float = 0.97,
+    light: tuple[tuple[float, float], tuple[float, float]] = ((1.0, 0.0), (1.0, 0.0)),
 ) -> bool:
     """Whether the earlier frame's characters, moved with the camera, are still the later
     frame's: its thumbnail (``thumb_now``) is at least ``seen`` covered by the earlier
@@ -94,6 +95,9 @@ def same_drawing(
     only changes within that many picture columns of either edge count (what a mirror
     of the picture by its seams can show). ``span``: only the picture columns [a, b) count,
     and ``share`` is of that part of the thumbnail (one half's mask: ``CharacterMasks.halves``).
+    ``light``: the two frames' brightness against the shot's reference, (gain, offset)
+    then and now (``Entry.gain``, ``Entry.offset``): undone, as the ghost guard undoes
+    it, so that a fade or film flicker does not read as a new drawing.
     """
     th, tw = thumb_now.shape
     rel = to_thumb(then.inverse().then(now), factor, left)
@@ -104,6 +108,9 @@ def same_drawing(
     if cols.mean() * rows.mean() < seen:
         return False
     warped = sample_grid(thumb_then[..., None], xs[cols], ys[rows])[..., 0]
+    (g0, o0), (g1, o1) = light
+    if (g0, o0) != (g1, o1):  # at the later frame's light
+        warped = (warped - o0 * 255) / g0 * g1 + o1 * 255
     differs = np.abs(warped - thumb_now[np.ix_(rows, cols)]) > level
     if chars is not None and differs.any():
         # The characters on the thumbnail's grid, a thumbnail pixel wider (its blur).
@@ -320,9 +327,10 @@ class ShotCharacters:
         self.left, self.pic_w, self.factor = geometry.left, geometry.pic_w, geometry.factor
         self.chars: torch.Tensor | None = None  # the shot's characters (None: none, or not found yet)
         self._found = False  # the shot's characters were found (``chars``, None: none)
-        self._at: tuple[int, Similarity, np.ndarray] | None = None  # (index, camera, thumbnail) of their frame
+        # (index, camera, thumbnail, (gain, offset)) of their frame
+        self._at: tuple[int, Similarity, np.ndarray, tuple[float, float]] | None = None
         # The same for each half of the picture the segmenter looks at: the frame each half's mask was found in.
-        self._half_at: list[tuple[int, Similarity, np.ndarray] | None] = [None, None]
+        self._half_at: list[tuple[int, Similarity, np.ndarray, tuple[float, float]] | None] = [None, None]
         self._ahead = ahead
         self._scanned = 0  # frames up to here were looked at for masks to find ahead
         self._ahead_shot = -1  # the last shot whose first frame's mask was started ahead
@@ -400,7 +408,19 @@ class ShotCharacters:
             # own mask was found in: a half whose drawing holds keeps its mask, moved.
             spans = self.masks.halves(self.pic_w)
             sides = tuple(
-                not same_drawing(ref[2], ref[1], t.thumb, t.to_ref, self.factor, self.left, level, moved, band, span)
+                not same_drawing(
+                    ref[2],
+                    ref[1],
+                    t.thumb,
+                    t.to_ref,
+                    self.factor,
+                    self.left,
+                    level,
+                    moved,
+                    band,
+                    span,
+                    light=(ref[3], (t.gain, t.offset)),
+                )
                 for ref, span in zip(self._half_at, spans, strict=True)
             )
             if not any(sides):
@@ -419,7 +439,7 @@ class ShotCharacters:
                 self.stats.half_masks += 1
         if all(sides):
             self.chars = self.masks(t.picture, scale, key=t.index)
-        here = (t.index, t.to_ref, t.thumb)
+        here = (t.index, t.to_ref, t.thumb, (t.gain, t.offset))
         self._at = here
         self._half_at = [here if s else ref for s, ref in zip(sides, self._half_at, strict=True)]
         self._found = True
