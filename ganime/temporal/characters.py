@@ -18,7 +18,7 @@ from ..geometry import Rect
 from ..models.classical import close_holes, dilate
 from ..motion import Similarity, sample_grid, to_thumb
 from .options import TemporalOptions, TemporalStats
-from .records import Entry, Geometry, scale_of
+from .records import Entry, Geometry, relit_levels, scale_of
 
 
 def frame_characters(content: Rect, device: torch.device) -> Callable[[np.ndarray], torch.Tensor | None]:
@@ -108,9 +108,8 @@ def same_drawing(
     if cols.mean() * rows.mean() < seen:
         return False
     warped = sample_grid(thumb_then[..., None], xs[cols], ys[rows])[..., 0]
-    (g0, o0), (g1, o1) = light
-    if (g0, o0) != (g1, o1):  # at the later frame's light
-        warped = (warped - o0 * 255) / g0 * g1 + o1 * 255
+    if light[0] != light[1]:  # at the later frame's light
+        warped = relit_levels(warped, *light)
     differs = np.abs(warped - thumb_now[np.ix_(rows, cols)]) > level
     if chars is not None and differs.any():
         # The characters on the thumbnail's grid, a thumbnail pixel wider (its blur).

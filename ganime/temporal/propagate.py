@@ -12,7 +12,7 @@ import torch
 from .. import threads
 from ..motion import nanmedian_rows, sample_grid, span, to_thumb
 from .options import TemporalOptions
-from .records import Entry, Geometry, bbox, colour_thumbnail, relight, widen
+from .records import Entry, Geometry, bbox, colour_thumbnail, relight, relit_levels, widen
 
 STRIP_THREAD = "ganime-bands"  # the thread the right strip is painted on (shared with ``patch``'s bands)
 
@@ -87,7 +87,7 @@ class Propagation:
         ys = m.a * np.arange(th, dtype=np.float64) + m.by
         seen = np.logical_and.outer((ys >= 0) & (ys <= th - 1), (xs >= 0) & (xs <= tw - 1))
         other = sample_grid(self._colour(v), xs, ys)
-        other = (other - v.offset * 255) / v.gain * u.gain + u.offset * 255  # at u's light
+        other = relit_levels(other, (v.gain, v.offset), (u.gain, u.offset))
         # In colour: a character as bright as the wall behind it still differs in hue. The
         # best of the pixels within ``moving_reach`` of the aligned one: a sharp outline a
         # little off (the camera estimate, resampling, and parallax: the steps of a stair

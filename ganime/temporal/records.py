@@ -191,6 +191,12 @@ def relight(values: np.ndarray, u: Entry, t: Entry) -> np.ndarray:
     return np.clip(t.gain * (values - u.offset) / u.gain + t.offset, 0, 1)
 
 
+def relit_levels(values: np.ndarray, then: tuple[float, float], now: tuple[float, float]) -> np.ndarray:
+    """Thumbnail values (8-bit levels) seen at light ``then``, at light ``now``: each a
+    frame's (gain, offset) against the shot's reference (``Entry.gain``, ``Entry.offset``)."""
+    return (values - then[1] * 255) / then[0] * now[0] + now[1] * 255
+
+
 def colour_thumbnail(picture: torch.Tensor, shape: tuple[int, ...], factor: int) -> np.ndarray:
     """(th, tw, 3) block means of a (h, w, 3) picture (uint8 or int32 16-bit samples), 8-bit levels."""
     th, tw = shape
