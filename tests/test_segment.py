@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from ganime import segment, synthetic, weights
@@ -93,3 +94,22 @@ def test_a_cartoon_character_is_found(seed: int) -> None:
     mask = segment.load()(torch.from_numpy(drawn).permute(2, 0, 1)[None].float() / 255)[0, 0].numpy()
     assert mask.shape == truth.shape
     assert mask[truth].mean() > 0.8 and mask[~truth].mean() < 0.2
+
+
+def test_the_bfloat16_stages_keep_the_float32_masks() -> None:
+    """Where the CPU computes in bfloat16 the segmenter runs most stages in it: its
+    masks of a figure match the float32 network's, and the released net stays float32."""
+    seg = segment.load()
+    if not seg.bf16:
+        pytest.skip("this CPU has no bfloat16 arithmetic: the segmenter runs in float32")
+    assert all(p.dtype == torch.float32 for p in seg.net.parameters())
+    image = torch.from_numpy(figure() * _STD + _MEAN).float().clamp(0, 1)
+    image = F.interpolate(image, size=(240, 200), mode="bilinear", align_corners=False)
+    seg.size = 224
+    fast = seg(image, stretch=False)[0, 0] > 0.5
+    ref = segment.Segmenter(segment.load().net, "cpu")
+    ref._run = ref.net  # float32 throughout
+    ref.size = 224
+    slow = ref(image, stretch=False)[0, 0] > 0.5
+    assert slow.float().mean() > 0.1  # the figure is found
+    assert (fast & slow).sum() / (fast | slow).sum() > 0.97

@@ -147,13 +147,13 @@ class CharacterMasks:
 
     A mask is found once a shot (ahead, on a worker thread, for the shot's first frame)
     and again only where a key frame's or a loose frame's picture changed outside it
-    (docs/temporal.md, "Characters"): U²-Net-p costs about 0.3 s a half at 224 on one core.
+    (docs/temporal.md, "Characters"): U²-Net-p costs 0.14 s a half at 224 on one core (0.24 s in float32).
     """
 
     OVERLAP = 0.6  # each "half" is this share of the picture's width
     # The square each half is seen at: at 224 the masks of the eval clips' anime frames
     # match those at the released 320 (IoU 0.88-0.99; 0.54 on anime_cammove's sail) for
-    # 0.4 of the cost (0.73 s for both halves on one core, 1.9 s at 320); at 192 and 160
+    # 0.4 of the cost (float32: 0.49 s for both halves on one core, 1.9 s at 320); at 192 and 160
     # they fall apart (IoU down to 0.72 and 0.31).
     SIZE = 224
 
@@ -273,7 +273,7 @@ class CharacterMasks:
             p = seg(torch.cat(halves), stretch=False)
             first, second = p[0:1], p[1:2]
         elif here and all(f.done() for parts in self._ahead.values() for f in parts):
-            # The engine waits: the worker, idle, takes one half (0.35 s instead of 0.59 s).
+            # The engine waits: the worker, idle, takes one half (float32: 0.35 s instead of 0.59 s).
             # On the CPU each half always goes through alone, so the bits do not depend
             # on where it ran (a batch of two differs from two singles by 1e-7).
             pending = threads.thread(MASK_THREAD).submit(seg, halves[1], False)
