@@ -88,7 +88,13 @@ with av.open(str(src)) as template, av.open(str(dst), "w") as out:
     end = 0.0  # seconds: where the next copy starts (the latest packet end of any stream)
     for p in template.demux(streams):
         if p.pts is not None and p.time_base:
-            end = max(end, float((p.pts + (p.duration or 0)) * p.time_base))
+            # A packet without a duration (a re-encoded --centre-43 clip's video) lasts a
+            # frame: the next copy's first frame must not share the last one's time.
+            last = float(p.duration * p.time_base) if p.duration else 0.0
+            if not last and p.stream.type == "video" and p.stream.average_rate:
+                last = float(1 / p.stream.average_rate)
+            end = max(end, float(p.pts * p.time_base) + last)
+    last_dts = {}  # per stream: the last decoding time written
     for i in range(times):
         with av.open(str(src)) as c:
             for p in c.demux([c.streams[s.index] for s in streams]):
@@ -99,6 +105,13 @@ with av.open(str(src)) as template, av.open(str(dst), "w") as out:
                     p.pts += shift
                 if p.dts is not None:
                     p.dts += shift
+                elif i and p.stream.index in last_dts:
+                    # Matroska stores no decoding time for the first frames before a
+                    # B-frame; the muxer's guess (the presentation time) would run back
+                    # past the copy before: the next tick after it instead.
+                    p.dts = last_dts[p.stream.index] + 1
+                if p.dts is not None:
+                    last_dts[p.stream.index] = p.dts
                 p.stream = outs[p.stream.index]
                 out.mux(p)
 """
