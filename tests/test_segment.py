@@ -103,6 +103,9 @@ def test_the_bfloat16_stages_keep_the_float32_masks() -> None:
     if not seg.bf16:
         pytest.skip("this CPU has no bfloat16 arithmetic: the segmenter runs in float32")
     assert all(p.dtype == torch.float32 for p in seg.net.parameters())
+    stages = [*seg._run.encoder, *seg._run.decoder]
+    low = [next(s.parameters()).dtype == torch.bfloat16 for s in stages]
+    assert sum(low) == len(stages) - 1 and not low[len(seg._run.encoder) + 3]  # all but one decoder stage
     image = torch.from_numpy(figure() * _STD + _MEAN).float().clamp(0, 1)
     image = F.interpolate(image, size=(240, 200), mode="bilinear", align_corners=False)
     seg.size = 224
