@@ -1,7 +1,8 @@
-"""The benchmark scripts that must not rot: the GPU check's dry run, the training report."""
+"""The benchmark scripts that must not rot: the GPU check's dry run, the training report, the clip looper."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -62,3 +63,23 @@ def test_fuzz_mutations_damage_and_one_case_is_checked(tmp_path: Path) -> None:
     out.mkdir()
     case = fuzz.check(fuzz.Case("truncated", cut.name), cut, out, timeout=120)
     assert case.returncode in (0, 1) and case.problem == ""
+
+
+def test_bench_convert_loops_the_4x3_centre_of_a_wide_clip(tmp_path: Path) -> None:
+    """``--centre-43 --loop``: the re-encoded centre (Matroska, B-frames, no decoding time
+    on its first frames) played twice: every frame, timestamps rising."""
+    import av
+
+    from ganime import synthetic
+
+    bench = load_benchmark("bench_convert")
+    scene = synthetic.Scene(width=256, height=144, frames=24, pan=1.5, seed=3)
+    wide = synthetic.write_clip(tmp_path / "wide.mp4", list(synthetic.render(scene)))
+    centre = bench.centre_43(wide, tmp_path)
+    looped = bench.loop(centre, 2, tmp_path)
+    with av.open(str(looped)) as c:
+        v = c.streams.video[0]
+        pts = [f.pts for f in c.decode(v)]
+        width = v.codec_context.width
+    assert width == 192 and len(pts) == 48
+    assert all(b > a for a, b in itertools.pairwise(pts))
