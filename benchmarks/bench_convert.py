@@ -88,12 +88,7 @@ with av.open(str(src)) as template, av.open(str(dst), "w") as out:
     end = 0.0  # seconds: where the next copy starts (the latest packet end of any stream)
     for p in template.demux(streams):
         if p.pts is not None and p.time_base:
-            # A packet without a duration (a re-encoded --centre-43 clip's video) lasts a
-            # frame: the next copy's first frame must not share the last one's time.
-            last = float(p.duration * p.time_base) if p.duration else 0.0
-            if not last and p.stream.type == "video" and p.stream.average_rate:
-                last = float(1 / p.stream.average_rate)
-            end = max(end, float(p.pts * p.time_base) + last)
+            end = max(end, float((p.pts + (p.duration or 0)) * p.time_base))
     last_dts = {}  # per stream: the last decoding time written
     for i in range(times):
         with av.open(str(src)) as c:

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import av
 from conftest import load_benchmark
+
+from ganime import synthetic
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,10 +71,6 @@ def test_fuzz_mutations_damage_and_one_case_is_checked(tmp_path: Path) -> None:
 def test_bench_convert_loops_the_4x3_centre_of_a_wide_clip(tmp_path: Path) -> None:
     """``--centre-43 --loop``: the re-encoded centre (Matroska, B-frames, no decoding time
     on its first frames) played twice: every frame, timestamps rising."""
-    import av
-
-    from ganime import synthetic
-
     bench = load_benchmark("bench_convert")
     scene = synthetic.Scene(width=256, height=144, frames=24, pan=1.5, seed=3)
     wide = synthetic.write_clip(tmp_path / "wide.mp4", list(synthetic.render(scene)))
