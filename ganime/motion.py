@@ -72,12 +72,14 @@ class Match:
     offset: float = 0.0  # cur brightness = gain * prev + offset (offset in [0, 1] units)
 
 
-def thumbnail(picture: np.ndarray, factor: int) -> np.ndarray:
-    """(h // factor, w // factor) grey float32 thumbnail in 8-bit levels of an (h, w, 3) frame.
+def block_sums(picture: np.ndarray, factor: int) -> np.ndarray:
+    """(h // factor, w // factor, 3) integer sums of the ``factor`` x ``factor`` blocks of an
+    (h, w, 3) frame: exact, in the narrowest unsigned type that holds them.
 
-    Block sums in integers first (rows of each block, then its columns), the colour
-    weights last on the small result: one light pass over the frame, which matters
-    because every frame of an episode goes through here.
+    Rows of each block first, then its columns: one light pass over the frame, which
+    matters because every frame of an episode goes through here. The grey thumbnail
+    (``thumbnail``) and the colour one (``temporal.records.colour_thumbnail``) are both
+    made from these sums, so a frame is summed once for the two.
     """
     h, w = picture.shape[:2]
     th, tw = h // factor, w // factor
@@ -87,9 +89,19 @@ def thumbnail(picture: np.ndarray, factor: int) -> np.ndarray:
     rows = x[:, 0].astype(acc)
     for i in range(1, factor):
         rows += x[:, i]
-    sums = np.add.reduceat(rows.reshape(th, tw * factor, 3), np.arange(0, tw * factor, factor), axis=1)
+    return np.add.reduceat(rows.reshape(th, tw * factor, 3), np.arange(0, tw * factor, factor), axis=1)
+
+
+def grey_of(sums: np.ndarray, factor: int, top: int = 255) -> np.ndarray:
+    """The grey thumbnail (8-bit levels, float32) of ``block_sums`` of a frame whose
+    samples go up to ``top``: the colour weights applied to the small result."""
     weights = np.array([0.299, 0.587, 0.114], np.float32) * np.float32(255 / top / (factor * factor))
     return sums.astype(np.float32) @ weights
+
+
+def thumbnail(picture: np.ndarray, factor: int) -> np.ndarray:
+    """(h // factor, w // factor) grey float32 thumbnail in 8-bit levels of an (h, w, 3) frame."""
+    return grey_of(block_sums(picture, factor), factor, 255 if picture.dtype == np.uint8 else 65535)
 
 
 def _phase_peaks(prev: np.ndarray, cur: np.ndarray, count: int = 3) -> list[tuple[float, float]]:

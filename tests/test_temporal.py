@@ -826,6 +826,30 @@ def test_colour_thumbnail_is_the_block_mean_in_eight_bit_levels() -> None:
         assert np.allclose(colour_thumbnail(wide, (8, 5), factor), want.numpy(), atol=1e-3)
 
 
+def test_prepare_makes_both_thumbnails_from_one_pass() -> None:
+    """The decoding thread sums each frame's blocks once for the grey thumbnail and the
+    colour one: the same floats as each made on its own, 8-bit and 16-bit frames alike."""
+    from ganime.motion import thumbnail
+    from ganime.temporal.records import colour_thumbnail
+
+    rng = np.random.default_rng(5)
+    options = TemporalOptions()
+    for dtype, top in ((np.uint8, 255), (np.uint16, 65535)):
+        source = rng.integers(0, top + 1, (123, 170, 3), dtype=dtype)
+        geometry = Geometry.of(compute_layout(170, 123), 20)
+        analysis = ShotAnalysis(geometry, options, TemporalStats())
+        p = analysis.prepare(video.Frame(source, 0, Fraction(1, 24)))
+        c = geometry.layout.content
+        pic = source[c.y : c.bottom, c.x : c.right]
+        assert geometry.factor > 1 and p.thumb.shape == (
+            pic.shape[0] // geometry.factor,
+            pic.shape[1] // geometry.factor,
+        )
+        assert np.array_equal(p.thumb, thumbnail(pic, geometry.factor))
+        wide = torch.from_numpy(pic.astype(np.int32)) if dtype == np.uint16 else torch.from_numpy(pic)
+        assert np.array_equal(p.colour, colour_thumbnail(wide, p.thumb.shape, geometry.factor))
+
+
 def test_a_fade_is_not_a_new_drawing_for_the_masks() -> None:
     """A held drawing fading in (every level scaled) keeps its mask once the light the
     shot analysis measured is undone; a real change under the same fade does not."""

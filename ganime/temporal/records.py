@@ -11,7 +11,7 @@ import torch
 from .. import video
 from ..geometry import Layout
 from ..models.classical import dilate
-from ..motion import IDENTITY, Match, Similarity, sample_grid, span, taps, whole
+from ..motion import IDENTITY, Match, Similarity, block_sums, sample_grid, span, taps, whole
 
 # Levels of mean brightness a held drawing's picture may drift from the frame its sides
 # were made for (a slow fade) before the sides are made again. At ``hold`` (0.6) a clip
@@ -201,11 +201,12 @@ def colour_thumbnail(picture: torch.Tensor, shape: tuple[int, ...], factor: int)
     """(th, tw, 3) block means of a (h, w, 3) picture (uint8 or int32 16-bit samples), 8-bit levels."""
     th, tw = shape
     if picture.dtype == torch.uint8:
-        # Block sums in integers (rows of each block, then its columns; exact), one division
-        # last: the same floats as a float mean, at half the cost, on every frame.
-        x = picture[: th * factor, : tw * factor].numpy().reshape(th, factor, tw * factor * 3)
-        rows = x.sum(axis=1, dtype=np.uint16 if factor * 255 < 1 << 16 else np.uint32)
-        sums = rows.reshape(th, tw, factor, 3).sum(axis=2, dtype=np.uint32)
-        return sums.astype(np.float32) / np.float32(factor * factor)
+        return colour_of(block_sums(picture[: th * factor, : tw * factor].numpy(), factor), factor)
     pic = picture[: th * factor, : tw * factor].float() / 257.0  # 16-bit samples
     return pic.view(th, factor, tw, factor, 3).mean(dim=(1, 3)).numpy()
+
+
+def colour_of(sums: np.ndarray, factor: int) -> np.ndarray:
+    """The colour thumbnail (8-bit levels) of an 8-bit frame's ``motion.block_sums``: exact
+    integer sums, one division last (the same floats as a float mean, at half the cost)."""
+    return sums.astype(np.float32) / np.float32(factor * factor)

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from .. import video
-from ..motion import IDENTITY, Match, Similarity, match, thumbnail, to_frame, to_thumb
+from ..motion import IDENTITY, Match, Similarity, block_sums, grey_of, match, to_frame, to_thumb
 from .options import TemporalOptions, TemporalStats
-from .records import Entry, Geometry, Prepared, colour_thumbnail
+from .records import Entry, Geometry, Prepared, colour_of, colour_thumbnail
 
 
 class ShotAnalysis:
@@ -47,14 +47,20 @@ class ShotAnalysis:
         picture = torch.from_numpy(np.ascontiguousarray(pic))
         if picture.dtype == torch.uint16:
             picture = picture.to(torch.int32)
-        thumb = thumbnail(pic, self.factor)
+        # The grey thumbnail and the colour one from the same block sums: the frame is read once.
+        sums = block_sums(pic, self.factor)
+        thumb = grey_of(sums, self.factor, 255 if pic.dtype == np.uint8 else 65535)
         contrast = float(thumb.std(ddof=1))
         prev, m, hint = self._prepared, None, None
         if prev is not None and min(prev.contrast, contrast) >= self.options.blank and prev.thumb.shape == thumb.shape:
             # What _decide_if_plain measures when the previous frame anchors this one.
             hint = prev.match.motion if prev.match is not None else None
             m = match(prev.thumb, thumb, hint)
-        colour = colour_thumbnail(picture, thumb.shape, self.factor) if self.options.moving > 0 else None
+        colour = None
+        if self.options.moving > 0 and pic.dtype == np.uint8:
+            colour = colour_of(sums, self.factor)
+        elif self.options.moving > 0:
+            colour = colour_thumbnail(picture, thumb.shape, self.factor)
         p = Prepared(frame, picture, thumb, contrast, m, hint, colour)
         self._prepared = p
         return p
