@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 
@@ -94,6 +95,45 @@ def test_a_cartoon_character_is_found(seed: int) -> None:
     mask = segment.load()(torch.from_numpy(drawn).permute(2, 0, 1)[None].float() / 255)[0, 0].numpy()
     assert mask.shape == truth.shape
     assert mask[truth].mean() > 0.8 and mask[~truth].mean() < 0.2
+
+
+def test_bfloat16_stages_hand_on_what_each_stage_would_round_to() -> None:
+    """Stages in bfloat16 pass their outputs on without a round trip through float32:
+    the output is the one of every stage taking float32 in and giving float32 out,
+    to the bit (the upsampling between stages still computed in float32)."""
+    torch.manual_seed(0)
+    net = segment.U2Net().eval()
+    for p in net.parameters():  # weights of a trained net's size, not the init's
+        p.data.normal_(0, 0.05)
+    fast = segment.U2Net().eval()
+    fast.load_state_dict(net.state_dict())
+    segment._bf16_stages(fast)
+    stages = [copy.deepcopy(s) for s in (*net.encoder, *net.decoder)]
+    low = [i != len(net.encoder) + segment._FLOAT_DECODER for i in range(len(stages))]
+    bf16 = [
+        s.to(torch.bfloat16) if lo else s for s, lo in zip(stages, low, strict=True)
+    ]  # as the segmenter rounds them
+
+    def stage(k: int, x: torch.Tensor) -> torch.Tensor:
+        return bf16[k](x.to(torch.bfloat16)).float() if low[k] else bf16[k](x)
+
+    x = torch.rand(1, 3, 96, 80)
+    with torch.no_grad():
+        skips, h = [], x
+        for i in range(len(net.encoder)):
+            h = stage(i, h)
+            skips.append(h)
+            if i < len(net.encoder) - 1:
+                h = F.max_pool2d(h, 2, 2, ceil_mode=True)
+        decoded = [h]
+        for j, skip in enumerate(reversed(skips[:-1])):
+            h = stage(len(net.encoder) + j, torch.cat((segment._resize(h, skip), skip), 1))
+            decoded.append(h)
+        sides = [conv(f) for conv, f in zip(net.sides, reversed(decoded), strict=True)]
+        want = net.fuse(torch.cat([sides[0], *(segment._resize(s, sides[0]) for s in sides[1:])], 1))
+        got = fast(x)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert fast.encoder[0](x).dtype == torch.bfloat16  # handed on as it is, no copy to float32
 
 
 def test_the_bfloat16_stages_keep_the_float32_masks() -> None:

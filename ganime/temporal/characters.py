@@ -147,7 +147,7 @@ class CharacterMasks:
 
     A mask is found once a shot (ahead, on a worker thread, for the shot's first frame)
     and again only where a key frame's or a loose frame's picture changed outside it
-    (docs/temporal.md, "Characters"): U²-Net-p costs 0.14 s a half at 224 on one core (0.24 s in float32).
+    (docs/temporal.md, "Characters"): U²-Net-p costs about 0.12 s a half at 224 on one core (0.24 s in float32).
     """
 
     OVERLAP = 0.6  # each "half" is this share of the picture's width
