@@ -147,12 +147,30 @@ def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[i
 class _Level:
     """One scale: the image padded by the patch radius, its masks and index helpers (flat indices)."""
 
-    def __init__(self, image: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor, r: int) -> None:
-        self.h, self.w = image.shape[-2:]
+    def __init__(
+        self, image: torch.Tensor, hole: torch.Tensor, allowed: torch.Tensor, r: int, masks: _Level | None = None
+    ) -> None:
+        """``masks``: a level made from the same ``hole`` and ``allowed`` (``masks_only``),
+        whose masks and indices are taken instead of made again."""
+        self.image = F.pad(image[None], (r, r, r, r), mode="replicate")[0].flatten(1)  # (3, Hp*Wp)
+        if masks is None:
+            self._masks(hole, allowed, r)
+        else:
+            self.__dict__.update({k: v for k, v in masks.__dict__.items() if k != "image"})
+
+    @classmethod
+    def masks_only(cls, hole: torch.Tensor, allowed: torch.Tensor, r: int) -> _Level:
+        """A level's masks and indices without its picture: what depends only on the hole
+        and the allowed sources (``_Level(..., masks=)`` adds the picture)."""
+        lvl = cls.__new__(cls)
+        lvl._masks(hole, allowed, r)
+        return lvl
+
+    def _masks(self, hole: torch.Tensor, allowed: torch.Tensor, r: int) -> None:
+        self.h, self.w = hole.shape[-2:]
         self.r = r
         self.hp, self.wp = self.h + 2 * r, self.w + 2 * r
-        dev = image.device
-        self.image = F.pad(image[None], (r, r, r, r), mode="replicate")[0].flatten(1)  # (3, Hp*Wp)
+        dev = hole.device
         self.hole = F.pad(hole[None, None].float(), (r, r, r, r), mode="replicate")[0, 0] > 0.5
         ok = F.pad(allowed[None, None].float(), (r, r, r, r), mode="replicate")[0, 0]
         ok = ok * (~self.hole).float()
@@ -334,9 +352,30 @@ class PatchFill(nn.Module):
         estimate: torch.Tensor | None = None
         nnf: torch.Tensor | None = None
         prev: _Level | None = None
+        sizes = {
+            k: (max(1, round(image.shape[-2] / 2**k)), max(1, round(image.shape[-1] / 2**k))) for k in range(levels + 1)
+        }
+        scaled = {}
+        if split:
+            # A band alone: the other thread is idle while the coarse scales search, and
+            # the finer scales' pictures and masks do not depend on what they find: made
+            # there meanwhile, coarse to fine (a tenth of a 1080p key frame's time on
+            # this thread; the same bits).
+            pool = threads.thread(BAND_THREAD)
+
+            def ahead(k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, _Level]:
+                img, hole_k, allowed_k = self._scaled(image, known, allowed, sizes[k])
+                return img, hole_k, allowed_k, _Level.masks_only(hole_k, allowed_k, cfg.patch // 2)
+
+            for k in range(levels - 1, -1, -1):
+                scaled[k] = pool.submit(_as_here(partial(ahead, k)))
         for k in range(levels, -1, -1):
-            size = (max(1, round(image.shape[-2] / 2**k)), max(1, round(image.shape[-1] / 2**k)))
-            img, hole_k, allowed_k = self._scaled(image, known, allowed, size)
+            size = sizes[k]
+            masks = None
+            if k in scaled:
+                img, hole_k, allowed_k, masks = scaled[k].result()
+            else:
+                img, hole_k, allowed_k = self._scaled(image, known, allowed, size)
             if estimate is None:
                 # The coarsest scale: its hole is peeled (every pixel set from the known
                 # ones, whatever it held) unless no patch may be copied there.
@@ -344,10 +383,10 @@ class PatchFill(nn.Module):
                 if lvl.sources.numel() == 0 and lvl.holes.numel() > 0:
                     first = start()
                     estimate = F.interpolate(first[None], size=size, mode="area")[0] if k else first
-                    lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
+                    lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
             else:
                 estimate = F.interpolate(estimate[None], size=size, mode="bilinear", align_corners=False)[0]
-                lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
+                lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
             if lvl.sources.numel() == 0 or lvl.holes.numel() == 0:
                 estimate, prev = lvl.region(), None
                 continue
