@@ -338,13 +338,15 @@ def test_patch_fills_each_side_on_its_own_whichever_thread_runs_it() -> None:
     assert not torch.equal(both[..., :30], image[..., :30])  # filled
 
 
-def test_patch_splits_a_lone_bands_largest_steps_over_two_threads_to_the_same_bits() -> None:
+@pytest.mark.parametrize("height", [136, 330])
+def test_patch_splits_a_lone_bands_largest_steps_over_two_threads_to_the_same_bits(height: int) -> None:
     """A band alone (its strips' context ranges meet) votes and costs its fine scales in
-    chunks, half of them on the band thread: the same bits as all on one thread."""
+    chunks, half of them on the band thread, which has made the finer scales' pictures
+    and masks meanwhile (3 scales at 330 rows): the same bits as all on one thread."""
     truth = torch.cat([_stripes(), _stripes().flip(-1)], dim=-1)[..., :256]
-    truth = F.interpolate(truth, size=(136, 256), mode="bilinear", align_corners=False)
-    mask = torch.zeros(1, 1, 136, 256)
-    mask[..., :70] = mask[..., -70:] = 1  # 19040 hole pixels: two chunks at the finest scale
+    truth = F.interpolate(truth, size=(height, 256), mode="bilinear", align_corners=False)
+    mask = torch.zeros(1, 1, height, 256)
+    mask[..., :70] = mask[..., -70:] = 1  # 19040 hole pixels at 136 rows: two chunks at the finest scale
     image = truth * (1 - mask)
     fill = build_model("patch")
     hole = mask[0, 0] > 0.5
