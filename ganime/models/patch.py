@@ -144,6 +144,14 @@ def _bands(mask: torch.Tensor, context: float, min_context: int) -> list[tuple[i
     return widened_runs(cols, lambda width: max(min_context, math.ceil(context * width)))
 
 
+def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(C, H, W) ``image`` at ``size``, bilinear: the colours on their own, the carried
+    channels (``PatchFill.traced``) apart. CPU torch interpolates 4 channels not quite as
+    it does 3 (1e-7 here and there, with one thread), and a traced fill must be the fill."""
+    up = [F.interpolate(part[None], size=size, mode="bilinear", align_corners=False)[0] for part in image.split(3)]
+    return up[0] if len(up) == 1 else torch.cat(up)
+
+
 class _Level:
     """One scale: the image padded by the patch radius, its masks and index helpers (flat indices)."""
 
@@ -385,7 +393,7 @@ class PatchFill(nn.Module):
                     estimate = F.interpolate(first[None], size=size, mode="area")[0] if k else first
                     lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
             else:
-                estimate = F.interpolate(estimate[None], size=size, mode="bilinear", align_corners=False)[0]
+                estimate = _upsampled(estimate, size)
                 lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
             if lvl.sources.numel() == 0 or lvl.holes.numel() == 0:
                 estimate, prev = lvl.region(), None
