@@ -110,9 +110,8 @@ def test_bfloat16_stages_hand_on_what_each_stage_would_round_to() -> None:
     segment._bf16_stages(fast)
     stages = [copy.deepcopy(s) for s in (*net.encoder, *net.decoder)]
     low = [i != len(net.encoder) + segment._FLOAT_DECODER for i in range(len(stages))]
-    bf16 = [
-        s.to(torch.bfloat16) if lo else s for s, lo in zip(stages, low, strict=True)
-    ]  # as the segmenter rounds them
+    # The same stages, rounded as the segmenter rounds them.
+    bf16 = [s.to(torch.bfloat16) if lo else s for s, lo in zip(stages, low, strict=True)]
 
     def stage(k: int, x: torch.Tensor) -> torch.Tensor:
         return bf16[k](x.to(torch.bfloat16)).float() if low[k] else bf16[k](x)

@@ -391,7 +391,7 @@ class PatchFill(nn.Module):
                 if lvl.sources.numel() == 0 and lvl.holes.numel() > 0:
                     first = start()
                     estimate = F.interpolate(first[None], size=size, mode="area")[0] if k else first
-                    lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
+                    lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2)
             else:
                 estimate = _upsampled(estimate, size)
                 lvl = _Level(torch.where(hole_k, estimate, img), hole_k, allowed_k, cfg.patch // 2, masks)
