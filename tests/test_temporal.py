@@ -761,6 +761,73 @@ def test_one_half_of_a_mask_is_the_same_as_that_half_of_the_whole() -> None:
     assert (left | right).equal(whole)
 
 
+def test_grown_within_keeps_the_parts_the_seeds_touch() -> None:
+    from ganime.temporal.characters import grown_within
+
+    within = torch.zeros(40, 60, dtype=torch.bool)
+    within[5:30, 2:12] = True  # an arm...
+    within[25:30, 12:40] = True  # ...joined to a body
+    within[5:15, 50:58] = True  # something apart
+    seeds = torch.zeros_like(within)
+    seeds[28, 38] = True
+    got = grown_within(seeds, within)
+    assert got.equal(within & (torch.arange(60) < 45)[None, :])  # arm and body, not the rest
+    assert not grown_within(torch.zeros_like(within), within).any()
+
+
+def test_a_straight_cut_where_a_half_stops_looking_is_found() -> None:
+    """A character one half finds up to the line where that half's view ends, with
+    nothing found beside it, is cut there; one that goes on across the line, or ends
+    before it, is not."""
+    from ganime.temporal.characters import CharacterMasks
+
+    masks = CharacterMasks(TemporalOptions(), CPU)
+    (_, half), (start, _) = masks.halves(128)
+    g = masks.grow
+    mask = torch.zeros(96, 128, dtype=torch.bool)
+    mask[20:80, start - g : start + 40] = True  # the right half's character, cut by its first column
+    cuts = masks._cuts(mask)
+    assert len(cuts) == 1 and cuts[0][1] == start and int(cuts[0][0].sum()) == 60
+    mask[20:80, start - g - 10 : start - g] = True  # the left half found it there too
+    assert masks._cuts(mask) == []
+    mask[:] = False
+    mask[30:60, 40 : half - 1 + g + 1] = True  # the left half's, cut by its last column
+    assert [line for _, line in masks._cuts(mask)] == [half]
+    mask[:] = False
+    mask[30:31, start - g : start + 10] = True  # one row: a thin line, not a cut character
+    assert masks._cuts(mask) == []
+
+
+def test_a_character_cut_by_the_halves_is_made_whole() -> None:
+    """A character across the middle of the picture, half of which the left half of
+    the picture does not call a character: the mask of the halves ends in a straight
+    line through it; a look centred on that line finds the rest. Found ahead on the
+    worker, the mask is the same bits."""
+    from ganime.temporal.characters import CharacterMasks
+
+    background = synthetic.paint_background(171, 96, seed=3)[:, 21:149].copy()
+    picture = background.copy()
+    synthetic._draw_character(picture, 60, 96 * 0.9, 60, 0)
+    truth = torch.from_numpy(np.abs(picture.astype(int) - background.astype(int)).sum(-1) > 0)
+    pic = torch.from_numpy(np.ascontiguousarray(picture))
+    halves = CharacterMasks(TemporalOptions(character_join=False), CPU)(pic, 255.0)
+    masks = CharacterMasks(TemporalOptions(), CPU)
+    try:
+        joined = masks(pic, 255.0)
+        assert halves is not None and joined is not None and masks._cuts(halves)
+
+        def covered(m: torch.Tensor) -> float:
+            return float((m & truth).sum() / truth.sum())
+
+        assert covered(halves) < 0.6 and covered(joined) > 0.8
+        assert float((joined & ~truth).sum() - (halves & ~truth).sum()) < 0.05 * float((~truth).sum())
+        assert (joined | halves).equal(joined)  # only added to
+        assert masks.ahead(0, pic, 255.0)
+        assert torch.equal(masks(pic, 255.0, key=0), joined)
+    finally:
+        masks.close()
+
+
 def test_a_change_by_one_edge_finds_that_half_of_the_mask_only() -> None:
     """A character that comes in by the right edge calls for the right half's characters
     only: the left half keeps the shot's mask (half the segmenter's cost)."""

@@ -70,6 +70,21 @@ def moved_mask(
     return out & torch.from_numpy(rows)[:, None] & torch.from_numpy(cols)[None, :]
 
 
+def grown_within(seeds: torch.Tensor, within: torch.Tensor, step: int = 4) -> torch.Tensor:
+    """The parts of ``within`` ((h, w) bool) connected to ``seeds``, traced on a grid of
+    ``step`` pixels (a gap narrower than that joins; the result stays inside ``within``)."""
+    h, w = within.shape
+    pad = (0, -w % step, 0, -h % step)
+    coarse = F.max_pool2d(F.pad(within.float(), pad)[None, None], step)[0, 0] > 0
+    grown = (F.max_pool2d(F.pad(seeds.float(), pad)[None, None], step)[0, 0] > 0) & coarse
+    while True:  # each round one coarse pixel further: as many rounds as the longest path
+        wider = dilate(grown, 1) & coarse
+        if torch.equal(wider, grown):
+            break
+        grown = wider
+    return grown.repeat_interleave(step, 0).repeat_interleave(step, 1)[:h, :w] & within
+
+
 def same_drawing(
     thumb_then: np.ndarray,
     then: Similarity,
@@ -143,7 +158,8 @@ class CharacterMasks:
     its own (60 % of its width each, as far as ``patch`` takes sources and more), and
     keeps its own probabilities (``stretch=False``): a half with nothing in front stays
     low (under 0.1 on the backgrounds of the eval clips) instead of being stretched
-    until a table edge reads as a character.
+    until a table edge reads as a character. A character the halves cut where one of
+    them stops looking is made whole from one more look centred on the cut (``join``).
 
     A mask is found once a shot (ahead, on a worker thread, for the shot's first frame)
     and again only where a key frame's or a loose frame's picture changed outside it
@@ -159,15 +175,22 @@ class CharacterMasks:
 
     AHEAD = 8  # masks found ahead and kept, at most (each holds its picture until found)
 
+    # A character one half finds up to the line where that half's view ends, with nothing
+    # found beside it there, on at least this share of the rows, is cut by the line: the
+    # other half saw only part of it and did not call it one (``join``).
+    CUT_ROWS = 0.02
+
     def __init__(self, options: TemporalOptions, device: torch.device) -> None:
         self.level = options.character_level
         self.grow = options.character_grow
+        self.joins = options.character_join
         self.device = device
         self._segmenter: segment.Segmenter | None = None
         self._lock = threading.Lock()
         # Per frame started ahead: its mask, or on the CPU its two halves' probabilities.
         self._ahead: OrderedDict[int, list[Future]] = OrderedDict()
         self.taken_ahead = 0  # masks asked for that had been found ahead
+        self.views = 0  # looks at a cut character (``join``), beside the halves
 
     def ahead(self, key: int, picture: torch.Tensor, scale: float) -> bool:
         """Start finding the characters of a picture that will likely be asked for as
@@ -185,7 +208,9 @@ class CharacterMasks:
             return False
         pool = threads.thread(MASK_THREAD)
         if self.device.type == "cpu":  # each half on its own: the engine may take one (``__call__``)
-            self._ahead[key] = [pool.submit(self._half, picture, scale, i) for i in (0, 1)]
+            halves = [pool.submit(self._half, picture, scale, i) for i in (0, 1)]
+            # Then, on the same thread, the mask joined where the halves cut a character.
+            self._ahead[key] = [*halves, pool.submit(self._joined_ahead, picture, scale, halves)]
         else:
             self._ahead[key] = [pool.submit(self._find, picture, scale)]
         return True
@@ -232,9 +257,14 @@ class CharacterMasks:
         # A half the worker has not begun is found here, while it finds the other: a shot
         # start decoded shortly before it is rendered (held drawings render fast) is
         # often asked for before its mask is done. The same bits either way.
-        probs = [None if f.cancel() else f for f in parts]
-        probs = [self._half(picture, scale, i) if f is None else f for i, f in enumerate(probs)]
-        mask = self._mask(picture.shape[:2], *(p if isinstance(p, torch.Tensor) else p.result() for p in probs))
+        probs = [None if f.cancel() else f for f in parts[:2]]
+        if all(f is not None for f in probs):  # the worker found both: it joins them too
+            mask = parts[2].result()[0]
+        else:
+            parts[2].cancel()
+            probs = [self._half(picture, scale, i) if f is None else f for i, f in enumerate(probs)]
+            mask = self._mask(picture.shape[:2], *(p if isinstance(p, torch.Tensor) else p.result() for p in probs))
+            mask = self.join(picture, scale, mask)
         done: Future = Future()
         done.set_result(mask)
         self._ahead[key] = [done]  # asked for again by the frames that share it
@@ -256,6 +286,61 @@ class CharacterMasks:
     def _half(self, picture: torch.Tensor, scale: float, which: int) -> torch.Tensor:
         """The segmenter's probabilities (1, 1, h, w') over one half (0: left, 1: right)."""
         return self._segmenter_now()(self._halves(picture, scale)[which], stretch=False)
+
+    def _joined_ahead(
+        self, picture: torch.Tensor, scale: float, halves: list[Future]
+    ) -> tuple[torch.Tensor | None] | None:
+        """On the mask thread, after the halves found ahead: their mask, joined (``join``);
+        None where the engine took a half (it joins then)."""
+        if any(f.cancelled() for f in halves):
+            return None
+        return (self.join(picture, scale, self._mask(picture.shape[:2], *(f.result() for f in halves))),)
+
+    def _cuts(self, mask: torch.Tensor) -> list[tuple[torch.Tensor, int]]:
+        """Per line where a half stops looking that cuts a character of ``mask`` (as
+        ``_mask`` gives it, widened) on at least ``CUT_ROWS`` of the rows, with none
+        beside it there: ((h, w) bool, the cut; the line's column)."""
+        h, w = mask.shape
+        (_, half), (start, _) = self.halves(w)
+        found = []
+        # The right half's characters end at its first column, the left's at its last,
+        # each widened by ``grow``; the column beyond is the other half's alone.
+        for line, col, beyond in ((start, start - self.grow, -1), (half, half - 1 + self.grow, 1)):
+            if 0 < col < w - 1:
+                cut = torch.zeros_like(mask)
+                cut[:, col] = mask[:, col] & ~mask[:, col + beyond]
+                if int(cut.sum()) >= max(2, self.CUT_ROWS * h):
+                    found.append((cut, line))
+        return found
+
+    def join(self, picture: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """``mask`` (both halves' characters) with those it cuts made whole.
+
+        A character across the middle of the picture is seen whole by one half and in
+        part by the other, which may not call that part a character: the mask then ended
+        in a straight vertical line through a hood or a head of hair (on 28 of 62 frames
+        of the eval clips), and what lay beyond it could be copied into a side. Where
+        that happens (``_cuts``) the segmenter looks once more, at a window as wide as a
+        half centred on the line, where the character is in the middle, and what it finds
+        there connected to the cut is added. (A look at the whole picture also finds
+        what lies further, an arm, but spread over the background on some frames: the
+        dark wall behind `anime_lofi`'s girl, most of an `anime_cuts` frame.)
+        """
+        if mask is None or not self.joins:
+            return mask
+        w = mask.shape[1]
+        width = self.halves(w)[0][1]
+        joined = mask
+        for cut, line in self._cuts(mask):
+            x0 = min(max(0, line - width // 2), w - width)
+            view = picture[:, x0 : x0 + width].permute(2, 0, 1)[None].float().div_(scale)
+            found = torch.zeros_like(mask)
+            found[:, x0 : x0 + width] = self._segmenter_now()(view, stretch=False)[0, 0].cpu() > self.level
+            with self._lock:  # (the worker and the engine both join)
+                self.views += 1
+            part = grown_within(dilate(cut, 2 * self.grow) & found, found)
+            joined = joined | dilate(part, self.grow)
+        return joined
 
     def _find(
         self, picture: torch.Tensor, scale: float, here: bool = False, sides: tuple[bool, bool] = (True, True)
@@ -280,7 +365,8 @@ class CharacterMasks:
             first, second = seg(halves[0], stretch=False), pending.result()
         else:
             first, second = seg(halves[0], stretch=False), seg(halves[1], stretch=False)
-        return self._mask(picture.shape[:2], first, second)
+        mask = self._mask(picture.shape[:2], first, second)
+        return self.join(picture, scale, mask) if all(sides) else mask
 
     def _mask(
         self, shape: tuple[int, ...], first: torch.Tensor | None, second: torch.Tensor | None
@@ -372,6 +458,7 @@ class ShotCharacters:
         """End the masks found ahead (the stream has ended)."""
         self.masks.close()
         self.stats.masks_ahead = self.masks.taken_ahead
+        self.stats.join_views = self.masks.views
 
     def for_key(self, t: Entry) -> torch.Tensor | None:
         """(h, pic_w) bool: the characters of key frame t's picture (None: none).
@@ -433,8 +520,8 @@ class ShotCharacters:
                 old = torch.zeros(t.picture.shape[:2], dtype=torch.bool) if moved is None else moved.clone()
                 old[:, : kept[0]] = False
                 old[:, kept[1] :] = False
-                chars = old if new is None else new | old
-                self.chars = chars if bool(chars.any()) else None
+                chars = self.masks.join(t.picture, scale, old if new is None else new | old)
+                self.chars = chars if chars is not None and bool(chars.any()) else None
                 self.stats.half_masks += 1
         if all(sides):
             self.chars = self.masks(t.picture, scale, key=t.index)

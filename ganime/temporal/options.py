@@ -63,6 +63,10 @@ class TemporalOptions:
             with the sides, so the side continues the background around them (off: they
             steer the layout as what moves does). Off: 0.3784 against 0.3767 on the tuning
             clips (docs/temporal.md, "Characters").
+        character_join: a character cut by the line where one half of the picture the
+            segmenter looks at ends (the other half saw only part of it and did not call
+            it one) is made whole from a look at the whole picture
+            (``CharacterMasks.join``).
         character_every: a frame that leans on its own fill finds its characters again
             (where its drawing changed outside the shot's mask) only once the mask is
             this many frames old. 1: 75 masks on 15 s of the DVD cartoon, 4: 57, but then
@@ -107,6 +111,7 @@ class TemporalOptions:
     character_level: float = 0.5
     character_grow: int = 4
     character_behind: bool = False
+    character_join: bool = True
     character_every: int = 1
     masks_ahead: bool = True
     provenance: bool = False
@@ -134,6 +139,7 @@ class TemporalStats:
     masks_ahead: int = 0  # of those, found ahead on the worker thread (TemporalOptions.masks_ahead)
     masks_moved: int = 0  # key frames that took the shot's mask moved with the camera (the same drawing)
     half_masks: int = 0  # of character_masks, those found for one half of the picture (the other's drawing held)
+    join_views: int = 0  # segmenter looks at characters the halves cut (TemporalOptions.character_join)
     copied: float = 0.0  # sum over frames of the share of side pixels copied from characters (provenance)
     traced: int = 0  # frames whose provenance was traced
 

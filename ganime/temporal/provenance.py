@@ -59,12 +59,14 @@ class Provenance:
         self._tracer: CharacterMasks | None = None
         self._traced_chars: tuple[int, torch.Tensor | None] | None = None
         if options.provenance:
-            # Always the default masks, whatever this run's ``character_level`` and
-            # ``character_grow``: the figures of runs with other settings then compare.
+            # Always the default masks, whatever this run's ``character_level``,
+            # ``character_grow`` and ``character_join``: the figures of runs with other
+            # settings then compare.
             standard = TemporalOptions()
-            same = (options.character_level, options.character_grow) == (
+            same = (options.character_level, options.character_grow, options.character_join) == (
                 standard.character_level,
                 standard.character_grow,
+                standard.character_join,
             )
             self._tracer = characters if same and characters else None
             if self._tracer is None:
