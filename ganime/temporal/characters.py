@@ -85,6 +85,21 @@ def grown_within(seeds: torch.Tensor, within: torch.Tensor, step: int = 4) -> to
     return grown.repeat_interleave(step, 0).repeat_interleave(step, 1)[:h, :w] & within
 
 
+def joined_across(
+    mask: torch.Tensor, looks: list[tuple[torch.Tensor, torch.Tensor]], grow: int, limit: float
+) -> torch.Tensor:
+    """``mask`` ((h, w) bool, widened by ``grow``) with, per (cut, found) of ``looks``,
+    what ``found`` (a look at the cut, not widened) holds connected to the cut, widened
+    like the mask; unless that adds more than ``limit`` times the character of ``mask``
+    the cut belongs to (``CharacterMasks.JOIN_MAX``)."""
+    joined = mask
+    for cut, found in looks:
+        part = dilate(grown_within(dilate(cut, 2 * grow) & found, found), grow) & ~mask
+        if float(part.sum()) <= limit * float(grown_within(cut, mask).sum()):
+            joined = joined | part
+    return joined
+
+
 def same_drawing(
     thumb_then: np.ndarray,
     then: Similarity,
@@ -179,6 +194,17 @@ class CharacterMasks:
     # found beside it there, on at least this share of the rows, is cut by the line: the
     # other half saw only part of it and did not call it one (``join``).
     CUT_ROWS = 0.02
+    # ... and on at least half of those rows it reaches this share of a half's width into
+    # the half from the line. A thin strip along the line is the half's own edge marked
+    # (the segmenter sees a border there), not a character: on 4 of 12 frames of the
+    # 640x480 benchmark clip a 10-20 px strip, which a look at the cut never completed.
+    CUT_REACH = 0.1
+    # A look at a cut adds at most this share of the character it completes (what the
+    # halves found of it): the half that found it saw it whole or nearly. On a 3D film
+    # the segmenter marks a staircase, and the look at it spread over the rest of the
+    # stairs (as much again: `3d_sintel`, frame 0); on the tuning clips' frames and the
+    # 640x480 benchmark clip's a look added 0-0.38 of the character.
+    JOIN_MAX = 0.5
 
     def __init__(self, options: TemporalOptions, device: torch.device) -> None:
         self.level = options.character_level
@@ -302,15 +328,22 @@ class CharacterMasks:
         beside it there: ((h, w) bool, the cut; the line's column)."""
         h, w = mask.shape
         (_, half), (start, _) = self.halves(w)
+        reach = max(1, round(self.CUT_REACH * half))
         found = []
         # The right half's characters end at its first column, the left's at its last,
         # each widened by ``grow``; the column beyond is the other half's alone.
         for line, col, beyond in ((start, start - self.grow, -1), (half, half - 1 + self.grow, 1)):
             if 0 < col < w - 1:
+                rows = mask[:, col] & ~mask[:, col + beyond]
+                if int(rows.sum()) < max(2, self.CUT_ROWS * h):
+                    continue
+                a, b = (col, col + reach) if beyond < 0 else (max(0, col - reach + 1), col + 1)
+                inside = mask[rows][:, a:b]  # into the half that found it
+                if float(inside.all(dim=1).float().mean()) < 0.5:
+                    continue
                 cut = torch.zeros_like(mask)
-                cut[:, col] = mask[:, col] & ~mask[:, col + beyond]
-                if int(cut.sum()) >= max(2, self.CUT_ROWS * h):
-                    found.append((cut, line))
+                cut[:, col] = rows
+                found.append((cut, line))
         return found
 
     def join(self, picture: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -330,7 +363,7 @@ class CharacterMasks:
             return mask
         w = mask.shape[1]
         width = self.halves(w)[0][1]
-        joined = mask
+        looks = []
         for cut, line in self._cuts(mask):
             x0 = min(max(0, line - width // 2), w - width)
             view = picture[:, x0 : x0 + width].permute(2, 0, 1)[None].float().div_(scale)
@@ -338,9 +371,8 @@ class CharacterMasks:
             found[:, x0 : x0 + width] = self._segmenter_now()(view, stretch=False)[0, 0].cpu() > self.level
             with self._lock:  # (the worker and the engine both join)
                 self.views += 1
-            part = grown_within(dilate(cut, 2 * self.grow) & found, found)
-            joined = joined | dilate(part, self.grow)
-        return joined
+            looks.append((cut, found))
+        return joined_across(mask, looks, self.grow, self.JOIN_MAX)
 
     def _find(
         self, picture: torch.Tensor, scale: float, here: bool = False, sides: tuple[bool, bool] = (True, True)
