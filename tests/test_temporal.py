@@ -777,8 +777,8 @@ def test_grown_within_keeps_the_parts_the_seeds_touch() -> None:
 
 def test_a_straight_cut_where_a_half_stops_looking_is_found() -> None:
     """A character one half finds up to the line where that half's view ends, with
-    nothing found beside it, is cut there; one that goes on across the line, or ends
-    before it, is not."""
+    nothing found beside it, is cut there; one that goes on across the line is not,
+    nor a single row or a thin strip along the line (the half's own edge marked)."""
     from ganime.temporal.characters import CharacterMasks
 
     masks = CharacterMasks(TemporalOptions(), CPU)

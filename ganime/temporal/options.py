@@ -65,8 +65,9 @@ class TemporalOptions:
             clips (docs/temporal.md, "Characters").
         character_join: a character cut by the line where one half of the picture the
             segmenter looks at ends (the other half saw only part of it and did not call
-            it one) is made whole from a look at the whole picture
-            (``CharacterMasks.join``).
+            it one) is made whole from one more look, centred on the cut
+            (``CharacterMasks.join``): on `anime_cuts` the masks without it let 0.55 %
+            of the sides come from characters, 0.0016 % with it.
         character_every: a frame that leans on its own fill finds its characters again
             (where its drawing changed outside the shot's mask) only once the mask is
             this many frames old. 1: 75 masks on 15 s of the DVD cartoon, 4: 57, but then
