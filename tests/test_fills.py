@@ -416,6 +416,29 @@ def test_patch_continues_the_background_behind_a_character() -> None:
         assert layout(model(image, mask, torch.where(hidden < 0, hidden, torch.zeros_like(hidden))))[0] == 0
 
 
+def test_patch_hardly_changes_for_a_few_more_pixels_of_character() -> None:
+    """A character mask a few pixels larger changes the sides where those pixels were
+    sources, not everywhere: the random search draws per position, so one source or
+    target more shifts no other draw (drawn from a list, it redrew whole sides)."""
+    from ganime import synthetic
+
+    world = synthetic.paint_background(214, 120, seed=4)
+    image = torch.from_numpy(world).permute(2, 0, 1)[None].float() / 255
+    mask = torch.zeros(1, 1, 120, 214)
+    mask[..., :27] = mask[..., -27:] = 1
+    image = image * (1 - mask)
+    source = 1 - mask
+    source[..., 40:100, 90:130] = -1  # a character in the middle of the picture
+    wider = source.clone()
+    wider[..., 38:40, 90:96] = -1  # 12 pixels more of it
+    model = build_model("patch")
+    with torch.inference_mode():
+        a, b = model(image, mask, source), model(image, mask, wider)
+    sides = mask.expand_as(a) > 0.5
+    changed = ((a - b).abs() > 8 / 255) & sides
+    assert float(changed.sum()) < 0.01 * float(sides.sum())  # (drawn from a list: 6 %)
+
+
 def test_patch_traces_what_it_copied_from_a_character() -> None:
     """``traced`` says where each generated pixel came from: on the sides, its trace of the
     magenta character matches where magenta went (how eval's copied-character figure was

@@ -16,7 +16,8 @@ fill remains where no patch fits (a band with no picture beside it).
 
 Everything is vectorised in torch (whole nearest-neighbour fields at a time, Jacobi
 propagation as on a GPU), so it runs on CPU and CUDA alike, and it is deterministic:
-its random search is seeded, so the same frame gives the same sides.
+its random search is seeded, so the same frame gives the same sides, and drawn per
+position, so a mask a few pixels larger changes the sides only near what it changed.
 
 ``forward(image, mask, source=None)``: ``source`` (N, 1, H, W), where given, marks the
 known pixels patches may be taken from (1) and those they may not (0): the temporal
@@ -150,6 +151,15 @@ def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     it does 3 (1e-7 here and there, with one thread), and a traced fill must be the fill."""
     up = [F.interpolate(part[None], size=size, mode="bilinear", align_corners=False)[0] for part in image.split(3)]
     return up[0] if len(up) == 1 else torch.cat(up)
+
+
+def _drawn(gen: torch.Generator, low: int, high: int, lvl: _Level) -> torch.Tensor:
+    """Random integers in [low, high) for the level's targets, drawn for every position of
+    the level and read at the targets: each target's draw depends on where it is, not on
+    how many targets and sources there are. Drawn per target, a mask 60 pixels larger
+    shifted every draw after it, and the sides of a whole shot came out another collage
+    (`anime_lofi`: strip LPIPS 0.6386 -> 0.6555 for those 60 pixels)."""
+    return torch.randint(low, high, (lvl.hp * lvl.wp,), generator=gen).to(lvl.targets.device)[lvl.targets]
 
 
 class _Level:
@@ -483,8 +493,9 @@ class PatchFill(nn.Module):
         self, lvl: _Level, prev: _Level | None, prev_nnf: torch.Tensor | None, gen: torch.Tensor
     ) -> torch.Tensor:
         """Source centre (flat, padded) per target: the coarser field scaled up, else random."""
-        n = lvl.targets.numel()
-        rand = lvl.sources[torch.randint(lvl.sources.numel(), (n,), generator=gen).to(lvl.sources.device)]
+        rand = lvl.sources[
+            torch.searchsorted(lvl.sources, _drawn(gen, 0, lvl.hp * lvl.wp, lvl)).clamp_(max=lvl.sources.numel() - 1)
+        ]  # a random position's next source in raster order (``_drawn``)
         if prev is None or prev_nnf is None:
             return rand
         r = lvl.r
@@ -607,8 +618,8 @@ class PatchFill(nn.Module):
             radius = max(lvl.h, lvl.w) // 2
             while radius >= 1:
                 sy, sx = lvl.yx(nnf)
-                ry = torch.randint(-radius, radius + 1, sy.shape, generator=gen).to(dev)
-                rx = torch.randint(-radius, radius + 1, sx.shape, generator=gen).to(dev)
+                ry = _drawn(gen, -radius, radius + 1, lvl)
+                rx = _drawn(gen, -radius, radius + 1, lvl)
                 ny = (sy + ry).clamp(lvl.r, lvl.r + lvl.h - 1)
                 nx = (sx + rx).clamp(lvl.r, lvl.r + lvl.w - 1)
                 attempt(lvl.flat(ny, nx), torch.ones_like(ny, dtype=torch.bool))
