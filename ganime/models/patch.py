@@ -154,21 +154,12 @@ def _upsampled(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _drawn(gen: torch.Generator, low: int, high: int, lvl: _Level) -> torch.Tensor:
-    """Random integers in [low, high) for the level's targets, a hash of each target's
-    position and a key drawn from ``gen``: each target's draw depends on where it is, not
-    on how many targets and sources there are. Drawn from ``gen`` per target, a mask 60
-    pixels larger shifted every draw after it, and the sides of a whole shot came out
-    another collage (`anime_lofi`: strip LPIPS 0.6386 -> 0.6555 for those 60 pixels).
-    (Drawn from ``gen`` for every position of the level instead: a tenth more time.)"""
-    key = int(torch.randint(2**31 - 1, (1,), generator=gen))
-    # A 31-bit integer hash (multiply, xor-shift), every product under 2**62.
-    x = (lvl.targets * 0x2545F491 + key) & 0x7FFFFFFF
-    x ^= x >> 15
-    x = (x * 0x2C1B3C6D) & 0x7FFFFFFF
-    x ^= x >> 12
-    x = (x * 0x297A2D39) & 0x7FFFFFFF
-    x ^= x >> 15
-    return x % (high - low) + low
+    """Random integers in [low, high) for the level's targets, drawn for every position of
+    the level and read at the targets: each target's draw depends on where it is, not on
+    how many targets and sources there are. Drawn per target, a mask 60 pixels larger
+    shifted every draw after it, and the sides of a whole shot came out another collage
+    (`anime_lofi`: strip LPIPS 0.6386 -> 0.6555 for those 60 pixels)."""
+    return torch.randint(low, high, (lvl.hp * lvl.wp,), generator=gen).to(lvl.targets.device)[lvl.targets]
 
 
 class _Level:
